@@ -1,0 +1,224 @@
+"""The pathway catalogue: templates of steps, read from data files.
+
+A template is a list of steps. Each step has a duration in calendar days, a
+calendar that its days must fall on, the resources it uses per day, and lags
+to earlier steps. Nothing product-specific lives in Python: every number is in
+``fixtures/catalogue/pathways.yaml`` and can be edited per site.
+
+Lag convention: a lag measures ``start(this) - anchor(other)`` in days, where
+the anchor is the other step's first day (``anchor: start``) or the day after
+its last day (``anchor: end``). So ``anchor: end, min: 0`` means "the day after
+the other step finishes, at the earliest", and Yescarta's infusion on day 0
+after conditioning on days -5..-3 is ``anchor: end, min: 2``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pathway.errors import InputError, validation_error
+
+
+class StepKind(str, Enum):
+    """What a step is, in the domain's words. The checker keys rules on these."""
+
+    referral = "referral"  # notice periods, e.g. registry donor work-up
+    mobilisation = "mobilisation"  # G-CSF injections before a harvest
+    apheresis = "apheresis"  # collection of cells from the patient at the centre
+    donor_collection = "donor_collection"  # collection from a registry donor
+    processing = "processing"  # lab processing / cryopreservation
+    manufacture = "manufacture"  # CAR-T manufacture (in-house device or commercial)
+    release = "release"  # product received and released at the centre
+    conditioning = "conditioning"  # lymphodepletion or transplant conditioning
+    infusion = "infusion"
+    inpatient = "inpatient"  # admission / daily monitoring
+    monitoring = "monitoring"  # high-risk window after infusion
+
+
+# Steps during which the patient must be physically present (blackouts apply).
+PATIENT_PRESENT_KINDS = frozenset(
+    {StepKind.mobilisation, StepKind.apheresis, StepKind.conditioning, StepKind.infusion, StepKind.inpatient}
+)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ResourceUse(Model):
+    """Use of one resource by a step: ``amount`` units on each day it is used.
+
+    For daily resources the step uses it on every one of its days (or only the
+    first ``days`` of them). For weekly resources (manufacturer slots) one unit
+    is taken in the ISO week of the step's first day.
+    """
+
+    resource: str = Field(min_length=1, description="resource kind, e.g. apheresis_machine")
+    amount: int = Field(default=1, ge=1)
+    days: int | None = Field(default=None, ge=1, description="only the first N days of the step")
+
+
+class Lag(Model):
+    """``min <= start(this step) - anchor(after) <= max`` (days)."""
+
+    after: str = Field(min_length=1, description="name of an earlier step in the same template")
+    anchor: Literal["start", "end"] = "end"
+    min: int = 0
+    max: int | None = None
+    rule: Literal["step_lag", "infusion_window", "release_before_conditioning", "graft_age"] = "step_lag"
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> "Lag":
+        if self.max is not None and self.max < self.min:
+            raise ValueError(f"lag after {self.after!r}: max {self.max} is below min {self.min}, so it can never be met")
+        return self
+
+
+class Step(Model):
+    name: str = Field(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")
+    kind: StepKind
+    duration_days: int = Field(ge=1)
+    max_duration_days: int | None = Field(
+        default=None, ge=1, description="upper bound for a per-patient duration override (e.g. 2 harvest days)"
+    )
+    same_duration_as: str | None = Field(
+        default=None, description="take the (possibly overridden) duration of this earlier step"
+    )
+    calendar: str = Field(default="any_day", description="name of a site calendar")
+    calendar_applies_to: Literal["start", "every_day"] = "start"
+    uses: tuple[ResourceUse, ...] = ()
+    lags: tuple[Lag, ...] = ()
+    note: str = ""
+
+    @property
+    def patient_present(self) -> bool:
+        return self.kind in PATIENT_PRESENT_KINDS
+
+
+class Washout(Model):
+    """A step of ``before`` kind may start no sooner than ``days`` after the last ``agent``."""
+
+    agent: str = Field(min_length=1)
+    before: StepKind
+    days: int = Field(ge=1)
+    note: str = ""
+
+
+class Template(Model):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str
+    family: Literal["commercial_car_t", "in_house_car_t", "autologous_sct", "allogeneic_sct"]
+    graft_max_age_hours: int | None = Field(default=None, ge=1, description="fresh grafts only")
+    washout_set: str | None = None
+    steps: tuple[Step, ...] = Field(min_length=1)
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Template":
+        seen: set[str] = set()
+        resources_by_step: dict[str, str] = {}
+        for i, step in enumerate(self.steps):
+            where = f"steps[{i}] ({step.name})"
+            if step.name in seen:
+                raise ValueError(f"{where}: step name is used twice")
+            if step.max_duration_days is not None and step.max_duration_days < step.duration_days:
+                raise ValueError(f"{where}: max_duration_days is below duration_days")
+            if step.same_duration_as is not None and step.same_duration_as not in seen:
+                raise ValueError(f"{where}: same_duration_as {step.same_duration_as!r} is not an earlier step")
+            for lag in step.lags:
+                if lag.after not in seen:
+                    raise ValueError(f"{where}: lag after {lag.after!r}, which is not an earlier step")
+            for use in step.uses:
+                if use.resource in resources_by_step:
+                    # Keeping one resource to one step lets every step be booked
+                    # against its own residual capacity (greedy and explanations).
+                    raise ValueError(
+                        f"{where}: resource {use.resource!r} is already used by step "
+                        f"{resources_by_step[use.resource]!r}; fold the use into one step"
+                    )
+                resources_by_step[use.resource] = step.name
+            seen.add(step.name)
+        kinds = [s.kind for s in self.steps]
+        if kinds.count(StepKind.infusion) < 1:
+            raise ValueError("a template needs an infusion step")
+        return self
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+    def steps_of(self, kind: StepKind) -> list[Step]:
+        return [s for s in self.steps if s.kind == kind]
+
+    @property
+    def first_infusion(self) -> Step:
+        return self.steps_of(StepKind.infusion)[0]
+
+
+class Catalogue(Model):
+    washout_sets: dict[str, tuple[Washout, ...]] = {}
+    templates: tuple[Template, ...]
+
+    @model_validator(mode="after")
+    def _references(self) -> "Catalogue":
+        ids = [t.id for t in self.templates]
+        for t in self.templates:
+            if ids.count(t.id) > 1:
+                raise ValueError(f"template id {t.id!r} is used twice")
+            if t.washout_set is not None and t.washout_set not in self.washout_sets:
+                raise ValueError(f"template {t.id!r}: unknown washout_set {t.washout_set!r}")
+        return self
+
+    def template(self, template_id: str) -> Template:
+        for t in self.templates:
+            if t.id == template_id:
+                return t
+        raise KeyError(template_id)
+
+    def washouts(self, template: Template) -> tuple[Washout, ...]:
+        return self.washout_sets.get(template.washout_set, ()) if template.washout_set else ()
+
+    def resource_kinds(self) -> set[str]:
+        return {u.resource for t in self.templates for s in t.steps for u in s.uses}
+
+    def calendar_names(self) -> set[str]:
+        return {s.calendar for t in self.templates for s in t.steps}
+
+
+DEFAULT_CATALOGUE = Path(__file__).resolve().parent.parent / "fixtures" / "catalogue" / "pathways.yaml"
+
+
+def read_data_file(path: Path) -> object:
+    """Read a YAML or JSON file, raising InputError naming the file on failure."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(str(path), "", f"cannot read file: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        raise InputError(str(path), where, f"not valid YAML/JSON: {getattr(exc, 'problem', exc)}") from None
+
+
+def load_catalogue(path: Path | str = DEFAULT_CATALOGUE) -> Catalogue:
+    path = Path(path)
+    raw = read_data_file(path)
+    return parse_catalogue(raw, source=str(path))
+
+
+def parse_catalogue(raw: object, source: str = "catalogue") -> Catalogue:
+    try:
+        return Catalogue.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error(source, exc) from None
+

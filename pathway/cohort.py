@@ -1,0 +1,274 @@
+"""Patients and cohorts, and the Problem: a cohort resolved against its catalogue and site.
+
+The cohort file format (JSON) is the one the API will import; ``v2v schema``
+prints its JSON Schema. Patient identifiers are pseudonymous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from pathway.catalogue import (
+    DEFAULT_CATALOGUE,
+    Catalogue,
+    Model,
+    Step,
+    StepKind,
+    Template,
+    Washout,
+    load_catalogue,
+    read_data_file,
+)
+from pathway.dates import IsoDate
+from pathway.errors import InputError, validation_error
+from pathway.site import CapacityChange, Resource, Site
+
+SITES_DIR = DEFAULT_CATALOGUE.parent / "sites"
+
+Urgency = Literal["routine", "soon", "urgent"]
+
+
+class DateRange(Model):
+    first_day: IsoDate
+    last_day: IsoDate
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DateRange":
+        if self.last_day < self.first_day:
+            raise ValueError("last_day is before first_day")
+        return self
+
+    def covers(self, day: date) -> bool:
+        return self.first_day <= day <= self.last_day
+
+
+class FrozenBooking(Model):
+    """A step already done, or fixed by a coordinator: the plan must keep it."""
+
+    step: str = Field(min_length=1)
+    first_day: IsoDate
+
+
+class Patient(Model):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$", description="pseudonymous identifier, never an NHS number")
+    centre: str
+    pathway: str = Field(description="template id from the catalogue")
+    approval_date: IsoDate = Field(description="approval / referral date")
+    earliest_start: IsoDate | None = Field(default=None, description="no step before this date")
+    urgency: Urgency = "routine"
+    target_infusion_date: IsoDate | None = None
+    last_doses: dict[str, IsoDate] = Field(
+        default_factory=dict, description="agent -> date of last dose (chemotherapy, steroids, ...)"
+    )
+    blackouts: tuple[DateRange, ...] = Field(default=(), description="days the patient cannot attend")
+    durations: dict[str, int] = Field(default_factory=dict, description="step -> days, within the catalogue's range")
+    frozen: tuple[FrozenBooking, ...] = ()
+
+
+class Horizon(Model):
+    start: IsoDate
+    days: int = Field(ge=7, le=800)
+
+    @property
+    def end(self) -> date:
+        """Last day of the horizon (inclusive)."""
+        return self.start + timedelta(days=self.days - 1)
+
+
+class Cohort(Model):
+    name: str = Field(min_length=1)
+    description: str = ""
+    site: str | Site = Field(default="default", description="name of a site file under fixtures/catalogue/sites, or the site inline")
+    horizon: Horizon
+    capacity_changes: tuple[CapacityChange, ...] = Field(default=(), description="closures/changes added to the site's")
+    patients: tuple[Patient, ...]
+
+
+@dataclass(frozen=True)
+class PatientStep:
+    """One step of one patient's pathway with its resolved duration and resources."""
+
+    patient: Patient
+    step: Step
+    duration: int
+    resources: tuple[tuple[Resource, int, int], ...]  # (resource, amount, days used)
+
+    @property
+    def name(self) -> str:
+        return self.step.name
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything the solver and the checker need; pure data, no I/O."""
+
+    catalogue: Catalogue
+    site: Site
+    cohort: Cohort
+
+    @property
+    def patients(self) -> tuple[Patient, ...]:
+        return self.cohort.patients
+
+    @property
+    def horizon(self) -> Horizon:
+        return self.cohort.horizon
+
+    def template(self, patient: Patient) -> Template:
+        return self.catalogue.template(patient.pathway)
+
+    def washouts(self, patient: Patient) -> tuple[Washout, ...]:
+        return self.catalogue.washouts(self.template(patient))
+
+    @cached_property
+    def _steps(self) -> dict[str, tuple[PatientStep, ...]]:
+        return {p.id: tuple(self._resolve(p)) for p in self.patients}
+
+    def steps(self, patient: Patient) -> tuple[PatientStep, ...]:
+        return self._steps[patient.id]
+
+    def patient(self, patient_id: str) -> Patient:
+        for p in self.patients:
+            if p.id == patient_id:
+                return p
+        raise KeyError(patient_id)
+
+    def _resolve(self, patient: Patient):
+        durations: dict[str, int] = {}
+        for step in self.template(patient).steps:
+            if step.same_duration_as:
+                duration = durations[step.same_duration_as]
+            else:
+                duration = patient.durations.get(step.name, step.duration_days)
+            durations[step.name] = duration
+            resources = []
+            for use in step.uses:
+                resource = self.site.find_resource(use.resource, patient.centre)
+                assert resource is not None  # checked by load_problem
+                resources.append((resource, use.amount, min(use.days or duration, duration)))
+            yield PatientStep(patient, step, duration, tuple(resources))
+
+    def earliest_day(self, patient: Patient) -> date:
+        """No step of this patient starts before this (frozen bookings excepted)."""
+        candidates = [patient.approval_date, self.horizon.start]
+        if patient.earliest_start:
+            candidates.append(patient.earliest_start)
+        return max(candidates)
+
+    def washout_day(self, patient: Patient, kind: StepKind) -> tuple[date, Washout] | None:
+        """The first day a step of ``kind`` may start given the patient's last doses."""
+        best: tuple[date, Washout] | None = None
+        for rule in self.washouts(patient):
+            last = patient.last_doses.get(rule.agent)
+            if rule.before == kind and last is not None:
+                day = last + timedelta(days=rule.days)
+                if best is None or day > best[0]:
+                    best = (day, rule)
+        return best
+
+    def resources(self) -> tuple[Resource, ...]:
+        return self.site.resources
+
+
+def _site_from(cohort: Cohort, source: str) -> Site:
+    if isinstance(cohort.site, Site):
+        site = cohort.site
+    else:
+        path = SITES_DIR / f"{cohort.site}.yaml"
+        if not path.exists():
+            known = sorted(p.stem for p in SITES_DIR.glob("*.yaml"))
+            raise InputError(source, "site", f"unknown site {cohort.site!r} (known: {', '.join(known)})")
+        raw = read_data_file(path)
+        try:
+            site = Site.model_validate(raw)
+        except ValidationError as exc:
+            raise validation_error(str(path), exc) from None
+    if cohort.capacity_changes:
+        raw_site = site.model_dump(mode="json")
+        raw_site["capacity_changes"] += [c.model_dump(mode="json") for c in cohort.capacity_changes]
+        try:
+            site = Site.model_validate(raw_site)
+        except ValidationError as exc:
+            raise validation_error(source, exc) from None
+    return site
+
+
+def _check_references(catalogue: Catalogue, site: Site, cohort: Cohort, source: str) -> None:
+    for name in sorted(catalogue.calendar_names()):
+        if name not in site.calendars:
+            raise InputError(source, "site.calendars", f"calendar {name!r} used by the catalogue is not defined")
+    known_pathways = {t.id for t in catalogue.templates}
+    seen: set[str] = set()
+    for i, p in enumerate(cohort.patients):
+        where = f"patients[{i}]"
+        if p.id in seen:
+            raise InputError(source, f"{where}.id", f"patient id {p.id!r} appears twice")
+        seen.add(p.id)
+        if p.centre not in site.centres:
+            raise InputError(source, f"{where}.centre", f"unknown centre {p.centre!r} (site has {', '.join(site.centres)})")
+        if p.pathway not in known_pathways:
+            raise InputError(
+                source, f"{where}.pathway", f"unknown pathway {p.pathway!r} (known: {', '.join(sorted(known_pathways))})"
+            )
+        template = catalogue.template(p.pathway)
+        for step in template.steps:
+            for use in step.uses:
+                if site.find_resource(use.resource, p.centre) is None:
+                    raise InputError(
+                        source,
+                        f"{where}.pathway",
+                        f"pathway {p.pathway!r} needs resource {use.resource!r}, which centre {p.centre!r} does not have",
+                    )
+        names = {s.name: s for s in template.steps}
+        for step_name, days in p.durations.items():
+            step = names.get(step_name)
+            if step is None:
+                raise InputError(source, f"{where}.durations.{step_name}", f"pathway {p.pathway!r} has no step {step_name!r}")
+            high = step.max_duration_days or step.duration_days
+            if not step.duration_days <= days <= high or step.same_duration_as:
+                raise InputError(
+                    source,
+                    f"{where}.durations.{step_name}",
+                    f"{days} days is outside the allowed {step.duration_days}..{high}"
+                    + (f" (it follows {step.same_duration_as!r})" if step.same_duration_as else ""),
+                )
+        frozen_steps = set()
+        for j, booking in enumerate(p.frozen):
+            if booking.step not in names:
+                raise InputError(source, f"{where}.frozen[{j}].step", f"pathway {p.pathway!r} has no step {booking.step!r}")
+            if booking.step in frozen_steps:
+                raise InputError(source, f"{where}.frozen[{j}].step", f"step {booking.step!r} is frozen twice")
+            frozen_steps.add(booking.step)
+        washout_agents = {w.agent for w in catalogue.washouts(template)}
+        for agent in p.last_doses:
+            if agent not in washout_agents:
+                raise InputError(
+                    source,
+                    f"{where}.last_doses.{agent}",
+                    f"no washout rule for {agent!r} on pathway {p.pathway!r} (known: {', '.join(sorted(washout_agents)) or 'none'})",
+                )
+        if p.target_infusion_date and p.target_infusion_date < p.approval_date:
+            raise InputError(source, f"{where}.target_infusion_date", "is before the approval date")
+
+
+def parse_cohort(raw: object, source: str = "cohort", catalogue: Catalogue | None = None) -> Problem:
+    try:
+        cohort = Cohort.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error(source, exc) from None
+    catalogue = catalogue or load_catalogue()
+    site = _site_from(cohort, source)
+    _check_references(catalogue, site, cohort, source)
+    return Problem(catalogue=catalogue, site=site, cohort=cohort)
+
+
+def load_problem(path: Path | str, catalogue: Catalogue | None = None) -> Problem:
+    path = Path(path)
+    return parse_cohort(read_data_file(path), source=str(path), catalogue=catalogue)

@@ -1,0 +1,153 @@
+"""A site: its calendars (local policy), its resources and their capacity by date.
+
+Calendars are named day rules that steps refer to (``working_day``,
+``infusion_day``...). England & Wales bank holidays come from the maintained
+``holidays`` library, never from a list in this repository.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pathway.catalogue import Model
+from pathway.dates import IsoDate
+
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+@lru_cache(maxsize=64)
+def _bank_holidays(country: str, subdivision: str | None, year: int) -> dict[date, str]:
+    import holidays
+
+    return dict(holidays.country_holidays(country, subdiv=subdivision, years=[year]).items())
+
+
+class CalendarRule(Model):
+    """Which days are open: allowed weekdays, optionally minus bank holidays and their eves."""
+
+    weekdays: tuple[Weekday, ...] = WEEKDAY_NAMES
+    exclude_bank_holidays: bool = True
+    exclude_day_before_bank_holiday: bool = False
+    note: str = ""
+
+
+class Resource(Model):
+    kind: str = Field(min_length=1)
+    centre: str | None = Field(default=None, description="None: shared by every centre (e.g. manufacturer slots)")
+    period: Literal["day", "week"] = "day"
+    capacity: int = Field(ge=0)
+    unit: str = ""
+    note: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.centre}/{self.kind}" if self.centre else self.kind
+
+
+class CapacityChange(Model):
+    """A closure (capacity 0) or a change of capacity for some days."""
+
+    resource: str = Field(min_length=1, description="resource kind")
+    centre: str | None = None
+    first_day: IsoDate
+    last_day: IsoDate
+    capacity: int = Field(ge=0)
+    reason: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "CapacityChange":
+        if self.last_day < self.first_day:
+            raise ValueError("last_day is before first_day")
+        return self
+
+
+class Site(Model):
+    name: str
+    country: str = "GB"
+    subdivision: str | None = "ENG"
+    centres: tuple[str, ...] = Field(min_length=1)
+    calendars: dict[str, CalendarRule]
+    resources: tuple[Resource, ...]
+    capacity_changes: tuple[CapacityChange, ...] = ()
+
+    @model_validator(mode="after")
+    def _references(self) -> "Site":
+        ids = [r.id for r in self.resources]
+        for i, r in enumerate(self.resources):
+            if ids.count(r.id) > 1:
+                raise ValueError(f"resources[{i}]: resource {r.id!r} is defined twice")
+            if r.centre is not None and r.centre not in self.centres:
+                raise ValueError(f"resources[{i}]: centre {r.centre!r} is not one of {list(self.centres)}")
+        for i, change in enumerate(self.capacity_changes):
+            if self.find_resource(change.resource, change.centre) is None:
+                raise ValueError(f"capacity_changes[{i}]: no resource {change.resource!r} at centre {change.centre!r}")
+        return self
+
+    # -- calendars -------------------------------------------------------
+    def bank_holiday(self, day: date) -> str | None:
+        return _bank_holidays(self.country, self.subdivision, day.year).get(day)
+
+    def is_open(self, calendar: str, day: date) -> bool:
+        rule = self.calendars[calendar]
+        if WEEKDAY_NAMES[day.weekday()] not in rule.weekdays:
+            return False
+        if rule.exclude_bank_holidays and self.bank_holiday(day):
+            return False
+        if rule.exclude_day_before_bank_holiday and self.bank_holiday(day + timedelta(days=1)):
+            return False
+        return True
+
+    def why_closed(self, calendar: str, day: date) -> str:
+        """A coordinator's sentence for why ``day`` is not a ``calendar`` day ('' if it is)."""
+        rule = self.calendars[calendar]
+        label = calendar.replace("_", " ")
+        if WEEKDAY_NAMES[day.weekday()] not in rule.weekdays:
+            return f"{day:%a %d %b %Y} is not a {label} ({'/'.join(rule.weekdays)} only)"
+        holiday = self.bank_holiday(day)
+        if rule.exclude_bank_holidays and holiday:
+            return f"{day:%a %d %b %Y} is a bank holiday ({holiday})"
+        eve = self.bank_holiday(day + timedelta(days=1))
+        if rule.exclude_day_before_bank_holiday and eve:
+            return f"{day:%a %d %b %Y} is the day before a bank holiday ({eve}); no {label}"
+        return ""
+
+    # -- resources -------------------------------------------------------
+    def find_resource(self, kind: str, centre: str | None) -> Resource | None:
+        """The centre's own resource of this kind, else a shared one."""
+        shared = None
+        for r in self.resources:
+            if r.kind == kind and r.centre == centre:
+                return r
+            if r.kind == kind and r.centre is None:
+                shared = r
+        return shared
+
+    def capacity_on(self, resource: Resource, day: date) -> int:
+        """Capacity of ``resource`` on ``day`` (weekly resources: for the ISO week of ``day``).
+
+        When several changes cover the day, the last one listed wins.
+        """
+        capacity = resource.capacity
+        for change in self.capacity_changes:
+            if change.resource == resource.kind and change.centre == resource.centre:
+                if change.first_day <= day <= change.last_day:
+                    capacity = change.capacity
+        return capacity
+
+    def capacity_reason(self, resource: Resource, day: date) -> str:
+        reason = ""
+        for change in self.capacity_changes:
+            if change.resource == resource.kind and change.centre == resource.centre:
+                if change.first_day <= day <= change.last_day:
+                    reason = change.reason
+        return reason
+
+
+def week_start(day: date) -> date:
+    """Monday of the ISO week containing ``day``."""
+    return day - timedelta(days=day.weekday())
