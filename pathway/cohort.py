@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -27,11 +26,9 @@ from pathway.catalogue import (
 )
 from pathway.dates import IsoDate
 from pathway.errors import InputError, validation_error
-from pathway.site import CapacityChange, Resource, Site
+from pathway.site import CapacityChange, Resource, Site, Urgency
 
 SITES_DIR = DEFAULT_CATALOGUE.parent / "sites"
-
-Urgency = Literal["routine", "soon", "urgent"]
 
 
 class DateRange(Model):

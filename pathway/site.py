@@ -18,6 +18,7 @@ from pathway.dates import IsoDate
 
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+Urgency = Literal["routine", "soon", "urgent"]
 
 
 @lru_cache(maxsize=64)
@@ -66,6 +67,32 @@ class CapacityChange(Model):
         return self
 
 
+class ObjectiveWeights(Model):
+    """What a good plan means, as weights per day (shared/domain.md, "What a good plan means").
+
+    Defaults follow the domain's order of importance: approval-to-infusion time
+    (times the patient's urgency weight), then vein-to-vein time (bridging
+    burden), then days late against a target date; conditioning-to-infusion
+    days only break ties (lymphodepletion as close to the infusion as allowed).
+    A patient left unscheduled always costs more than any schedule.
+    """
+
+    approval_to_infusion: int = Field(default=10, ge=0)
+    vein_to_vein: int = Field(default=3, ge=0)
+    lateness: int = Field(default=2, ge=0)
+    conditioning_to_infusion: int = Field(default=1, ge=0)
+    urgency_weights: dict[Urgency, int] = Field(default_factory=lambda: {"routine": 1, "soon": 2, "urgent": 4})
+
+    @model_validator(mode="after")
+    def _all_urgencies(self) -> "ObjectiveWeights":
+        missing = {"routine", "soon", "urgent"} - set(self.urgency_weights)
+        if missing:
+            raise ValueError(f"urgency_weights lacks {sorted(missing)}")
+        if any(w < 1 for w in self.urgency_weights.values()):
+            raise ValueError("urgency_weights must be >= 1")
+        return self
+
+
 class Site(Model):
     name: str
     country: str = "GB"
@@ -74,6 +101,7 @@ class Site(Model):
     calendars: dict[str, CalendarRule]
     resources: tuple[Resource, ...]
     capacity_changes: tuple[CapacityChange, ...] = ()
+    objective: ObjectiveWeights = ObjectiveWeights()
 
     @model_validator(mode="after")
     def _references(self) -> "Site":

@@ -1,0 +1,94 @@
+"""Baselines on the same Instance as the CP-SAT model.
+
+* capacity-free: each patient alone on the site (calendars, closures and their
+  own constraints still apply, other patients do not). Its cost is a lower
+  bound for any plan, and its infusion date is what a coordinator would get
+  with the site to themselves.
+* greedy: first come, first served; each patient in turn gets the earliest
+  (cheapest) schedule that fits in the capacity left by those before. This is
+  what coordinators do by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from solver.instance import Instance, PatientSpec
+from solver.objective import cost_terms
+from solver.single import best_single_schedule
+
+
+@dataclass
+class Schedule:
+    """Start day of every step of one patient, and its cost."""
+
+    starts: list[int]
+    cost: int
+
+
+def capacity_free(instance: Instance) -> dict[str, Schedule | None]:
+    weights = instance.problem.site.objective
+    out: dict[str, Schedule | None] = {}
+    for spec in instance.patients:
+        terms = cost_terms(spec, weights)
+        starts = best_single_schedule(spec, [s.starts for s in spec.steps], terms)
+        out[spec.id] = Schedule(starts, terms.evaluate(starts)) if starts is not None else None
+    return out
+
+
+class Residual:
+    """Capacity left per resource and day (or week), as patients are booked."""
+
+    def __init__(self, instance: Instance):
+        self.instance = instance
+        self.left = {rid: list(caps) for rid, caps in instance.capacity.items()}
+
+    def _cells(self, spec: PatientSpec, step_index: int, start: int):
+        instance = self.instance
+        for use in spec.steps[step_index].uses:
+            caps = self.left[use.resource]
+            if use.weekly:
+                w = instance.week(start)
+                if 0 <= w < len(caps):
+                    yield caps, w, use.amount
+            else:
+                for d in range(max(start, 0), min(start + use.days, instance.last_day)):
+                    yield caps, d, use.amount
+
+    def fits(self, spec: PatientSpec, step_index: int, start: int) -> bool:
+        return all(caps[i] >= amount for caps, i, amount in self._cells(spec, step_index, start))
+
+    def book(self, spec: PatientSpec, step_index: int, start: int) -> None:
+        for caps, i, amount in self._cells(spec, step_index, start):
+            caps[i] -= amount
+
+
+def greedy(instance: Instance, excluded: set[str] = frozenset()) -> dict[str, Schedule | None]:
+    """First come (approval date), first served; urgent first on the same day."""
+    weights = instance.problem.site.objective
+    residual = Residual(instance)
+    # Frozen bookings are fixed whatever happens: take their capacity first.
+    for spec in instance.patients:
+        for step in spec.steps:
+            if step.frozen is not None:
+                residual.book(spec, step.index, step.frozen)
+    order = sorted(instance.patients, key=lambda p: (p.approval, -p.urgency_weight, p.id))
+    out: dict[str, Schedule | None] = {}
+    for spec in order:
+        if spec.id in excluded:
+            out[spec.id] = None
+            continue
+        domains = [
+            s.starts if s.frozen is not None else [d for d in s.starts if residual.fits(spec, s.index, d)]
+            for s in spec.steps
+        ]
+        terms = cost_terms(spec, weights)
+        starts = best_single_schedule(spec, domains, terms)
+        if starts is None:
+            out[spec.id] = None
+            continue
+        for step in spec.steps:
+            if step.frozen is None:
+                residual.book(spec, step.index, starts[step.index])
+        out[spec.id] = Schedule(starts, terms.evaluate(starts))
+    return out

@@ -1,0 +1,144 @@
+"""The CP-SAT model of a whole cohort.
+
+Variables: one start day per patient step (domain = the step's allowed start
+days), one presence literal per patient. Constraints: the catalogue's lags
+(enforced when the patient is scheduled), and one cumulative per resource on
+the day axis (manufacturer slots on a week axis). Day-varying capacity is
+modelled with fixed blocking intervals of demand ``max - capacity(day)``.
+
+Objective: the sum of every scheduled patient's cost (``solver.objective``)
+plus a penalty per unscheduled patient that outweighs any schedule, so the
+number of patients scheduled comes first. A redundant ``cost >= capacity-free
+cost`` per patient tightens the proven bound.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from solver.baseline import Schedule
+from solver.instance import Instance, PatientSpec
+from solver.objective import cost_terms, unscheduled_penalty
+from solver.params import cp_model
+
+
+@dataclass
+class PatientVars:
+    spec: PatientSpec
+    present: cp_model.IntVar
+    starts: list  # IntVar or int (frozen)
+    cost: cp_model.IntVar
+
+
+@dataclass
+class CohortModel:
+    model: cp_model.CpModel
+    patients: list[PatientVars]
+    penalty: int
+
+
+def build_model(
+    instance: Instance,
+    patients: list[PatientSpec],
+    lower_bounds: dict[str, int],
+    hint: dict[str, Schedule | None] | None = None,
+) -> CohortModel:
+    model = cp_model.CpModel()
+    weights = instance.problem.site.objective
+    penalty = unscheduled_penalty(instance)
+    daily: dict[str, list[tuple[cp_model.IntervalVar, int]]] = defaultdict(list)
+    weekly: dict[str, list[tuple[cp_model.IntervalVar, int]]] = defaultdict(list)
+    out: list[PatientVars] = []
+    objective = []
+
+    for spec in patients:
+        pid = spec.id
+        present = model.new_bool_var(f"{pid}:scheduled")
+        starts = []
+        for step in spec.steps:
+            if step.frozen is not None:
+                starts.append(step.frozen)
+            else:
+                domain = cp_model.Domain.from_values(step.starts)
+                starts.append(model.new_int_var_from_domain(domain, f"{pid}:{step.name}"))
+
+        for step in spec.steps:
+            for lag in step.lags:
+                if step.frozen is not None and spec.steps[lag.other].frozen is not None:
+                    continue  # both fixed: nothing to decide (the checker still judges them)
+                anchor = starts[lag.other] + (spec.steps[lag.other].duration if lag.anchor_end else 0)
+                model.add(starts[step.index] - anchor >= lag.min).only_enforce_if(present)
+                if lag.max is not None:
+                    model.add(starts[step.index] - anchor <= lag.max).only_enforce_if(present)
+
+            for use in step.uses:
+                name = f"{pid}:{step.name}:{use.resource}"
+                if use.weekly:
+                    if step.frozen is not None:
+                        week = instance.week(step.frozen)
+                        if week >= 0:
+                            weekly[use.resource].append((model.new_fixed_size_interval_var(week, 1, name), use.amount))
+                        continue
+                    weeks = sorted({instance.week(d) for d in step.starts})
+                    week = model.new_int_var_from_domain(cp_model.Domain.from_values(weeks), f"{name}:week")
+                    model.add_division_equality(week, starts[step.index] + instance.week_offset, 7)
+                    interval = model.new_optional_fixed_size_interval_var(week, 1, present, name)
+                    weekly[use.resource].append((interval, use.amount))
+                elif step.frozen is not None:
+                    first = max(step.frozen, 0)
+                    size = min(step.frozen + use.days, instance.last_day) - first
+                    if size > 0:
+                        daily[use.resource].append((model.new_fixed_size_interval_var(first, size, name), use.amount))
+                else:
+                    interval = model.new_optional_fixed_size_interval_var(starts[step.index], use.days, present, name)
+                    daily[use.resource].append((interval, use.amount))
+
+        terms = cost_terms(spec, weights)
+        linear = terms.constant + sum(c * starts[i] for i, c in terms.coefficients.items())
+        if terms.target is not None and terms.lateness_weight:
+            late = model.new_int_var(0, instance.last_day, f"{pid}:late")
+            model.add(late >= starts[terms.infusion] - terms.target)
+            linear += terms.lateness_weight * late
+        cost = model.new_int_var(0, penalty, f"{pid}:cost")
+        model.add(cost == linear).only_enforce_if(present)
+        model.add(cost == 0).only_enforce_if(~present)
+        if spec.id in lower_bounds:
+            model.add(cost >= lower_bounds[spec.id]).only_enforce_if(present)
+        objective.append(cost)
+        objective.append(penalty * (1 - present))
+        out.append(PatientVars(spec, present, starts, cost))
+
+        if hint is not None:
+            schedule = hint.get(pid)
+            model.add_hint(present, schedule is not None)
+            if schedule is not None:
+                for var, value in zip(starts, schedule.starts):
+                    if not isinstance(var, int):
+                        model.add_hint(var, value)
+
+    for rid, uses in daily.items():
+        _cumulative(model, rid, uses, instance.capacity[rid])
+    for rid, uses in weekly.items():
+        _cumulative(model, rid, uses, instance.capacity[rid])
+    model.minimize(sum(objective))
+    return CohortModel(model, out, penalty)
+
+
+def _cumulative(model: cp_model.CpModel, rid: str, uses, capacity: list[int]) -> None:
+    """Cumulative over a day (or week) axis whose capacity varies by cell."""
+    top = max(capacity)
+    intervals = [i for i, _ in uses]
+    demands = [d for _, d in uses]
+    cell = 0
+    while cell < len(capacity):
+        if capacity[cell] < top:
+            end = cell
+            while end < len(capacity) and capacity[end] == capacity[cell]:
+                end += 1
+            intervals.append(model.new_fixed_size_interval_var(cell, end - cell, f"{rid}:reduced@{cell}"))
+            demands.append(top - capacity[cell])
+            cell = end
+        else:
+            cell += 1
+    model.add_cumulative(intervals, demands, top)

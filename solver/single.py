@@ -1,0 +1,43 @@
+"""Best schedule for one patient on given start-day domains.
+
+Used by the greedy baseline (domains narrowed to the residual capacity left by
+earlier patients) and by the capacity-free bound (the patient alone on the
+site). The pathway's steps are linked by lags in both directions, so a small
+CP-SAT model is the simple, exact way to search them.
+"""
+
+from __future__ import annotations
+
+from solver.instance import PatientSpec
+from solver.objective import CostTerms
+from solver.params import cp_model, new_solver
+
+
+def best_single_schedule(
+    spec: PatientSpec, domains: list[list[int]], terms: CostTerms, time_limit: float = 5.0
+) -> list[int] | None:
+    """Start day of every step minimising the patient's cost, or None if no schedule exists."""
+    if any(not d for d in domains):
+        return None
+    model = cp_model.CpModel()
+    starts = [
+        model.new_int_var_from_domain(cp_model.Domain.from_values(d), f"s{i}") for i, d in enumerate(domains)
+    ]
+    for step in spec.steps:
+        for lag in step.lags:
+            other = spec.steps[lag.other]
+            anchor = starts[lag.other] + (other.duration if lag.anchor_end else 0)
+            model.add(starts[step.index] - anchor >= lag.min)
+            if lag.max is not None:
+                model.add(starts[step.index] - anchor <= lag.max)
+    objective = terms.constant + sum(c * starts[i] for i, c in terms.coefficients.items())
+    if terms.target is not None and terms.lateness_weight:
+        late = model.new_int_var(0, max(d[-1] for d in domains) + 1, "late")
+        model.add(late >= starts[terms.infusion] - terms.target)
+        objective += terms.lateness_weight * late
+    model.minimize(objective)
+    solver = new_solver(time_limit, workers=1)
+    status = solver.solve(model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    return [solver.value(s) for s in starts]

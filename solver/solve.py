@@ -1,0 +1,282 @@
+"""solve(Problem) -> Plan: the one entry point of the solver package.
+
+Steps: build the integer-day instance; find each patient's capacity-free
+schedule (patients with none are unschedulable, with the rule that blocks
+them); run the greedy baseline; solve the CP-SAT model with the greedy plan as
+its hint; keep whichever plan is better (CP-SAT unless it found nothing in
+time); report per-patient outcomes and why a date is later than it could be.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections import defaultdict
+from typing import Literal
+
+from pathway.cohort import Problem
+from pathway.plan import Booking, PatientOutcome, Plan, Unschedulable
+from solver.baseline import Schedule, capacity_free, greedy
+from solver.instance import Instance, PatientSpec, build_instance
+from solver.model import build_model
+from solver.objective import cost_terms, unscheduled_penalty
+from solver.params import cp_model, new_solver
+
+Method = Literal["cp-sat", "greedy", "capacity-free"]
+MAX_DELAY_REASONS = 6
+
+
+@dataclasses.dataclass
+class SolveOptions:
+    time_limit: float = 30.0
+    workers: int = 2
+    reproducible: bool = False  # one worker, deterministic time limit: same input -> same plan
+
+
+def solve(problem: Problem, method: Method = "cp-sat", options: SolveOptions | None = None) -> Plan:
+    options = options or SolveOptions()
+    started = time.perf_counter()
+    instance = build_instance(problem)
+    alone = capacity_free(instance)
+    blocked = _unschedulable_alone(problem, instance, alone)
+    schedulable = [p for p in instance.patients if alone[p.id] is not None]
+    stats: dict = {"patients": len(instance.patients)}
+
+    if method == "capacity-free":
+        schedules = alone
+        stats["status"] = "RELAXATION"
+    else:
+        schedules = greedy(instance, excluded=set(blocked))
+        stats["greedy_objective"] = evaluate(instance, schedules)
+        stats["status"] = "GREEDY"
+        if method == "cp-sat":
+            schedules = _solve_cp_sat(instance, schedulable, alone, schedules, options, stats)
+
+    penalty = unscheduled_penalty(instance)
+    stats["capacity_free_objective"] = sum(alone[p.id].cost for p in schedulable) + penalty * len(blocked)
+    stats["objective"] = evaluate(instance, schedules)
+    stats.setdefault("best_bound", stats["capacity_free_objective"])
+    stats["best_bound"] = max(stats["best_bound"], stats["capacity_free_objective"])
+    stats["gap"] = _gap(stats["objective"], stats["best_bound"])
+    stats["wall_time_s"] = round(time.perf_counter() - started, 3)
+    return _plan(problem, instance, method, schedules, alone, blocked, stats)
+
+
+def evaluate(instance: Instance, schedules: dict[str, Schedule | None]) -> int:
+    """Objective of a set of schedules: patient costs plus the penalty for each one left out."""
+    weights = instance.problem.site.objective
+    penalty = unscheduled_penalty(instance)
+    total = 0
+    for spec in instance.patients:
+        schedule = schedules.get(spec.id)
+        total += cost_terms(spec, weights).evaluate(schedule.starts) if schedule else penalty
+    return total
+
+
+def _gap(objective: int, bound: int) -> float:
+    return round((objective - bound) / objective, 6) if objective > 0 else 0.0
+
+
+def _solve_cp_sat(instance, schedulable, alone, hint, options: SolveOptions, stats) -> dict[str, Schedule | None]:
+    lower = {p.id: alone[p.id].cost for p in schedulable}
+    cohort = build_model(instance, schedulable, lower, hint)
+    solver = new_solver(options.time_limit, options.workers, options.reproducible)
+    status = solver.solve(cohort.model)
+    stats["status"] = solver.status_name(status)
+    stats["solver_wall_time_s"] = round(solver.wall_time, 3)
+    stats["deterministic_time"] = round(solver.deterministic_time, 3)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        stats["fallback"] = "CP-SAT found no plan in time; the greedy plan is kept"
+        return hint
+    # Unschedulable-alone patients are outside the model: add their penalty to the bound.
+    penalty = cohort.penalty
+    stats["best_bound"] = int(solver.best_objective_bound) + penalty * (len(instance.patients) - len(schedulable))
+    weights = instance.problem.site.objective
+    out: dict[str, Schedule | None] = {p.id: None for p in instance.patients}
+    for pv in cohort.patients:
+        if solver.boolean_value(pv.present):
+            starts = [v if isinstance(v, int) else solver.value(v) for v in pv.starts]
+            out[pv.spec.id] = Schedule(starts, cost_terms(pv.spec, weights).evaluate(starts))
+    if evaluate(instance, out) > evaluate(instance, hint):
+        stats["fallback"] = "CP-SAT's plan was worse than the greedy plan; the greedy plan is kept"
+        return hint
+    return out
+
+
+def _unschedulable_alone(problem: Problem, instance: Instance, alone) -> dict[str, Unschedulable]:
+    """Patients who cannot be scheduled even alone on the site, with the rule that blocks them."""
+    out = {}
+    for spec in instance.patients:
+        if alone[spec.id] is not None:
+            continue
+        rule, reason = "HORIZON", "no dates satisfy the pathway's steps, lags and calendars inside the horizon"
+        empty = next((s for s in spec.steps if not s.starts and s.blocked_rule != "HORIZON"), None)
+        wider = _earliest_beyond_horizon(problem, spec.id)
+        if empty is not None:
+            rule, reason = empty.blocked_rule, empty.blocked_by
+        elif wider is not None:
+            rule, reason = _binding_washout(problem, spec, wider) or (rule, reason)
+        earliest = None
+        if wider is not None:
+            earliest = wider[0].date(wider[1][spec.infusion])
+            reason += f"; the earliest infusion would be {earliest:%a %d %b %Y}, after the horizon ends {problem.horizon.end:%a %d %b %Y}"
+        out[spec.id] = Unschedulable(patient=spec.id, rule=rule, reason=reason, earliest_infusion=earliest)
+    return out
+
+
+def _binding_washout(problem: Problem, spec: PatientSpec, wider) -> tuple[str, str] | None:
+    """If a washout holds a step back in the wider schedule, say so."""
+    instance, starts = wider
+    for step in spec.steps:
+        washout = problem.washout_day(spec.patient, step.kind)
+        if washout is not None and instance.date(starts[step.index]) >= washout[0] > problem.horizon.start:
+            day, rule = washout
+            return "WASHOUT", (
+                f"{step.name} cannot start before {day:%a %d %b %Y}, {rule.days} days after the last "
+                f"{rule.agent.replace('_', ' ')}"
+            )
+    return None
+
+
+def _earliest_beyond_horizon(problem: Problem, patient_id: str) -> tuple[Instance, list[int]] | None:
+    """The patient's capacity-free schedule with the horizon extended by a year, or None."""
+    patient = problem.patient(patient_id)
+    horizon = problem.horizon.model_copy(update={"days": problem.horizon.days + 365})
+    cohort = problem.cohort.model_copy(update={"horizon": horizon, "patients": (patient,)})
+    wider = build_instance(dataclasses.replace(problem, cohort=cohort))
+    schedule = capacity_free(wider)[patient_id]
+    return (wider, schedule.starts) if schedule is not None else None
+
+
+def _plan(problem, instance: Instance, method, schedules, alone, blocked, stats) -> Plan:
+    bookings = []
+    outcomes = []
+    unschedulable = list(blocked.values())
+    usage = _usage(instance, schedules)
+    waits = []
+    for spec in instance.patients:
+        schedule = schedules.get(spec.id)
+        free = alone.get(spec.id)
+        free_infusion = instance.date(free.starts[spec.infusion]) if free else None
+        if schedule is None:
+            if spec.id not in blocked:
+                cells = _blocking_cells(instance, spec, free, usage)
+                unschedulable.append(
+                    Unschedulable(
+                        patient=spec.id,
+                        rule="CAPACITY",
+                        reason="no free capacity inside the horizon; alone on the site the infusion could be "
+                        f"{free_infusion:%a %d %b %Y}, but " + ("; ".join(cells) or "the site is full"),
+                        earliest_infusion=free_infusion,
+                    )
+                )
+            continue
+        for step in spec.steps:
+            start = schedule.starts[step.index]
+            bookings.append(
+                Booking(
+                    patient=spec.id,
+                    step=step.name,
+                    first_day=instance.date(start),
+                    last_day=instance.date(start + step.duration - 1),
+                )
+            )
+        infusion = schedule.starts[spec.infusion]
+        waits.append(infusion - spec.approval)
+        delayed = ()
+        if free is not None and infusion > free.starts[spec.infusion]:
+            delayed = tuple(_blocking_cells(instance, spec, free, usage, exclude_own=schedule))
+        outcomes.append(
+            PatientOutcome(
+                patient=spec.id,
+                infusion=instance.date(infusion),
+                capacity_free_infusion=free_infusion,
+                delayed_by=delayed,
+            )
+        )
+    stats["scheduled"] = len(outcomes)
+    stats["unschedulable"] = len(unschedulable)
+    stats["median_approval_to_infusion_days"] = statistics.median(waits) if waits else None
+    stats["p90_approval_to_infusion_days"] = _percentile(waits, 90)
+    return Plan(
+        cohort=problem.cohort.name,
+        method=method,
+        bookings=tuple(bookings),
+        unschedulable=tuple(sorted(unschedulable, key=lambda u: u.patient)),
+        outcomes=tuple(outcomes),
+        stats=stats,
+    )
+
+
+def _percentile(values: list[int], q: int) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, -(-q * len(ordered) // 100) - 1)  # nearest-rank method
+    return ordered[rank]
+
+
+def _cells(instance: Instance, spec: PatientSpec, starts: list[int]):
+    """(resource id, cell, amount) for every resource cell a schedule uses."""
+    for step in spec.steps:
+        start = starts[step.index]
+        for use in step.uses:
+            if use.weekly:
+                yield use.resource, instance.week(start), use.amount
+            else:
+                for d in range(max(start, 0), min(start + use.days, instance.last_day)):
+                    yield use.resource, d, use.amount
+
+
+def _usage(instance: Instance, schedules) -> dict[tuple[str, int], int]:
+    usage: dict[tuple[str, int], int] = defaultdict(int)
+    for spec in instance.patients:
+        schedule = schedules.get(spec.id)
+        if schedule is not None:
+            for rid, cell, amount in _cells(instance, spec, schedule.starts):
+                usage[rid, cell] += amount
+    return usage
+
+
+def _blocking_cells(instance, spec, free: Schedule | None, usage, exclude_own: Schedule | None = None) -> list[str]:
+    """Resource days (weeks) the capacity-free schedule needed that others have filled, as date ranges."""
+    if free is None:
+        return []
+    own: dict[tuple[str, int], int] = defaultdict(int)
+    if exclude_own is not None:
+        for rid, cell, amount in _cells(instance, spec, exclude_own.starts):
+            own[rid, cell] += amount
+    full: dict[str, list[tuple[int, int, int]]] = defaultdict(list)  # rid -> (cell, taken, capacity)
+    for rid, cell, amount in _cells(instance, spec, free.starts):
+        capacity = instance.capacity[rid][cell]
+        others = usage.get((rid, cell), 0) - own.get((rid, cell), 0)
+        if others + amount > capacity and all(c != cell for c, _, _ in full[rid]):
+            full[rid].append((cell, others, capacity))
+    ranges = []
+    for rid, cells in full.items():
+        cells.sort()
+        run = [cells[0]]
+        for item in cells[1:]:
+            if item[0] == run[-1][0] + 1:
+                run.append(item)
+            else:
+                ranges.append((rid, run))
+                run = [item]
+        ranges.append((rid, run))
+    ranges.sort(key=lambda r: (r[1][0][0] * (7 if instance.weekly[r[0]] else 1), r[0]))
+    return [_describe_run(instance, rid, run) for rid, run in ranges[:MAX_DELAY_REASONS]]
+
+
+def _describe_run(instance: Instance, rid: str, run: list[tuple[int, int, int]]) -> str:
+    taken = max(t for _, t, _ in run)
+    capacity = min(c for _, _, c in run)
+    if instance.weekly[rid]:
+        first = instance.date(run[0][0] * 7 - instance.week_offset)
+        when = f"in the week of {first:%a %d %b %Y}" if len(run) == 1 else (
+            f"in the {len(run)} weeks from {first:%a %d %b %Y}"
+        )
+    else:
+        first, last = instance.date(run[0][0]), instance.date(run[-1][0])
+        when = f"on {first:%a %d %b %Y}" if first == last else f"from {first:%a %d %b} to {last:%a %d %b %Y}"
+    return f"{rid} full {when} ({taken} of {capacity} taken)"
