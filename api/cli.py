@@ -41,18 +41,21 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="v2v", description="vein2vein: schedule cellular therapy pathways")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    solve = sub.add_parser("solve", help="schedule a cohort")
+    catalogue = _Parser(add_help=False)
+    catalogue.add_argument("--catalogue", type=Path, help="pathway catalogue YAML (default: fixtures/catalogue/pathways.yaml)")
+
+    solve = sub.add_parser("solve", help="schedule a cohort", parents=[catalogue])
     solve.add_argument("cohort", type=Path)
     solve.add_argument("--time-limit", type=_positive, default=30.0, help="seconds (default 30)")
     solve.add_argument("--method", choices=["cp-sat", "greedy", "capacity-free"], default="cp-sat")
     solve.add_argument("--reproducible", action="store_true", help="one worker, deterministic time limit")
     solve.add_argument("--out", type=Path, help="write the plan as JSON here")
 
-    check = sub.add_parser("check", help="check a plan against every hard rule")
+    check = sub.add_parser("check", help="check a plan against every hard rule", parents=[catalogue])
     check.add_argument("cohort", type=Path)
     check.add_argument("plan", type=Path)
 
-    explain = sub.add_parser("explain", help="every date of one patient and what fixed it")
+    explain = sub.add_parser("explain", help="every date of one patient and what fixed it", parents=[catalogue])
     explain.add_argument("cohort", type=Path)
     explain.add_argument("plan", type=Path)
     explain.add_argument("--patient", required=True)
@@ -75,12 +78,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
-def _solve(args) -> int:
+def _problem(args):
+    from pathway.catalogue import load_catalogue
     from pathway.cohort import load_problem
+
+    catalogue = load_catalogue(args.catalogue) if args.catalogue else None
+    return load_problem(args.cohort, catalogue=catalogue)
+
+
+def _solve(args) -> int:
     from pathway.rules import check_plan
     from solver.solve import SolveOptions, solve
 
-    problem = load_problem(args.cohort)
+    problem = _problem(args)
     plan = solve(problem, args.method, SolveOptions(time_limit=args.time_limit, reproducible=args.reproducible))
     violations = check_plan(problem, plan)
     if args.out:
@@ -113,11 +123,10 @@ def _summary(problem, plan, violations: int) -> str:
 
 
 def _check(args) -> int:
-    from pathway.cohort import load_problem
     from pathway.plan import load_plan
     from pathway.rules import check_plan
 
-    problem = load_problem(args.cohort)
+    problem = _problem(args)
     plan = load_plan(args.plan)
     violations = check_plan(problem, plan)
     for v in violations:
@@ -127,11 +136,10 @@ def _check(args) -> int:
 
 
 def _explain(args) -> int:
-    from pathway.cohort import load_problem
     from pathway.plan import load_plan
     from solver.explain import explain_patient
 
-    problem = load_problem(args.cohort)
+    problem = _problem(args)
     plan = load_plan(args.plan)
     try:
         problem.patient(args.patient)

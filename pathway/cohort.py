@@ -187,6 +187,15 @@ def _site_from(cohort: Cohort, source: str) -> Site:
             site = Site.model_validate(raw)
         except ValidationError as exc:
             raise validation_error(str(path), exc) from None
+    for i, change in enumerate(cohort.capacity_changes):
+        if site.find_resource(change.resource, change.centre) is None:
+            at = f"centre {change.centre!r}" if change.centre else "site level"
+            known = sorted({r.kind for r in site.resources})
+            raise InputError(
+                source,
+                f"capacity_changes[{i}].resource",
+                f"no resource {change.resource!r} at {at} (known: {', '.join(known)})",
+            )
     if cohort.capacity_changes:
         raw_site = site.model_dump(mode="json")
         raw_site["capacity_changes"] += [c.model_dump(mode="json") for c in cohort.capacity_changes]

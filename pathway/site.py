@@ -130,19 +130,24 @@ class Site(Model):
             return False
         return True
 
-    def why_closed(self, calendar: str, day: date) -> str:
-        """A coordinator's sentence for why ``day`` is not a ``calendar`` day ('' if it is)."""
+    def closed_reason(self, calendar: str, day: date) -> str:
+        """Why ``day`` is not a ``calendar`` day, without the date ('' if it is open)."""
         rule = self.calendars[calendar]
         label = calendar.replace("_", " ")
         if WEEKDAY_NAMES[day.weekday()] not in rule.weekdays:
-            return f"{day:%a %d %b %Y} is not a {label} ({'/'.join(rule.weekdays)} only)"
+            return f"not a {label} ({'/'.join(rule.weekdays)} only)"
         holiday = self.bank_holiday(day)
         if rule.exclude_bank_holidays and holiday:
-            return f"{day:%a %d %b %Y} is a bank holiday ({holiday})"
+            return f"bank holiday ({holiday}), no {label}"
         eve = self.bank_holiday(day + timedelta(days=1))
         if rule.exclude_day_before_bank_holiday and eve:
-            return f"{day:%a %d %b %Y} is the day before a bank holiday ({eve}); no {label}"
+            return f"day before a bank holiday ({eve}), no {label}"
         return ""
+
+    def why_closed(self, calendar: str, day: date) -> str:
+        """A coordinator's sentence for why ``day`` is not a ``calendar`` day ('' if it is)."""
+        reason = self.closed_reason(calendar, day)
+        return f"{day:%a %d %b %Y}: {reason}" if reason else ""
 
     # -- resources -------------------------------------------------------
     def find_resource(self, kind: str, centre: str | None) -> Resource | None:

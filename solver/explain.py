@@ -105,6 +105,32 @@ def explain_patient(problem: Problem, plan: Plan, patient_id: str) -> PatientExp
     return PatientExplanation(patient_id, patient.pathway, summary, steps)
 
 
+def _rigid_group(steps: list[PatientStep], name: str) -> dict[str, int]:
+    """Steps tied to ``name`` by fixed lags (min == max), with their start offset from it.
+
+    Moving a step moves these with it: an apheresis drags its same-day shipment
+    to the manufacturer, an infusion its monitoring window.
+    """
+    by_name = {ps.name: ps for ps in steps}
+    edges: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for ps in steps:
+        for lag in ps.step.lags:
+            if lag.max is not None and lag.min == lag.max:
+                other = by_name[lag.after]
+                offset = lag.min + (other.duration if lag.anchor == "end" else 0)
+                edges[lag.after].append((ps.name, offset))
+                edges[ps.name].append((lag.after, -offset))
+    group = {name: 0}
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        for other, offset in edges[current]:
+            if other not in group:
+                group[other] = group[current] + offset
+                todo.append(other)
+    return group
+
+
 def _reasons(problem: Problem, patient: Patient, ps: PatientStep, day: date, booked, usage) -> list[str]:
     bounds: list[tuple[date, str]] = [(problem.earliest_day(patient), "earliest allowed start (approval, earliest start or horizon start)")]
     washout = problem.washout_day(patient, ps.step.kind)
@@ -124,38 +150,48 @@ def _reasons(problem: Problem, patient: Patient, ps: PatientStep, day: date, boo
     reasons = [f"could be {_d(lower)} at the earliest: {why}"]
     if day < lower:
         return reasons + ["booked before its earliest day: run `v2v check` on this plan"]
-    ruled_out: dict[str, list[date]] = defaultdict(list)
+    steps = list(problem.steps(patient))
+    group = [(next(p for p in steps if p.name == n), offset) for n, offset in _rigid_group(steps, ps.name).items()]
+    runs: list[tuple[str, date, date]] = []
     d = lower
     while d < day:
-        ruled_out[_why_not(problem, patient, ps, d, usage)].append(d)
+        reason = _why_not(problem, patient, group, d, usage)
+        if runs and runs[-1][0] == reason and runs[-1][2] == d - timedelta(days=1):
+            runs[-1] = (reason, runs[-1][1], d)
+        else:
+            runs.append((reason, d, d))
         d += timedelta(days=1)
-    for reason, days in ruled_out.items():
-        when = _d(days[0]) if len(days) == 1 else f"{len(days)} days from {_d(days[0])} to {_d(days[-1])}"
+    for reason, first, last in runs:
+        when = _d(first) if first == last else f"{_d(first)} .. {_d(last)}"
         reasons.append(f"{when}: {reason}")
     return reasons
 
 
-def _why_not(problem: Problem, patient: Patient, ps: PatientStep, start: date, usage) -> str:
+def _why_not(problem: Problem, patient: Patient, group: list[tuple[PatientStep, int]], start: date, usage) -> str:
+    """Why the step (and the steps rigidly tied to it) could not start on ``start``."""
     site = problem.site
-    step = ps.step
-    days = [start + timedelta(days=i) for i in range(ps.duration)]
-    for day in days if step.calendar_applies_to == "every_day" else days[:1]:
-        closed = site.why_closed(step.calendar, day)
-        if closed:
-            return closed
-    if step.patient_present:
-        for b in patient.blackouts:
-            if any(b.covers(day) for day in days):
-                return f"patient unavailable {_d(b.first_day)} .. {_d(b.last_day)}" + (f" ({b.reason})" if b.reason else "")
-    for (resource_id, cell), amount in _cells(ps, start):
-        resource = next(r for r, _, _ in ps.resources if r.id == resource_id)
-        capacity = site.capacity_on(resource, cell)
-        holders = [p for p in usage.get((resource_id, cell), []) if p != patient.id]
-        if len(holders) + amount > capacity:
-            cause = site.capacity_reason(resource, cell)
-            label = f"week of {_d(cell)}" if resource.period == "week" else _d(cell)
-            names = ", ".join(sorted(set(holders))) or "nobody"
-            return f"{resource_id} full on {label}: {len(holders)} of {capacity} taken by {names}" + (
-                f" ({cause})" if cause else ""
-            )
+    for ps, offset in group:
+        first = start + timedelta(days=offset)
+        days = [first + timedelta(days=i) for i in range(ps.duration)]
+        for day in days if ps.step.calendar_applies_to == "every_day" else days[:1]:
+            closed = site.closed_reason(ps.step.calendar, day)
+            if closed:
+                return closed if offset == 0 else f"{ps.name} would fall on {_d(day)}: {closed}"
+        if ps.step.patient_present:
+            for b in patient.blackouts:
+                if any(b.covers(day) for day in days):
+                    return f"patient unavailable {_d(b.first_day)} .. {_d(b.last_day)}" + (f" ({b.reason})" if b.reason else "")
+    for ps, offset in group:
+        first = start + timedelta(days=offset)
+        for (resource_id, cell), amount in _cells(ps, first):
+            resource = next(r for r, _, _ in ps.resources if r.id == resource_id)
+            capacity = site.capacity_on(resource, cell)
+            holders = [p for p in usage.get((resource_id, cell), []) if p != patient.id]
+            if len(holders) + amount > capacity:
+                cause = site.capacity_reason(resource, cell)
+                label = f"in the week of {_d(cell)}" if resource.period == "week" else f"on {_d(cell)}"
+                names = ", ".join(sorted(set(holders))) or "nobody"
+                return f"{resource_id} full {label} ({len(holders)} of {capacity}: {names})" + (
+                    f", {cause}" if cause else ""
+                )
     return "free, but a later step's window or a shorter wait for the infusion placed it later"
