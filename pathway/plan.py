@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from pathway.catalogue import Model, read_data_file
 from pathway.dates import IsoDate
@@ -17,6 +17,12 @@ class Booking(Model):
     step: str
     first_day: IsoDate
     last_day: IsoDate
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Booking":
+        if self.last_day < self.first_day:
+            raise ValueError(f"{self.patient} {self.step}: last_day is before first_day")
+        return self
 
     def days(self) -> list[date]:
         return [self.first_day + timedelta(days=i) for i in range((self.last_day - self.first_day).days + 1)]

@@ -135,7 +135,8 @@ class Site(Model):
         rule = self.calendars[calendar]
         label = calendar.replace("_", " ")
         if WEEKDAY_NAMES[day.weekday()] not in rule.weekdays:
-            return f"not a {label} ({'/'.join(rule.weekdays)} only)"
+            article = "an" if label[:1] in "aeiou" else "a"
+            return f"not {article} {label} ({'/'.join(rule.weekdays)} only)"
         holiday = self.bank_holiday(day)
         if rule.exclude_bank_holidays and holiday:
             return f"bank holiday ({holiday}), no {label}"
@@ -143,11 +144,6 @@ class Site(Model):
         if rule.exclude_day_before_bank_holiday and eve:
             return f"day before a bank holiday ({eve}), no {label}"
         return ""
-
-    def why_closed(self, calendar: str, day: date) -> str:
-        """A coordinator's sentence for why ``day`` is not a ``calendar`` day ('' if it is)."""
-        reason = self.closed_reason(calendar, day)
-        return f"{day:%a %d %b %Y}: {reason}" if reason else ""
 
     # -- resources -------------------------------------------------------
     def find_resource(self, kind: str, centre: str | None) -> Resource | None:
@@ -160,24 +156,31 @@ class Site(Model):
                 shared = r
         return shared
 
+    def _changes_on(self, resource: Resource, day: date):
+        """Capacity changes that apply on ``day`` (weekly resources: anywhere in its ISO week)."""
+        first = last = day
+        if resource.period == "week":
+            first = week_start(day)
+            last = first + timedelta(days=6)
+        for change in self.capacity_changes:
+            if change.resource == resource.kind and change.centre == resource.centre:
+                if change.first_day <= last and first <= change.last_day:
+                    yield change
+
     def capacity_on(self, resource: Resource, day: date) -> int:
         """Capacity of ``resource`` on ``day`` (weekly resources: for the ISO week of ``day``).
 
-        When several changes cover the day, the last one listed wins.
+        When several changes apply, the last one listed wins.
         """
         capacity = resource.capacity
-        for change in self.capacity_changes:
-            if change.resource == resource.kind and change.centre == resource.centre:
-                if change.first_day <= day <= change.last_day:
-                    capacity = change.capacity
+        for change in self._changes_on(resource, day):
+            capacity = change.capacity
         return capacity
 
     def capacity_reason(self, resource: Resource, day: date) -> str:
         reason = ""
-        for change in self.capacity_changes:
-            if change.resource == resource.kind and change.centre == resource.centre:
-                if change.first_day <= day <= change.last_day:
-                    reason = change.reason
+        for change in self._changes_on(resource, day):
+            reason = change.reason
         return reason
 
 
