@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
+from typing import Annotated
 from pathlib import Path
 
 from pydantic import Field, ValidationError, model_validator
@@ -82,7 +83,9 @@ class Horizon(Model):
 class Cohort(Model):
     name: str = Field(min_length=1)
     description: str = ""
-    site: str | Site = Field(default="default", description="name of a site file under fixtures/catalogue/sites, or the site inline")
+    site: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")] | Site = Field(
+        default="default", description="name of a site file under fixtures/catalogue/sites, or the site inline"
+    )
     horizon: Horizon
     capacity_changes: tuple[CapacityChange, ...] = Field(default=(), description="closures/changes added to the site's")
     patients: tuple[Patient, ...]

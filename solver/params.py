@@ -16,7 +16,7 @@ MAX_MEMORY_MB = 4096
 REPRODUCIBLE_WALL_FACTOR = 20
 
 
-def new_solver(time_limit: float, workers: int = 2, reproducible: bool = False) -> cp_model.CpSolver:
+def new_solver(time_limit: float, workers: int = 8, reproducible: bool = False) -> cp_model.CpSolver:
     """A CpSolver with our limits set.
 
     Reproducible mode (tests, audits): one worker, interleaved search, fixed
