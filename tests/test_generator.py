@@ -247,7 +247,9 @@ def test_national_site_gives_every_centre_the_default_resources():
 def test_regional_fixture():
     problem = load_problem(COHORTS / "regional.json")
     assert len(problem.patients) == 100
-    assert problem.horizon.start == START and problem.horizon.days == 182
+    assert problem.horizon.start == START and problem.horizon.days == 245
+    approvals = sorted(p.approval_date for p in problem.patients)
+    assert (approvals[-1] - START).days < 182  # six months of referrals
     assert problem.site.name == "default"
 
 

@@ -25,7 +25,7 @@ TEMPLATES = sorted(t.id for t in load_catalogue().templates)
 COLLECTION_KINDS = {StepKind.apheresis, StepKind.donor_collection, StepKind.processing}
 
 
-def _solve(problem, limit=10.0):
+def _solve(problem, limit=3.0):
     return solve(problem, "cp-sat", SolveOptions(time_limit=limit, reproducible=True))
 
 
