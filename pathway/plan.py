@@ -56,7 +56,8 @@ class Plan(Model):
         return {b.step: b for b in self.bookings if b.patient == patient_id}
 
     def scheduled_patients(self) -> set[str]:
-        return {b.patient for b in self.bookings}
+        """Patients the plan schedules (an unschedulable patient may still hold frozen bookings)."""
+        return {b.patient for b in self.bookings} - {u.patient for u in self.unschedulable}
 
 
 def load_plan(path: Path | str) -> Plan:

@@ -194,15 +194,32 @@ def unknown_booking(problem: Problem, plan: Plan) -> list[Violation]:
 
 # -- 2. STEP_MISSING ----------------------------------------------------------------
 def step_missing(problem: Problem, plan: Plan) -> list[Violation]:
-    """A booked patient has every step booked; an unbooked patient is listed unschedulable."""
+    """A scheduled patient has every step booked; anyone else is listed unschedulable.
+
+    An unschedulable patient keeps only the bookings that are frozen (already
+    done or fixed): the plan may not book anything new for them.
+    """
     found = []
     booked = _booked(problem, plan)
-    with_any_booking = plan.scheduled_patients()
     unschedulable = {u.patient for u in plan.unschedulable}
     for patient in problem.patients:
-        if patient.id in with_any_booking:
+        own = booked.get(patient.id, {})
+        planned = set(own) - {f.step for f in patient.frozen}
+        if patient.id in unschedulable:
+            if planned:
+                found.append(
+                    Violation(
+                        rule="STEP_MISSING",
+                        patient=patient.id,
+                        message=(
+                            f"Patient {patient.id} is listed as unschedulable but has new bookings "
+                            f"({', '.join(sorted(_step(n) for n in planned))}); the plan must do one or the other."
+                        ),
+                    )
+                )
+        elif own:
             for step in problem.template(patient).steps:
-                if step.name not in booked.get(patient.id, {}):
+                if step.name not in own:
                     found.append(
                         Violation(
                             rule="STEP_MISSING",
@@ -214,18 +231,7 @@ def step_missing(problem: Problem, plan: Plan) -> list[Violation]:
                             ),
                         )
                     )
-            if patient.id in unschedulable:
-                found.append(
-                    Violation(
-                        rule="STEP_MISSING",
-                        patient=patient.id,
-                        message=(
-                            f"Patient {patient.id} has bookings and is also listed as unschedulable; "
-                            "the plan must do one or the other."
-                        ),
-                    )
-                )
-        elif patient.id not in unschedulable:
+        else:
             found.append(
                 Violation(
                     rule="STEP_MISSING",

@@ -24,6 +24,7 @@ class Schedule:
 
     starts: list[int]
     cost: int
+    optimal: bool = True  # proven best for this patient on its domains (a valid lower bound)
 
 
 def capacity_free(instance: Instance) -> dict[str, Schedule | None]:
@@ -31,8 +32,8 @@ def capacity_free(instance: Instance) -> dict[str, Schedule | None]:
     out: dict[str, Schedule | None] = {}
     for spec in instance.patients:
         terms = cost_terms(spec, weights)
-        starts = best_single_schedule(spec, [s.starts for s in spec.steps], terms)
-        out[spec.id] = Schedule(starts, terms.evaluate(starts)) if starts is not None else None
+        found = best_single_schedule(spec, [s.starts for s in spec.steps], terms)
+        out[spec.id] = Schedule(found[0], terms.evaluate(found[0]), found[1]) if found is not None else None
     return out
 
 
@@ -63,15 +64,26 @@ class Residual:
             caps[i] -= amount
 
 
-def greedy(instance: Instance, excluded: set[str] = frozenset()) -> dict[str, Schedule | None]:
-    """First come (approval date), first served; urgent first on the same day."""
-    weights = instance.problem.site.objective
+def residual_after_frozen(instance: Instance) -> Residual:
+    """Capacity left once every frozen booking (scheduled patient or not) has taken its share.
+
+    Frozen bookings are facts: if they already overfill a day, that day has
+    nothing left (never a negative capacity); the checker reports the overfill.
+    """
     residual = Residual(instance)
-    # Frozen bookings are fixed whatever happens: take their capacity first.
     for spec in instance.patients:
         for step in spec.steps:
             if step.frozen is not None:
                 residual.book(spec, step.index, step.frozen)
+    for caps in residual.left.values():
+        caps[:] = [max(0, c) for c in caps]
+    return residual
+
+
+def greedy(instance: Instance, excluded: set[str] = frozenset()) -> dict[str, Schedule | None]:
+    """First come (approval date), first served; urgent first on the same day."""
+    weights = instance.problem.site.objective
+    residual = residual_after_frozen(instance)
     order = sorted(instance.patients, key=lambda p: (p.approval, -p.urgency_weight, p.id))
     out: dict[str, Schedule | None] = {}
     for spec in order:
@@ -83,10 +95,11 @@ def greedy(instance: Instance, excluded: set[str] = frozenset()) -> dict[str, Sc
             for s in spec.steps
         ]
         terms = cost_terms(spec, weights)
-        starts = best_single_schedule(spec, domains, terms)
-        if starts is None:
+        found = best_single_schedule(spec, domains, terms)
+        if found is None:
             out[spec.id] = None
             continue
+        starts = found[0]
         for step in spec.steps:
             if step.frozen is None:
                 residual.book(spec, step.index, starts[step.index])

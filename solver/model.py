@@ -4,7 +4,9 @@ Variables: one start day per patient step (domain = the step's allowed start
 days), one presence literal per patient. Constraints: the catalogue's lags
 (enforced when the patient is scheduled), and one cumulative per resource on
 the day axis (manufacturer slots on a week axis). Day-varying capacity is
-modelled with fixed blocking intervals of demand ``max - capacity(day)``.
+modelled with fixed blocking intervals of demand ``max - capacity(day)``;
+frozen bookings (of every patient, scheduled or not) are taken off the
+capacity before the model is built.
 
 Objective: the sum of every scheduled patient's cost (``solver.objective``)
 plus a penalty per unscheduled patient that outweighs any schedule, so the
@@ -17,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from solver.baseline import Schedule
+from solver.baseline import Schedule, residual_after_frozen
 from solver.instance import Instance, PatientSpec
 from solver.objective import cost_terms, unscheduled_penalty
 from solver.params import cp_model
@@ -72,24 +74,16 @@ def build_model(
                 if lag.max is not None:
                     model.add(starts[step.index] - anchor <= lag.max).only_enforce_if(present)
 
+            if step.frozen is not None:
+                continue  # its load is already taken off the capacity
             for use in step.uses:
                 name = f"{pid}:{step.name}:{use.resource}"
                 if use.weekly:
-                    if step.frozen is not None:
-                        week = instance.week(step.frozen)
-                        if week >= 0:
-                            weekly[use.resource].append((model.new_fixed_size_interval_var(week, 1, name), use.amount))
-                        continue
                     weeks = sorted({instance.week(d) for d in step.starts})
                     week = model.new_int_var_from_domain(cp_model.Domain.from_values(weeks), f"{name}:week")
                     model.add_division_equality(week, starts[step.index] + instance.week_offset, 7)
                     interval = model.new_optional_fixed_size_interval_var(week, 1, present, name)
                     weekly[use.resource].append((interval, use.amount))
-                elif step.frozen is not None:
-                    first = max(step.frozen, 0)
-                    size = min(step.frozen + use.days, instance.last_day) - first
-                    if size > 0:
-                        daily[use.resource].append((model.new_fixed_size_interval_var(first, size, name), use.amount))
                 else:
                     interval = model.new_optional_fixed_size_interval_var(starts[step.index], use.days, present, name)
                     daily[use.resource].append((interval, use.amount))
@@ -97,8 +91,10 @@ def build_model(
         terms = cost_terms(spec, weights)
         linear = terms.constant + sum(c * starts[i] for i, c in terms.coefficients.items())
         if terms.target is not None and terms.lateness_weight:
-            late = model.new_int_var(0, instance.last_day, f"{pid}:late")
-            model.add(late >= starts[terms.infusion] - terms.target)
+            infusion = spec.steps[terms.infusion]
+            latest = infusion.frozen if infusion.frozen is not None else infusion.starts[-1]
+            late = model.new_int_var(0, max(0, latest - terms.target), f"{pid}:late")
+            model.add(late >= starts[terms.infusion] - terms.target).only_enforce_if(present)
             linear += terms.lateness_weight * late
         cost = model.new_int_var(0, penalty, f"{pid}:cost")
         model.add(cost == linear).only_enforce_if(present)
@@ -117,10 +113,9 @@ def build_model(
                     if not isinstance(var, int):
                         model.add_hint(var, value)
 
-    for rid, uses in daily.items():
-        _cumulative(model, rid, uses, instance.capacity[rid])
-    for rid, uses in weekly.items():
-        _cumulative(model, rid, uses, instance.capacity[rid])
+    capacity = residual_after_frozen(instance).left
+    for rid, uses in (daily | weekly).items():
+        _cumulative(model, rid, uses, capacity[rid])
     model.minimize(sum(objective))
     return CohortModel(model, out, penalty)
 

@@ -15,8 +15,8 @@ from solver.params import cp_model, new_solver
 
 def best_single_schedule(
     spec: PatientSpec, domains: list[list[int]], terms: CostTerms, time_limit: float = 5.0
-) -> list[int] | None:
-    """Start day of every step minimising the patient's cost, or None if no schedule exists."""
+) -> tuple[list[int], bool] | None:
+    """(start day of every step minimising the patient's cost, proven optimal?), or None if none exists."""
     if any(not d for d in domains):
         return None
     model = cp_model.CpModel()
@@ -32,7 +32,7 @@ def best_single_schedule(
                 model.add(starts[step.index] - anchor <= lag.max)
     objective = terms.constant + sum(c * starts[i] for i, c in terms.coefficients.items())
     if terms.target is not None and terms.lateness_weight:
-        late = model.new_int_var(0, max(d[-1] for d in domains) + 1, "late")
+        late = model.new_int_var(0, max(0, domains[terms.infusion][-1] - terms.target), "late")
         model.add(late >= starts[terms.infusion] - terms.target)
         objective += terms.lateness_weight * late
     model.minimize(objective)
@@ -40,4 +40,4 @@ def best_single_schedule(
     status = solver.solve(model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    return [solver.value(s) for s in starts]
+    return [solver.value(s) for s in starts], status == cp_model.OPTIMAL

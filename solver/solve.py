@@ -56,8 +56,9 @@ def solve(problem: Problem, method: Method = "cp-sat", options: SolveOptions | N
     penalty = unscheduled_penalty(instance)
     stats["capacity_free_objective"] = sum(alone[p.id].cost for p in schedulable) + penalty * len(blocked)
     stats["objective"] = evaluate(instance, schedules)
-    stats.setdefault("best_bound", stats["capacity_free_objective"])
-    stats["best_bound"] = max(stats["best_bound"], stats["capacity_free_objective"])
+    # The relaxation bounds the objective only where every single-patient solve was proven optimal.
+    relaxation_bound = stats["capacity_free_objective"] if all(alone[p.id].optimal for p in schedulable) else 0
+    stats["best_bound"] = max(stats.get("best_bound", 0), relaxation_bound)
     stats["gap"] = _gap(stats["objective"], stats["best_bound"])
     stats["wall_time_s"] = round(time.perf_counter() - started, 3)
     return _plan(problem, instance, method, schedules, alone, blocked, stats)
@@ -79,7 +80,7 @@ def _gap(objective: int, bound: int) -> float:
 
 
 def _solve_cp_sat(instance, schedulable, alone, hint, options: SolveOptions, stats) -> dict[str, Schedule | None]:
-    lower = {p.id: alone[p.id].cost for p in schedulable}
+    lower = {p.id: alone[p.id].cost for p in schedulable if alone[p.id].optimal}
     cohort = build_model(instance, schedulable, lower, hint)
     solver = new_solver(options.time_limit, options.workers, options.reproducible)
     status = solver.solve(cohort.model)
@@ -87,7 +88,7 @@ def _solve_cp_sat(instance, schedulable, alone, hint, options: SolveOptions, sta
     stats["solver_wall_time_s"] = round(solver.wall_time, 3)
     stats["deterministic_time"] = round(solver.deterministic_time, 3)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        stats["fallback"] = "CP-SAT found no plan in time; the greedy plan is kept"
+        stats["fallback"] = f"CP-SAT returned {stats['status']} (no plan); the greedy plan is kept"
         return hint
     # Unschedulable-alone patients are outside the model: add their penalty to the bound.
     penalty = cohort.penalty
@@ -160,6 +161,7 @@ def _plan(problem, instance: Instance, method, schedules, alone, blocked, stats)
         free = alone.get(spec.id)
         free_infusion = instance.date(free.starts[spec.infusion]) if free else None
         if schedule is None:
+            bookings.extend(_frozen_bookings(instance, spec))
             if spec.id not in blocked:
                 cells = _blocking_cells(instance, spec, free, usage)
                 unschedulable.append(
@@ -209,6 +211,20 @@ def _plan(problem, instance: Instance, method, schedules, alone, blocked, stats)
     )
 
 
+def _frozen_bookings(instance: Instance, spec: PatientSpec) -> list[Booking]:
+    """An unscheduled patient keeps what is already done or fixed."""
+    return [
+        Booking(
+            patient=spec.id,
+            step=step.name,
+            first_day=instance.date(step.frozen),
+            last_day=instance.date(step.frozen + step.duration - 1),
+        )
+        for step in spec.steps
+        if step.frozen is not None
+    ]
+
+
 def _percentile(values: list[int], q: int) -> float | None:
     if not values:
         return None
@@ -217,13 +233,17 @@ def _percentile(values: list[int], q: int) -> float | None:
     return ordered[rank]
 
 
-def _cells(instance: Instance, spec: PatientSpec, starts: list[int]):
-    """(resource id, cell, amount) for every resource cell a schedule uses."""
+def _cells(instance: Instance, spec: PatientSpec, starts: list[int | None]):
+    """(resource id, cell, amount) for every resource cell on the axes a schedule uses (None: step not booked)."""
     for step in spec.steps:
         start = starts[step.index]
+        if start is None:
+            continue
         for use in step.uses:
             if use.weekly:
-                yield use.resource, instance.week(start), use.amount
+                week = instance.week(start)
+                if 0 <= week < len(instance.capacity[use.resource]):
+                    yield use.resource, week, use.amount
             else:
                 for d in range(max(start, 0), min(start + use.days, instance.last_day)):
                     yield use.resource, d, use.amount
@@ -233,9 +253,9 @@ def _usage(instance: Instance, schedules) -> dict[tuple[str, int], int]:
     usage: dict[tuple[str, int], int] = defaultdict(int)
     for spec in instance.patients:
         schedule = schedules.get(spec.id)
-        if schedule is not None:
-            for rid, cell, amount in _cells(instance, spec, schedule.starts):
-                usage[rid, cell] += amount
+        starts = schedule.starts if schedule is not None else [step.frozen for step in spec.steps]
+        for rid, cell, amount in _cells(instance, spec, starts):
+            usage[rid, cell] += amount
     return usage
 
 

@@ -117,3 +117,53 @@ def test_generated_cohorts_get_clean_plans_or_explained_refusals(seed, size, sta
     _assert_complete_and_clean(problem, greedy)
     assert "fallback" not in plan.stats
     assert plan.stats["objective"] <= greedy.stats["objective"]
+
+
+def _one_centre_cohort(patients, capacity_changes=(), days=120):
+    return parse_cohort(
+        {
+            "name": "frozen-edge",
+            "horizon": {"start": "2027-01-04", "days": days},
+            "capacity_changes": list(capacity_changes),
+            "patients": patients,
+        }
+    )
+
+
+def test_unschedulable_patient_keeps_frozen_bookings_and_their_capacity():
+    """X-DONE already had apheresis on Tue 05 Jan, the only session that day, but a
+    live vaccine pushes its lymphodepletion past the horizon. Its session stays
+    booked, so Y cannot take Tue 05 Jan."""
+    problem = _one_centre_cohort(
+        [
+            {"id": "X-DONE", "centre": "liverpool", "pathway": "in-house-car-t", "approval_date": "2027-01-04",
+             "last_doses": {"live_vaccine": "2027-04-20"},
+             "frozen": [{"step": "apheresis", "first_day": "2027-01-05"}]},
+            {"id": "Y-NEXT", "centre": "liverpool", "pathway": "in-house-car-t", "approval_date": "2027-01-04"},
+        ],
+        capacity_changes=[{"resource": "apheresis_machine", "centre": "liverpool", "first_day": "2027-01-04",
+                           "last_day": "2027-01-08", "capacity": 1, "reason": "staff shortage"}],
+    )
+    plan = _solve(problem)
+    _assert_complete_and_clean(problem, plan)
+    assert [u.patient for u in plan.unschedulable] == ["X-DONE"]
+    kept = plan.bookings_of("X-DONE")
+    assert list(kept) == ["apheresis"] and kept["apheresis"].first_day == D("2027-01-05")
+    assert plan.bookings_of("Y-NEXT")["apheresis"].first_day != D("2027-01-05")
+
+
+def test_patient_wholly_in_the_past_with_a_missed_target_stays_scheduled():
+    """Every step of Z-PAST was done before the horizon (infusion Mon 07 Dec 2026),
+    a week after the target date it missed: the solve must not drop it."""
+    days = {"apheresis": "2026-11-09", "manufacture": "2026-11-09", "qc_release": "2026-11-22",
+            "conditioning": "2026-11-30", "infusion": "2026-12-07", "inpatient": "2026-12-07",
+            "high_risk_window": "2026-12-07"}
+    problem = _one_centre_cohort(
+        [{"id": "Z-PAST", "centre": "liverpool", "pathway": "in-house-car-t", "approval_date": "2026-11-02",
+          "target_infusion_date": "2026-11-30",
+          "frozen": [{"step": s, "first_day": d} for s, d in days.items()]}]
+    )
+    plan = _solve(problem)
+    _assert_complete_and_clean(problem, plan)
+    assert plan.unschedulable == ()
+    assert {s: b.first_day.isoformat() for s, b in plan.bookings_of("Z-PAST").items()} == days
