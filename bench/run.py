@@ -74,16 +74,25 @@ def _suite(quick: bool) -> list[tuple[str, Problem, list[float]]]:
     if quick:
         return suite
     suite.append(("national", load_problem(COHORTS / "national.json"), [60, 300]))
-    for size in (250, 500, 2000):
+    # Load sweep: six months of referrals on the one-centre default site (the
+    # regional cohort is the 100 point), then a national year twice the fixture's size.
+    for site, size, days, window, limit in (
+        ("default", 50, 245, 182, 10),
+        ("default", 150, 245, 182, 10),
+        ("default", 200, 245, 182, 10),
+        ("national", 2000, 365, 275, 60),
+    ):
+        name = f"sweep-{site}-{size}"
         raw = generate_cohort(
-            name=f"sweep-{size}",
+            name=name,
             seed=size,
             patients=size,
             horizon_start=date(2027, 1, 4),
-            horizon_days=365,
-            site="national",
+            horizon_days=days,
+            approval_window_days=window,
+            site=site,
         )
-        suite.append((f"sweep-{size}", parse_cohort(raw, source=f"sweep-{size}"), [60]))
+        suite.append((name, parse_cohort(raw, source=name), [limit]))
     return suite
 
 
