@@ -48,14 +48,15 @@ def solve(problem: Problem, method: Method = "cp-sat", options: SolveOptions | N
         stats["status"] = "RELAXATION"
     else:
         schedules = greedy(instance, excluded=set(blocked))
-        stats["greedy_objective"] = evaluate(instance, schedules)
+        stats["greedy_objective"] = evaluate(instance, schedules, skip=blocked)
         stats["status"] = "GREEDY"
         if method == "cp-sat":
             schedules = _solve_cp_sat(instance, schedulable, alone, schedules, options, stats)
 
-    penalty = unscheduled_penalty(instance)
-    stats["capacity_free_objective"] = sum(alone[p.id].cost for p in schedulable) + penalty * len(blocked)
-    stats["objective"] = evaluate(instance, schedules)
+    # Patients who cannot be scheduled even alone are outside every method's
+    # optimisation: they are reported, not counted in the objective or bound.
+    stats["capacity_free_objective"] = sum(alone[p.id].cost for p in schedulable)
+    stats["objective"] = evaluate(instance, schedules, skip=blocked)
     # The relaxation bounds the objective only where every single-patient solve was proven optimal.
     relaxation_bound = stats["capacity_free_objective"] if all(alone[p.id].optimal for p in schedulable) else 0
     stats["best_bound"] = max(stats.get("best_bound", 0), relaxation_bound)
@@ -64,12 +65,15 @@ def solve(problem: Problem, method: Method = "cp-sat", options: SolveOptions | N
     return _plan(problem, instance, method, schedules, alone, blocked, stats)
 
 
-def evaluate(instance: Instance, schedules: dict[str, Schedule | None]) -> int:
-    """Objective of a set of schedules: patient costs plus the penalty for each one left out."""
+def evaluate(instance: Instance, schedules: dict[str, Schedule | None], skip=frozenset()) -> int:
+    """Objective of a set of schedules: patient costs plus the penalty for each one left out
+    (patients in ``skip`` are not counted)."""
     weights = instance.problem.site.objective
     penalty = unscheduled_penalty(instance)
     total = 0
     for spec in instance.patients:
+        if spec.id in skip:
+            continue
         schedule = schedules.get(spec.id)
         total += cost_terms(spec, weights).evaluate(schedule.starts) if schedule else penalty
     return total
@@ -90,9 +94,7 @@ def _solve_cp_sat(instance, schedulable, alone, hint, options: SolveOptions, sta
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         stats["fallback"] = f"CP-SAT returned {stats['status']} (no plan); the greedy plan is kept"
         return hint
-    # Unschedulable-alone patients are outside the model: add their penalty to the bound.
-    penalty = cohort.penalty
-    stats["best_bound"] = int(solver.best_objective_bound) + penalty * (len(instance.patients) - len(schedulable))
+    stats["best_bound"] = int(solver.best_objective_bound)
     weights = instance.problem.site.objective
     out: dict[str, Schedule | None] = {p.id: None for p in instance.patients}
     for pv in cohort.patients:
