@@ -45,7 +45,9 @@ def build_model(
     patients: list[PatientSpec],
     lower_bounds: dict[str, int],
     hint: dict[str, Schedule | None] | None = None,
+    everyone: bool = False,
 ) -> CohortModel:
+    """``everyone``: schedule every patient (the caller knows a plan with all of them exists)."""
     model = cp_model.CpModel()
     weights = instance.problem.site.objective
     penalty = unscheduled_penalty(instance)
@@ -57,6 +59,8 @@ def build_model(
     for spec in patients:
         pid = spec.id
         present = model.new_bool_var(f"{pid}:scheduled")
+        if everyone:
+            model.add(present == 1)
         starts = []
         for step in spec.steps:
             if step.frozen is not None:

@@ -85,7 +85,12 @@ def _gap(objective: int, bound: int) -> float:
 
 def _solve_cp_sat(instance, schedulable, alone, hint, options: SolveOptions, stats) -> dict[str, Schedule | None]:
     lower = {p.id: alone[p.id].cost for p in schedulable if alone[p.id].optimal}
-    cohort = build_model(instance, schedulable, lower, hint)
+    # Scheduling as many patients as possible comes first. When the greedy plan
+    # already schedules everyone who can be, that priority is settled: fixing
+    # every patient present leaves CP-SAT a model without optional intervals.
+    everyone = all(hint.get(p.id) is not None for p in schedulable)
+    stats["everyone_scheduled_by_greedy"] = everyone
+    cohort = build_model(instance, schedulable, lower, hint, everyone=everyone)
     solver = new_solver(options.time_limit, options.workers, options.reproducible)
     status = solver.solve(cohort.model)
     stats["status"] = solver.status_name(status)
