@@ -118,23 +118,45 @@ def _unschedulable_alone(problem: Problem, instance: Instance, alone) -> dict[st
     for spec in instance.patients:
         if alone[spec.id] is not None:
             continue
-        rule, reason = "HORIZON", "no dates satisfy the pathway's steps, lags and calendars inside the horizon"
         empty = next((s for s in spec.steps if not s.starts and s.blocked_rule != "HORIZON"), None)
-        wider = _earliest_beyond_horizon(problem, spec.id)
         if empty is not None:
             rule, reason = empty.blocked_rule, empty.blocked_by
-        elif wider is not None:
+        else:
+            rule, reason = _counterfactual_reason(problem, spec)
+        wider = _alone_schedule(problem, spec.patient, extra_days=365)
+        earliest = wider[0].date(wider[1][spec.infusion]) if wider else None
+        if rule == "HORIZON" and wider is not None:
             rule, reason = _binding_washout(problem, spec, wider) or (rule, reason)
-        earliest = None
-        if wider is not None:
-            earliest = wider[0].date(wider[1][spec.infusion])
+        if earliest is not None:
             reason += f"; the earliest infusion would be {earliest:%a %d %b %Y}, after the horizon ends {problem.horizon.end:%a %d %b %Y}"
         out[spec.id] = Unschedulable(patient=spec.id, rule=rule, reason=reason, earliest_infusion=earliest)
     return out
 
 
+def _counterfactual_reason(problem: Problem, spec: PatientSpec) -> tuple[str, str]:
+    """Which of the patient's own constraints, taken away, would let them fit inside the horizon."""
+    patient = spec.patient
+    if patient.last_doses and _alone_infusion(problem, patient.model_copy(update={"last_doses": {}})):
+        for step in spec.steps:
+            washout = problem.washout_day(patient, step.kind)
+            if washout is not None and washout[0] > problem.horizon.start:
+                day, rule = washout
+                return "WASHOUT", (
+                    f"{step.name} cannot start before {day:%a %d %b %Y}, {rule.days} days after the last "
+                    f"{rule.agent.replace('_', ' ')}, which leaves no room inside the horizon"
+                )
+    if patient.blackouts and _alone_infusion(problem, patient.model_copy(update={"blackouts": ()})):
+        spans = ", ".join(f"{b.first_day:%d %b} .. {b.last_day:%d %b %Y}" for b in patient.blackouts)
+        return "BLACKOUT", f"the patient's blackout dates ({spans}) leave no room for the pathway inside the horizon"
+    if patient.earliest_start and _alone_infusion(problem, patient.model_copy(update={"earliest_start": None})):
+        return "EARLIEST_START", (
+            f"from the earliest start {patient.earliest_start:%a %d %b %Y} the pathway does not fit inside the horizon"
+        )
+    return "HORIZON", "no dates satisfy the pathway's steps, lags and calendars inside the horizon"
+
+
 def _binding_washout(problem: Problem, spec: PatientSpec, wider) -> tuple[str, str] | None:
-    """If a washout holds a step back in the wider schedule, say so."""
+    """If a washout holds a step back in the extended schedule, name it."""
     instance, starts = wider
     for step in spec.steps:
         washout = problem.washout_day(spec.patient, step.kind)
@@ -147,14 +169,19 @@ def _binding_washout(problem: Problem, spec: PatientSpec, wider) -> tuple[str, s
     return None
 
 
-def _earliest_beyond_horizon(problem: Problem, patient_id: str) -> tuple[Instance, list[int]] | None:
-    """The patient's capacity-free schedule with the horizon extended by a year, or None."""
-    patient = problem.patient(patient_id)
-    horizon = problem.horizon.model_copy(update={"days": problem.horizon.days + 365})
+def _alone_schedule(problem: Problem, patient, extra_days: int = 0) -> tuple[Instance, list[int]] | None:
+    """The patient's capacity-free schedule on a horizon extended by ``extra_days``, or None."""
+    horizon = problem.horizon.model_copy(update={"days": problem.horizon.days + extra_days})
     cohort = problem.cohort.model_copy(update={"horizon": horizon, "patients": (patient,)})
     wider = build_instance(dataclasses.replace(problem, cohort=cohort))
-    schedule = capacity_free(wider)[patient_id]
+    schedule = capacity_free(wider)[patient.id]
     return (wider, schedule.starts) if schedule is not None else None
+
+
+def _alone_infusion(problem: Problem, patient, extra_days: int = 0):
+    """The patient's capacity-free infusion date on a horizon extended by ``extra_days``, or None."""
+    found = _alone_schedule(problem, patient, extra_days)
+    return found[0].date(found[1][found[0].patients[0].infusion]) if found else None
 
 
 def _plan(problem, instance: Instance, method, schedules, alone, blocked, stats) -> Plan:

@@ -167,3 +167,16 @@ def test_patient_wholly_in_the_past_with_a_missed_target_stays_scheduled():
     _assert_complete_and_clean(problem, plan)
     assert plan.unschedulable == ()
     assert {s: b.first_day.isoformat() for s, b in plan.bookings_of("Z-PAST").items()} == days
+
+
+def test_patients_who_cannot_fit_are_told_which_of_their_own_rules_blocks_them():
+    problem = load_problem(COHORTS / "cannot_fit.json")
+    plan = _solve(problem)
+    _assert_complete_and_clean(problem, plan)
+    reasons = {u.patient: u for u in plan.unschedulable}
+    assert set(reasons) == {"X-NOFIT-1", "X-NOFIT-2"}
+    washout, blackout = reasons["X-NOFIT-1"], reasons["X-NOFIT-2"]
+    assert washout.rule == "WASHOUT" and "checkpoint inhibitor" in washout.reason
+    assert blackout.rule == "BLACKOUT" and "25 Jan .. 31 Jul 2027" in blackout.reason
+    for refusal in (washout, blackout):
+        assert refusal.earliest_infusion > problem.horizon.end
