@@ -114,11 +114,12 @@ def _summary(problem, plan, violations: int) -> str:
         lines.append(f"note: {s['fallback']}")
     for u in plan.unschedulable:
         lines.append(f"UNSCHEDULABLE {u.patient} [{u.rule}]: {u.reason}")
-    late = [o for o in plan.outcomes if o.delayed_by]
+    late = [o for o in plan.outcomes if o.capacity_free_infusion and o.infusion > o.capacity_free_infusion]
     if late:
         lines.append(f"{len(late)} patient(s) later than their capacity-free date:")
         for o in late:
-            lines.append(f"  {o.patient}: infusion {o.infusion} (alone: {o.capacity_free_infusion}); {o.delayed_by[0]}")
+            why = "; ".join(o.delayed_by) or "no single full resource found: placed later to fit others"
+            lines.append(f"  {o.patient}: infusion {o.infusion} (alone: {o.capacity_free_infusion}); {why}")
     return "\n".join(lines)
 
 

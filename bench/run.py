@@ -125,6 +125,7 @@ def main(quick: bool = False, markdown: Path | None = None) -> int:
     print(table)
     print(f"\npeak memory (max RSS of this process): {peak_mb:.0f} MB")
     if markdown:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
         markdown.write_text(table + f"\n\nPeak memory: {peak_mb:.0f} MB\n", encoding="utf-8")
     return 1 if any(r.violations for r in rows) else 0
 

@@ -202,6 +202,8 @@ def read_data_file(path: Path) -> object:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(str(path), "", f"cannot read file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(str(path), "", "not a UTF-8 text file") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import Annotated
 from pathlib import Path
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from pathway.catalogue import (
     DEFAULT_CATALOGUE,
@@ -68,6 +68,13 @@ class Patient(Model):
     blackouts: tuple[DateRange, ...] = Field(default=(), description="days the patient cannot attend")
     durations: dict[str, int] = Field(default_factory=dict, description="step -> days, within the catalogue's range")
     frozen: tuple[FrozenBooking, ...] = ()
+
+    @field_validator("id")
+    @classmethod
+    def _pseudonymous(cls, value: str) -> str:
+        if value.replace("-", "").replace("_", "").isdigit():
+            raise ValueError("an id made of digits could be an NHS or hospital number: use a pseudonymous id with letters")
+        return value
 
 
 class Horizon(Model):
@@ -191,14 +198,8 @@ def _site_from(cohort: Cohort, source: str) -> Site:
         except ValidationError as exc:
             raise validation_error(str(path), exc) from None
     for i, change in enumerate(cohort.capacity_changes):
-        if site.find_resource(change.resource, change.centre) is None:
-            at = f"centre {change.centre!r}" if change.centre else "site level"
-            known = sorted({r.kind for r in site.resources})
-            raise InputError(
-                source,
-                f"capacity_changes[{i}].resource",
-                f"no resource {change.resource!r} at {at} (known: {', '.join(known)})",
-            )
+        if site.exact_resource(change.resource, change.centre) is None:
+            raise InputError(source, f"capacity_changes[{i}].resource", site.no_such_resource(change.resource, change.centre))
     if cohort.capacity_changes:
         raw_site = site.model_dump(mode="json")
         raw_site["capacity_changes"] += [c.model_dump(mode="json") for c in cohort.capacity_changes]

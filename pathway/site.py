@@ -112,9 +112,20 @@ class Site(Model):
             if r.centre is not None and r.centre not in self.centres:
                 raise ValueError(f"resources[{i}]: centre {r.centre!r} is not one of {list(self.centres)}")
         for i, change in enumerate(self.capacity_changes):
-            if self.find_resource(change.resource, change.centre) is None:
-                raise ValueError(f"capacity_changes[{i}]: no resource {change.resource!r} at centre {change.centre!r}")
+            if self.exact_resource(change.resource, change.centre) is None:
+                raise ValueError(f"capacity_changes[{i}]: {self.no_such_resource(change.resource, change.centre)}")
         return self
+
+    def exact_resource(self, kind: str, centre: str | None) -> Resource | None:
+        """The resource of this kind defined for exactly this centre (None: a shared one)."""
+        return next((r for r in self.resources if r.kind == kind and r.centre == centre), None)
+
+    def no_such_resource(self, kind: str, centre: str | None) -> str:
+        at = f"centre {centre!r}" if centre else "site level (shared)"
+        if self.exact_resource(kind, None) is not None and centre:
+            return f"{kind!r} is shared by every centre: give no centre for it"
+        known = sorted({r.kind for r in self.resources})
+        return f"no resource {kind!r} at {at} (known: {', '.join(known)})"
 
     # -- calendars -------------------------------------------------------
     def bank_holiday(self, day: date) -> str | None:

@@ -20,9 +20,17 @@ from pathway.catalogue import StepKind
 from pathway.cohort import Patient, PatientStep, Problem
 from pathway.site import Resource
 
-# Days after the horizon end that steps following the infusion may occupy
-# (inpatient stays, monitoring windows). Capacity is counted there too.
-TAIL_DAYS = 70
+def tail_days(problem: Problem) -> int:
+    """Days after the horizon end that steps following the infusion may occupy.
+
+    Bounded by the longest template's total duration plus its positive minimum
+    lags (inpatient stays, monitoring windows); capacity is counted there too.
+    """
+    return max(
+        sum(s.max_duration_days or s.duration_days for s in t.steps)
+        + sum(max(0, lag.min) for s in t.steps for lag in s.lags)
+        for t in problem.catalogue.templates
+    )
 
 
 @dataclass(frozen=True)
@@ -144,7 +152,7 @@ class _DayRules:
 
 def build_instance(problem: Problem) -> Instance:
     horizon = problem.horizon
-    last_day = horizon.days + TAIL_DAYS
+    last_day = horizon.days + tail_days(problem)
     week_offset = horizon.start.weekday()
     capacity: dict[str, list[int]] = {}
     weekly: dict[str, bool] = {}

@@ -38,6 +38,9 @@ def best_single_schedule(
     model.minimize(objective)
     solver = new_solver(time_limit, workers=1)
     status = solver.solve(model)
+    if status == cp_model.UNKNOWN:  # a few steps' model: give it once more, longer, before saying "none"
+        solver = new_solver(4 * time_limit, workers=1)
+        status = solver.solve(model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     return [solver.value(s) for s in starts], status == cp_model.OPTIMAL

@@ -13,6 +13,7 @@ import dataclasses
 import statistics
 import time
 from collections import defaultdict
+from datetime import timedelta
 from typing import Literal
 
 from pathway.cohort import Problem
@@ -136,15 +137,15 @@ def _unschedulable_alone(problem: Problem, instance: Instance, alone) -> dict[st
 def _counterfactual_reason(problem: Problem, spec: PatientSpec) -> tuple[str, str]:
     """Which of the patient's own constraints, taken away, would let them fit inside the horizon."""
     patient = spec.patient
-    if patient.last_doses and _alone_infusion(problem, patient.model_copy(update={"last_doses": {}})):
-        for step in spec.steps:
-            washout = problem.washout_day(patient, step.kind)
-            if washout is not None and washout[0] > problem.horizon.start:
-                day, rule = washout
-                return "WASHOUT", (
-                    f"{step.name} cannot start before {day:%a %d %b %Y}, {rule.days} days after the last "
-                    f"{rule.agent.replace('_', ' ')}, which leaves no room inside the horizon"
-                )
+    for agent in sorted(patient.last_doses):
+        others = {a: d for a, d in patient.last_doses.items() if a != agent}
+        if _alone_infusion(problem, patient.model_copy(update={"last_doses": others})):
+            rule = next(w for w in problem.washouts(patient) if w.agent == agent)
+            day = patient.last_doses[agent] + timedelta(days=rule.days)
+            return "WASHOUT", (
+                f"{rule.before.value} cannot start before {day:%a %d %b %Y}, {rule.days} days after the last "
+                f"{agent.replace('_', ' ')}, which leaves no room inside the horizon"
+            )
     if patient.blackouts and _alone_infusion(problem, patient.model_copy(update={"blackouts": ()})):
         spans = ", ".join(f"{b.first_day:%d %b} .. {b.last_day:%d %b %Y}" for b in patient.blackouts)
         return "BLACKOUT", f"the patient's blackout dates ({spans}) leave no room for the pathway inside the horizon"

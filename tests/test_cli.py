@@ -113,6 +113,12 @@ BAD_COHORTS = {
     "duplicate id": (_set(["patients", 1, "id"], "S-AXI-1"), "patients[1].id: patient id 'S-AXI-1' appears twice"),
     "unknown washout agent": (_set(["patients", 0, "last_doses"], {"aspirin": "2027-01-01"}), "patients[0].last_doses.aspirin"),
     "identifiable id": (_set(["patients", 0, "id"], "Jane Smith"), "patients[0].id"),
+    "NHS number as id": (_set(["patients", 0, "id"], "9434765919"), "patients[0].id: an id made of digits"),
+    "closure of a shared resource at one centre": (
+        _set(["capacity_changes"], [{"resource": "manufacturer_slot:axi-cel", "centre": "liverpool",
+                                     "first_day": "2027-01-04", "last_day": "2027-01-10", "capacity": 0, "reason": "x"}]),
+        "capacity_changes[0].resource: 'manufacturer_slot:axi-cel' is shared by every centre",
+    ),
 }
 
 
@@ -159,6 +165,10 @@ def test_unreadable_files_and_unknown_patient(tmp_path, small_plan):
     broken.write_text('{"name": "x", "patients": [')
     result = v2v("solve", broken)
     assert result.returncode == 2 and "not valid YAML/JSON" in result.stderr
+    latin1 = tmp_path / "latin1.json"
+    latin1.write_bytes('{"name": "caf\u00e9"}'.encode("latin-1"))
+    result = v2v("solve", latin1)
+    assert result.returncode == 2 and "not a UTF-8 text file" in result.stderr and "Traceback" not in result.stderr
     unknown = v2v("explain", SMALL, small_plan, "--patient", "S-NOBODY")
     assert unknown.returncode == 2 and "no patient 'S-NOBODY'" in unknown.stderr
     bad_limit = v2v("solve", SMALL, "--time-limit", "-3")
