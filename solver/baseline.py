@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from solver.instance import Instance, PatientSpec
+from solver.instance import Instance, PatientSpec, resource_cells
 from solver.objective import cost_terms
 from solver.single import best_single_schedule
 
@@ -45,16 +45,8 @@ class Residual:
         self.left = {rid: list(caps) for rid, caps in instance.capacity.items()}
 
     def _cells(self, spec: PatientSpec, step_index: int, start: int):
-        instance = self.instance
-        for use in spec.steps[step_index].uses:
-            caps = self.left[use.resource]
-            if use.weekly:
-                w = instance.week(start)
-                if 0 <= w < len(caps):
-                    yield caps, w, use.amount
-            else:
-                for d in range(max(start, 0), min(start + use.days, instance.last_day)):
-                    yield caps, d, use.amount
+        for rid, cell, amount in resource_cells(self.instance, spec.steps[step_index], start):
+            yield self.left[rid], cell, amount
 
     def fits(self, spec: PatientSpec, step_index: int, start: int) -> bool:
         return all(caps[i] >= amount for caps, i, amount in self._cells(spec, step_index, start))

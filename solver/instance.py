@@ -109,6 +109,18 @@ class Instance:
         return {p.id: p for p in self.patients}
 
 
+def resource_cells(instance: "Instance", step: StepSpec, start: int):
+    """(resource id, cell, amount) for each day (or week) on the axes that ``step`` uses if it starts on ``start``."""
+    for use in step.uses:
+        if use.weekly:
+            week = instance.week(start)
+            if 0 <= week < len(instance.capacity[use.resource]):
+                yield use.resource, week, use.amount
+        else:
+            for d in range(max(start, 0), min(start + use.days, instance.last_day)):
+                yield use.resource, d, use.amount
+
+
 class _DayRules:
     """Per-calendar and per-resource boolean day arrays with prefix sums (fast range checks)."""
 

@@ -19,7 +19,7 @@ from typing import Literal
 from pathway.cohort import Problem
 from pathway.plan import Booking, PatientOutcome, Plan, Unschedulable
 from solver.baseline import Schedule, capacity_free, greedy
-from solver.instance import Instance, PatientSpec, build_instance
+from solver.instance import Instance, PatientSpec, build_instance, resource_cells
 from solver.model import build_model
 from solver.objective import cost_terms, unscheduled_penalty
 from solver.params import cp_model, new_solver
@@ -269,19 +269,10 @@ def _percentile(values: list[int], q: int) -> float | None:
 
 
 def _cells(instance: Instance, spec: PatientSpec, starts: list[int | None]):
-    """(resource id, cell, amount) for every resource cell on the axes a schedule uses (None: step not booked)."""
+    """(resource id, cell, amount) for every resource cell a schedule uses (None: step not booked)."""
     for step in spec.steps:
-        start = starts[step.index]
-        if start is None:
-            continue
-        for use in step.uses:
-            if use.weekly:
-                week = instance.week(start)
-                if 0 <= week < len(instance.capacity[use.resource]):
-                    yield use.resource, week, use.amount
-            else:
-                for d in range(max(start, 0), min(start + use.days, instance.last_day)):
-                    yield use.resource, d, use.amount
+        if starts[step.index] is not None:
+            yield from resource_cells(instance, step, starts[step.index])
 
 
 def _usage(instance: Instance, schedules) -> dict[tuple[str, int], int]:
