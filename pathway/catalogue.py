@@ -158,10 +158,6 @@ class Template(Model):
     def steps_of(self, kind: StepKind) -> list[Step]:
         return [s for s in self.steps if s.kind == kind]
 
-    @property
-    def first_infusion(self) -> Step:
-        return self.steps_of(StepKind.infusion)[0]
-
 
 class Catalogue(Model):
     washout_sets: dict[str, tuple[Washout, ...]] = {}
@@ -185,9 +181,6 @@ class Catalogue(Model):
 
     def washouts(self, template: Template) -> tuple[Washout, ...]:
         return self.washout_sets.get(template.washout_set, ()) if template.washout_set else ()
-
-    def resource_kinds(self) -> set[str]:
-        return {u.resource for t in self.templates for s in t.steps for u in s.uses}
 
     def calendar_names(self) -> set[str]:
         return {s.calendar for t in self.templates for s in t.steps}

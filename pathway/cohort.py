@@ -180,9 +180,6 @@ class Problem:
                     best = (day, rule)
         return best
 
-    def resources(self) -> tuple[Resource, ...]:
-        return self.site.resources
-
 
 def _site_from(cohort: Cohort, source: str) -> Site:
     if isinstance(cohort.site, Site):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import cached_property
 
 from pathway.catalogue import StepKind
 from pathway.cohort import Patient, PatientStep, Problem
@@ -95,18 +94,14 @@ class Instance:
     resources: dict[str, Resource]
     patients: list[PatientSpec] = field(default_factory=list)
 
-    def day(self, d: date) -> int:
+    def day_of(self, d: date) -> int:
         return (d - self.problem.horizon.start).days
 
-    def date(self, d: int) -> date:
+    def date_of(self, d: int) -> date:
         return self.problem.horizon.start + timedelta(days=d)
 
     def week(self, d: int) -> int:
         return (d + self.week_offset) // 7
-
-    @cached_property
-    def by_id(self) -> dict[str, PatientSpec]:
-        return {p.id: p for p in self.patients}
 
 
 def resource_cells(instance: "Instance", step: StepSpec, start: int):
@@ -181,7 +176,7 @@ def build_instance(problem: Problem) -> Instance:
             capacity[r.id] = [problem.site.capacity_on(r, horizon.start + timedelta(days=d)) for d in range(last_day)]
 
     instance = Instance(problem, horizon.days, last_day, week_offset, capacity, weekly, resources)
-    first = min([0] + [instance.day(f.first_day) for p in problem.patients for f in p.frozen])
+    first = min([0] + [instance.day_of(f.first_day) for p in problem.patients for f in p.frozen])
     rules = _DayRules(problem, first, last_day)
     instance.patients = [_patient_spec(instance, rules, p) for p in problem.patients]
     return instance
@@ -191,8 +186,8 @@ def _patient_spec(instance: Instance, rules: _DayRules, patient: Patient) -> Pat
     problem = instance.problem
     steps = problem.steps(patient)
     index = {s.name: i for i, s in enumerate(steps)}
-    frozen = {f.step: instance.day(f.first_day) for f in patient.frozen}
-    earliest = instance.day(problem.earliest_day(patient))
+    frozen = {f.step: instance.day_of(f.first_day) for f in patient.frozen}
+    earliest = instance.day_of(problem.earliest_day(patient))
     urgency = problem.site.objective.urgency_weights[patient.urgency]
 
     specs = []
@@ -216,8 +211,8 @@ def _patient_spec(instance: Instance, rules: _DayRules, patient: Patient) -> Pat
     return PatientSpec(
         patient=patient,
         steps=specs,
-        approval=instance.day(patient.approval_date),
-        target=instance.day(patient.target_infusion_date) if patient.target_infusion_date else None,
+        approval=instance.day_of(patient.approval_date),
+        target=instance.day_of(patient.target_infusion_date) if patient.target_infusion_date else None,
         urgency_weight=urgency,
         infusion=kinds.index(StepKind.infusion),
         collection=collection,
@@ -232,13 +227,13 @@ def _allowed_starts(instance: Instance, rules: _DayRules, patient: Patient, ps: 
     duration = ps.duration
     lo = earliest
     washout = problem.washout_day(patient, step.kind)
-    if washout is not None and instance.day(washout[0]) > lo:
-        lo = instance.day(washout[0])
+    if washout is not None and instance.day_of(washout[0]) > lo:
+        lo = instance.day_of(washout[0])
     hi = instance.last_day - duration
     if step.kind == StepKind.infusion:
         hi = min(hi, instance.horizon_days - 1)
     if lo > hi:
-        if washout is not None and instance.day(washout[0]) == lo:
+        if washout is not None and instance.day_of(washout[0]) == lo:
             spec.blocked_rule = "WASHOUT"
             spec.blocked_by = (
                 f"{step.name} cannot start before {washout[0]:%a %d %b %Y} ({washout[1].days} days after the last "
@@ -252,7 +247,7 @@ def _allowed_starts(instance: Instance, rules: _DayRules, patient: Patient, ps: 
     open_prefix = rules.open_prefix(step.calendar)
     check_days = duration if step.calendar_applies_to == "every_day" else 1
     blackouts = (
-        [(instance.day(b.first_day), instance.day(b.last_day)) for b in patient.blackouts] if step.patient_present else []
+        [(instance.day_of(b.first_day), instance.day_of(b.last_day)) for b in patient.blackouts] if step.patient_present else []
     )
     shortages = [(rules.short_prefix(instance.resources[u.resource], u.amount), u) for u in spec.uses if not u.weekly]
     weekly = [u for u in spec.uses if u.weekly]

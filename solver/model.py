@@ -37,7 +37,6 @@ class PatientVars:
 class CohortModel:
     model: cp_model.CpModel
     patients: list[PatientVars]
-    penalty: int
 
 
 def build_model(
@@ -121,7 +120,7 @@ def build_model(
     for rid, uses in (daily | weekly).items():
         _cumulative(model, rid, uses, capacity[rid])
     model.minimize(sum(objective))
-    return CohortModel(model, out, penalty)
+    return CohortModel(model, out)
 
 
 def _cumulative(model: cp_model.CpModel, rid: str, uses, capacity: list[int]) -> None:

@@ -125,7 +125,7 @@ def _unschedulable_alone(problem: Problem, instance: Instance, alone) -> dict[st
         else:
             rule, reason = _counterfactual_reason(problem, spec)
         wider = _alone_schedule(problem, spec.patient, extra_days=365)
-        earliest = wider[0].date(wider[1][spec.infusion]) if wider else None
+        earliest = wider[0].date_of(wider[1][spec.infusion]) if wider else None
         if rule == "HORIZON" and wider is not None:
             rule, reason = _binding_washout(problem, spec, wider) or (rule, reason)
         if earliest is not None:
@@ -161,7 +161,7 @@ def _binding_washout(problem: Problem, spec: PatientSpec, wider) -> tuple[str, s
     instance, starts = wider
     for step in spec.steps:
         washout = problem.washout_day(spec.patient, step.kind)
-        if washout is not None and instance.date(starts[step.index]) >= washout[0] > problem.horizon.start:
+        if washout is not None and instance.date_of(starts[step.index]) >= washout[0] > problem.horizon.start:
             day, rule = washout
             return "WASHOUT", (
                 f"{step.name} cannot start before {day:%a %d %b %Y}, {rule.days} days after the last "
@@ -182,7 +182,7 @@ def _alone_schedule(problem: Problem, patient, extra_days: int = 0) -> tuple[Ins
 def _alone_infusion(problem: Problem, patient, extra_days: int = 0):
     """The patient's capacity-free infusion date on a horizon extended by ``extra_days``, or None."""
     found = _alone_schedule(problem, patient, extra_days)
-    return found[0].date(found[1][found[0].patients[0].infusion]) if found else None
+    return found[0].date_of(found[1][found[0].patients[0].infusion]) if found else None
 
 
 def _plan(problem, instance: Instance, method, schedules, alone, blocked, stats) -> Plan:
@@ -194,7 +194,7 @@ def _plan(problem, instance: Instance, method, schedules, alone, blocked, stats)
     for spec in instance.patients:
         schedule = schedules.get(spec.id)
         free = alone.get(spec.id)
-        free_infusion = instance.date(free.starts[spec.infusion]) if free else None
+        free_infusion = instance.date_of(free.starts[spec.infusion]) if free else None
         if schedule is None:
             bookings.extend(_frozen_bookings(instance, spec))
             if spec.id not in blocked:
@@ -215,8 +215,8 @@ def _plan(problem, instance: Instance, method, schedules, alone, blocked, stats)
                 Booking(
                     patient=spec.id,
                     step=step.name,
-                    first_day=instance.date(start),
-                    last_day=instance.date(start + step.duration - 1),
+                    first_day=instance.date_of(start),
+                    last_day=instance.date_of(start + step.duration - 1),
                 )
             )
         infusion = schedule.starts[spec.infusion]
@@ -227,7 +227,7 @@ def _plan(problem, instance: Instance, method, schedules, alone, blocked, stats)
         outcomes.append(
             PatientOutcome(
                 patient=spec.id,
-                infusion=instance.date(infusion),
+                infusion=instance.date_of(infusion),
                 capacity_free_infusion=free_infusion,
                 delayed_by=delayed,
             )
@@ -252,8 +252,8 @@ def _frozen_bookings(instance: Instance, spec: PatientSpec) -> list[Booking]:
         Booking(
             patient=spec.id,
             step=step.name,
-            first_day=instance.date(step.frozen),
-            last_day=instance.date(step.frozen + step.duration - 1),
+            first_day=instance.date_of(step.frozen),
+            last_day=instance.date_of(step.frozen + step.duration - 1),
         )
         for step in spec.steps
         if step.frozen is not None
@@ -318,11 +318,11 @@ def _describe_run(instance: Instance, rid: str, run: list[tuple[int, int, int]])
     taken = max(t for _, t, _ in run)
     capacity = min(c for _, _, c in run)
     if instance.weekly[rid]:
-        first = instance.date(run[0][0] * 7 - instance.week_offset)
+        first = instance.date_of(run[0][0] * 7 - instance.week_offset)
         when = f"in the week of {first:%a %d %b %Y}" if len(run) == 1 else (
             f"in the {len(run)} weeks from {first:%a %d %b %Y}"
         )
     else:
-        first, last = instance.date(run[0][0]), instance.date(run[-1][0])
+        first, last = instance.date_of(run[0][0]), instance.date_of(run[-1][0])
         when = f"on {first:%a %d %b %Y}" if first == last else f"from {first:%a %d %b} to {last:%a %d %b %Y}"
     return f"{rid} full {when} ({taken} of {capacity} taken)"
