@@ -21,7 +21,7 @@ from pathway.catalogue import Lag, Model, StepKind, Template
 from pathway.cohort import Patient, PatientStep, Problem
 from pathway.dates import IsoDate
 from pathway.plan import Booking, Plan
-from pathway.site import Resource, week_start
+from pathway.usage import resource_load
 
 
 class Violation(Model):
@@ -411,34 +411,17 @@ def calendar(problem: Problem, plan: Plan) -> list[Violation]:
 def capacity(problem: Problem, plan: Plan) -> list[Violation]:
     """Daily resources per day and weekly resources per ISO week stay within capacity."""
     site = problem.site
-    patients = _cohort_patients(problem)
-    # (resource id, day or Monday) -> [(patient id, step name, amount)]
-    load: dict[tuple[str, date], list[tuple[str, str, int]]] = defaultdict(list)
-    resources: dict[str, Resource] = {}
-    for booking in plan.bookings:  # every booking of a known step uses capacity, duplicates included
-        patient = patients.get(booking.patient)
-        if patient is None:
-            continue
-        ps = _patient_steps(problem, patient).get(booking.step)
-        if ps is None:
-            continue
-        for resource, amount, days_used in ps.resources:
-            resources[resource.id] = resource
-            if resource.period == "week":
-                load[(resource.id, week_start(booking.first_day))].append((patient.id, ps.name, amount))
-            else:
-                for i in range(days_used):
-                    load[(resource.id, booking.first_day + timedelta(days=i))].append((patient.id, ps.name, amount))
+    load = resource_load(problem, plan.bookings)  # every booking of a known step, duplicates included
     found = []
-    for (resource_id, day), users in sorted(load.items()):
-        resource = resources[resource_id]
-        booked = sum(amount for _, _, amount in users)
+    for (resource_id, day), users in sorted(load.cells.items()):
+        resource = load.resources[resource_id]
+        booked = sum(u.amount for u in users)
         limit = site.capacity_on(resource, day)
         if booked <= limit:
             continue
         when = f"in the week commencing {_day(day)}" if resource.period == "week" else f"on {_day(day)}"
         reason = site.capacity_reason(resource, day)
-        who = ", ".join(f"{pid} ({step})" for pid, step, _ in sorted(users))
+        who = ", ".join(f"{u.patient} ({u.step})" for u in sorted(users, key=lambda u: (u.patient, u.step)))
         found.append(
             Violation(
                 rule="CAPACITY",

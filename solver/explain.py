@@ -16,7 +16,7 @@ from datetime import date, timedelta
 
 from pathway.cohort import Patient, PatientStep, Problem
 from pathway.plan import Plan
-from pathway.site import week_start
+from pathway.usage import resource_load, step_cells
 
 
 def _d(day: date) -> str:
@@ -49,27 +49,8 @@ class PatientExplanation:
 
 def _usage(problem: Problem, plan: Plan) -> dict[tuple[str, date], list[str]]:
     """(resource id, day or week-Monday) -> patient ids holding it, one entry per unit."""
-    held: dict[tuple[str, date], list[str]] = defaultdict(list)
-    patients = {p.id: p for p in problem.patients}
-    for booking in plan.bookings:
-        patient = patients.get(booking.patient)
-        if patient is None:
-            continue
-        for ps in problem.steps(patient):
-            if ps.name != booking.step:
-                continue
-            for key, amount in _cells(ps, booking.first_day):
-                held[key].extend([patient.id] * amount)
-    return held
-
-
-def _cells(ps: PatientStep, first_day: date):
-    for resource, amount, days in ps.resources:
-        if resource.period == "week":
-            yield (resource.id, week_start(first_day)), amount
-        else:
-            for i in range(days):
-                yield (resource.id, first_day + timedelta(days=i)), amount
+    load = resource_load(problem, plan.bookings)
+    return {cell: [u.patient for u in uses for _ in range(u.amount)] for cell, uses in load.cells.items()}
 
 
 def explain_patient(problem: Problem, plan: Plan, patient_id: str) -> PatientExplanation:
@@ -183,8 +164,8 @@ def _why_not(problem: Problem, patient: Patient, group: list[tuple[PatientStep, 
                     return f"patient unavailable {_d(b.first_day)} .. {_d(b.last_day)}" + (f" ({b.reason})" if b.reason else "")
     for ps, offset in group:
         first = start + timedelta(days=offset)
-        for (resource_id, cell), amount in _cells(ps, first):
-            resource = next(r for r, _, _ in ps.resources if r.id == resource_id)
+        for resource, cell, amount in step_cells(ps, first):
+            resource_id = resource.id
             capacity = site.capacity_on(resource, cell)
             holders = [p for p in usage.get((resource_id, cell), []) if p != patient.id]
             if len(holders) + amount > capacity:

@@ -1,0 +1,38 @@
+"""Service configuration: environment variables (prefix ``V2V_``) and an optional ``.env`` file.
+
+``DATABASE_URL`` is read without the prefix, as hosting platforms set it.
+Every setting is listed in the README's Configuration section.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pathway.catalogue import DEFAULT_CATALOGUE
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="V2V_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///vein2vein.db",
+        validation_alias=AliasChoices("DATABASE_URL", "V2V_DATABASE_URL"),
+        description="SQLAlchemy URL; postgresql://... uses psycopg 3",
+    )
+    catalogue_file: Path = Field(default=DEFAULT_CATALOGUE, description="pathway catalogue loaded into an empty database")
+    site: str = Field(default="default", description="site file (fixtures/catalogue/sites/NAME.yaml) loaded into an empty database")
+    today: date | None = Field(default=None, description="planning date; unset: the server's local date")
+    horizon_days: int = Field(default=365, ge=28, le=800, description="days planned ahead from today")
+    solve_time_limit: float = Field(default=10.0, gt=0, le=600, description="seconds for a whole-cohort solve")
+    propose_time_limit: float = Field(default=2.0, gt=0, le=60, description="seconds for the alternatives of one proposal")
+    alternatives: int = Field(default=3, ge=0, le=10, description="ranked alternatives offered with a proposal")
+    solver_threads: int = Field(default=2, ge=1, le=16, description="solves running at once; more wait their turn")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    def planning_day(self) -> date:
+        return self.today or date.today()

@@ -1,0 +1,61 @@
+"""Who uses which resource on which day: the load of a set of bookings.
+
+One walk over bookings, used by the rule checker's CAPACITY rule and by the
+API's capacity views and confirmation check. Daily resources are counted per
+day for the days a step uses them; weekly resources (manufacturer slots) once
+per ISO week, keyed by its Monday.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from pathway.cohort import PatientStep, Problem
+from pathway.plan import Booking
+from pathway.site import Resource, week_start
+
+
+@dataclass(frozen=True)
+class Use:
+    patient: str
+    step: str
+    amount: int
+
+
+@dataclass
+class Load:
+    """(resource id, day or Monday) -> the uses booked there."""
+
+    resources: dict[str, Resource]
+    cells: dict[tuple[str, date], list[Use]]
+
+    def booked(self, resource_id: str, day: date) -> int:
+        return sum(u.amount for u in self.cells.get((resource_id, day), ()))
+
+
+def step_cells(step: PatientStep, first_day: date):
+    """(resource, day or Monday, amount) for every resource cell ``step`` uses if it starts on ``first_day``."""
+    for resource, amount, days_used in step.resources:
+        if resource.period == "week":
+            yield resource, week_start(first_day), amount
+        else:
+            for i in range(days_used):
+                yield resource, first_day + timedelta(days=i), amount
+
+
+def resource_load(problem: Problem, bookings: Iterable[Booking]) -> Load:
+    """The load of ``bookings`` (duplicates counted; bookings of unknown patients or steps ignored)."""
+    steps = {p.id: {ps.name: ps for ps in problem.steps(p)} for p in problem.patients}
+    resources: dict[str, Resource] = {}
+    cells: dict[tuple[str, date], list[Use]] = defaultdict(list)
+    for booking in bookings:
+        step = steps.get(booking.patient, {}).get(booking.step)
+        if step is None:
+            continue
+        for resource, day, amount in step_cells(step, booking.first_day):
+            resources[resource.id] = resource
+            cells[(resource.id, day)].append(Use(booking.patient, booking.step, amount))
+    return Load(resources, cells)
