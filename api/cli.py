@@ -5,6 +5,11 @@ v2v check COHORT PLAN            exit 0 clean, 1 violations listed, 2 bad input
 v2v explain COHORT PLAN --patient ID
 v2v schema [cohort|plan|catalogue|site]
 v2v bench [--quick]
+v2v serve [--host H] [--port P]          the API on the configured database
+v2v demo [--port P]                      fresh SQLite database, regional cohort planned and confirmed, served
+v2v db init                              migrate the schema, load the catalogue and site
+v2v token create NAME --role ROLE        print a new bearer token (shown once)
+v2v import COHORT [--time-limit S]       register a cohort's patients and plan them
 
 Bad input never shows a traceback: one line naming the file, the field and the
 problem, and exit code 2.
@@ -66,6 +71,29 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmark CP-SAT against greedy and the capacity-free bound")
     bench.add_argument("--quick", action="store_true", help="small and regional only, short limits")
     bench.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
+
+    serve = sub.add_parser("serve", help="run the HTTP API (database from DATABASE_URL)")
+    serve.add_argument("--host", help="default 127.0.0.1 (V2V_HOST)")
+    serve.add_argument("--port", type=int, help="default 8000 (V2V_PORT)")
+
+    demo = sub.add_parser("demo", help="fresh demo database with the regional cohort planned, then serve it")
+    demo.add_argument("--database", type=Path, default=Path("vein2vein-demo.db"), help="SQLite file (recreated)")
+    demo.add_argument("--cohort", type=Path, default=Path("fixtures/cohorts/regional.json"))
+    demo.add_argument("--time-limit", type=_positive, default=10.0, help="seconds for the cohort solve (default 10)")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--no-serve", action="store_true", help="prepare the database and exit")
+
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["init"])
+
+    token = sub.add_parser("token", help="API tokens")
+    token.add_argument("action", choices=["create"])
+    token.add_argument("name")
+    token.add_argument("--role", required=True, choices=["coordinator", "lab_manager", "admin"])
+
+    imp = sub.add_parser("import", help="register a cohort file's patients and plan them")
+    imp.add_argument("cohort", type=Path)
+    imp.add_argument("--time-limit", type=_positive, default=10.0)
     return parser
 
 
@@ -75,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except InputError as exc:
         print(f"v2v {args.command}: {exc.one_line()}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # the API's refusals (api.state.Conflict / NotFound) are bad input here too
+        if type(exc).__name__ not in ("Conflict", "NotFound"):
+            raise
+        print(f"v2v {args.command}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
@@ -167,7 +200,103 @@ def _bench(args) -> int:
     return bench_main(quick=args.quick, markdown=args.markdown)
 
 
-COMMANDS = {"solve": _solve, "check": _check, "explain": _explain, "schema": _schema, "bench": _bench}
+def _settings(**overrides):
+    from pydantic import ValidationError
+
+    from api.settings import Settings
+    from pathway.errors import validation_error
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise validation_error("settings", exc) from None
+
+
+def _serve(args) -> int:
+    settings = _settings(host=args.host, port=args.port)
+    from api.setup import init_database
+
+    init_database(settings)
+    return _run_server(settings)
+
+
+def _run_server(settings) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    print(f"vein2vein API on http://{settings.host}:{settings.port} (OpenAPI: /docs)", flush=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return EXIT_OK
+
+
+def _demo(args) -> int:
+    from api.setup import init_database, load_cohort, new_token
+    from pathway.cohort import load_problem
+
+    horizon = load_problem(args.cohort).horizon
+    database = args.database.resolve()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    # the demo's "today" is the cohort's first day, so the demo reads the same on any date
+    settings = _settings(database_url=f"sqlite:///{database}", today=horizon.start, port=args.port)
+    init_database(settings)
+    plan = load_cohort(settings, args.cohort, time_limit=args.time_limit)
+    s = plan.stats
+    print(
+        f"demo database {database}: {s['patients']} patients, {s['scheduled']} scheduled and confirmed, "
+        f"{s['unschedulable']} unschedulable; today is {horizon.start:%a %d %b %Y}"
+    )
+    for role in ("coordinator", "lab_manager", "admin"):
+        print(f"token for {role}: {new_token(settings, f'demo-{role}', role)}")
+    print(f"environment for another shell: DATABASE_URL=sqlite:///{database} V2V_TODAY={horizon.start}")
+    if args.no_serve:
+        return EXIT_OK
+    return _run_server(settings)
+
+
+def _db(args) -> int:
+    from api.setup import init_database
+
+    init_database(_settings())
+    print("database ready")
+    return EXIT_OK
+
+
+def _token(args) -> int:
+    from api.setup import init_database, new_token
+
+    settings = _settings()
+    init_database(settings)
+    try:
+        print(new_token(settings, args.name, args.role))
+    except ValueError as exc:
+        raise InputError("token", "name", str(exc)) from None
+    return EXIT_OK
+
+
+def _import(args) -> int:
+    from api.setup import init_database, load_cohort
+
+    settings = _settings()
+    init_database(settings)
+    plan = load_cohort(settings, args.cohort, time_limit=args.time_limit)
+    print(f"imported {plan.stats['patients']} patients: {plan.stats['scheduled']} scheduled")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "solve": _solve,
+    "check": _check,
+    "explain": _explain,
+    "schema": _schema,
+    "bench": _bench,
+    "serve": _serve,
+    "demo": _demo,
+    "db": _db,
+    "token": _token,
+    "import": _import,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     horizon_days: int = Field(default=365, ge=28, le=800, description="days planned ahead from today")
     solve_time_limit: float = Field(default=10.0, gt=0, le=600, description="seconds for a whole-cohort solve")
     propose_time_limit: float = Field(default=2.0, gt=0, le=60, description="seconds for the alternatives of one proposal")
+    freeze_working_days: int = Field(default=3, ge=0, le=30, description="working days ahead whose bookings others' proposals never move")
     alternatives: int = Field(default=3, ge=0, le=10, description="ranked alternatives offered with a proposal")
     solver_threads: int = Field(default=2, ge=1, le=16, description="solves running at once; more wait their turn")
     host: str = "127.0.0.1"

@@ -54,8 +54,17 @@ class FrozenBooking(Model):
     first_day: IsoDate
 
 
+PATIENT_ID = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$", description="pseudonymous identifier, never an NHS number")
+
+
+def check_pseudonymous(value: str) -> str:
+    if value.replace("-", "").replace("_", "").isdigit():
+        raise ValueError("an id made of digits could be an NHS or hospital number: use a pseudonymous id with letters")
+    return value
+
+
 class Patient(Model):
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$", description="pseudonymous identifier, never an NHS number")
+    id: str = PATIENT_ID
     centre: str
     pathway: str = Field(description="template id from the catalogue")
     approval_date: IsoDate = Field(description="approval / referral date")
@@ -69,12 +78,7 @@ class Patient(Model):
     durations: dict[str, int] = Field(default_factory=dict, description="step -> days, within the catalogue's range")
     frozen: tuple[FrozenBooking, ...] = ()
 
-    @field_validator("id")
-    @classmethod
-    def _pseudonymous(cls, value: str) -> str:
-        if value.replace("-", "").replace("_", "").isdigit():
-            raise ValueError("an id made of digits could be an NHS or hospital number: use a pseudonymous id with letters")
-        return value
+    _pseudonymous = field_validator("id")(check_pseudonymous)
 
 
 class Horizon(Model):

@@ -1,0 +1,260 @@
+"""The database: engine set-up and the typed ORM tables.
+
+Schema is created by Alembic migrations (``api/migrations``), never by
+``create_all``. One writer at a time touches the plan: every write transaction
+starts by bumping the single ``plan_head`` row (a row lock on PostgreSQL; on
+SQLite every write transaction is ``BEGIN IMMEDIATE``), so a check of free
+capacity and the booking that follows it cannot interleave with another's.
+
+Bookings are versioned by validity: a booking belongs to every plan version
+from ``from_version`` up to (not including) ``to_version``; the current plan
+is ``plan_head.version_id`` and its bookings are those with no ``to_version``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+READONLY = "v2v_readonly"
+ROLES = ("coordinator", "lab_manager", "admin")
+PATIENT_STATUSES = ("referred", "scheduled", "unschedulable", "withdrawn")
+BOOKING_STATUSES = ("planned", "confirmed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class CatalogueVersion(Base):
+    """The pathway catalogue or the site definition, one row per edit (the latest of a kind is in force)."""
+
+    __tablename__ = "catalogue_versions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    body: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (CheckConstraint("kind IN ('pathways', 'site')", name="kind"), Index(None, "kind", "id"))
+
+
+class CapacityChangeRow(Base):
+    """A closure (capacity 0) or capacity change entered by a lab manager, on top of the site's own."""
+
+    __tablename__ = "capacity_changes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64))
+    centre: Mapped[str | None] = mapped_column(String(64))
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    capacity: Mapped[int]
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    withdrawn_at: Mapped[datetime | None]
+    __table_args__ = (CheckConstraint("capacity >= 0", name="capacity"), CheckConstraint("last_day >= first_day", name="days"))
+
+
+class PatientRow(Base):
+    """A referral. ``id`` is pseudonymous; ``nhs_number`` is optional, validated, never logged or audited."""
+
+    __tablename__ = "patients"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    centre: Mapped[str] = mapped_column(String(64))
+    pathway: Mapped[str] = mapped_column(String(64))
+    approval_date: Mapped[date] = mapped_column(Date)
+    earliest_start: Mapped[date | None] = mapped_column(Date)
+    urgency: Mapped[str] = mapped_column(String(16))
+    target_infusion_date: Mapped[date | None] = mapped_column(Date)
+    last_doses: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    blackouts: Mapped[list[Any]] = mapped_column(default=list)
+    durations: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    nhs_number: Mapped[str | None] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(16), default="referred")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __table_args__ = (CheckConstraint(f"status IN {PATIENT_STATUSES}", name="status"),)
+
+
+class SolverRun(Base):
+    __tablename__ = "solver_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(32))
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class PlanVersion(Base):
+    """One version of the site's plan; ``unschedulable`` lists the patients it could not place, with why."""
+
+    __tablename__ = "plan_versions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("plan_versions.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    solver_run_id: Mapped[int | None] = mapped_column(ForeignKey("solver_runs.id"))
+    unschedulable: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class PlanHead(Base):
+    """The one row naming the current plan version; every plan write bumps ``changes`` first."""
+
+    __tablename__ = "plan_head"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("plan_versions.id"))
+    changes: Mapped[int] = mapped_column(default=0)
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+
+class BookingRow(Base):
+    __tablename__ = "bookings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"))
+    step: Mapped[str] = mapped_column(String(64))
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    fixed_by: Mapped[str] = mapped_column(Text, default="")
+    from_version: Mapped[int] = mapped_column(ForeignKey("plan_versions.id"))
+    to_version: Mapped[int | None] = mapped_column(ForeignKey("plan_versions.id"))
+    __table_args__ = (
+        CheckConstraint(f"status IN {BOOKING_STATUSES}", name="status"),
+        CheckConstraint("last_day >= first_day", name="days"),
+        Index(None, "to_version", "first_day"),
+        Index(None, "patient_id", "to_version"),
+        Index(None, "from_version"),
+    )
+
+
+class ProposalRow(Base):
+    """Options offered to a coordinator for one patient, against the plan version they were computed on."""
+
+    __tablename__ = "proposals"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"))
+    base_version: Mapped[int] = mapped_column(ForeignKey("plan_versions.id"))
+    options: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (CheckConstraint("status IN ('open', 'confirmed', 'superseded')", name="status"),)
+
+
+class EventRow(Base):
+    """Something that happened to a patient or the site: referral, deferral, OOS, withdrawal, closure."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[str | None] = mapped_column(ForeignKey("patients.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (Index(None, "patient_id"),)
+
+
+class AuditEntry(Base):
+    """Append-only (database triggers refuse UPDATE and DELETE): who did what, before and after."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ApiToken(Base):
+    """Bearer tokens, stored as SHA-256 of the secret (the secret is shown once, at creation)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="role"),)
+
+
+# -- engine -------------------------------------------------------------------------------------
+def normalise_url(url: str) -> str:
+    """postgresql:// and postgres:// URLs use psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    # pysqlite's own transaction handling is switched off so that every
+    # transaction is BEGIN IMMEDIATE: writers queue on the database lock
+    # instead of failing half-way with "database is locked".
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        readonly = connection.get_execution_options().get(READONLY, False)
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def make_sessionmaker(engine: Engine, readonly: bool = False) -> sessionmaker:
+    """Sessions for writes, or (``readonly``) for views: on SQLite those do not queue behind writers."""
+    return sessionmaker(engine.execution_options(**{READONLY: True}) if readonly else engine, expire_on_commit=False)

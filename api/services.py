@@ -1,0 +1,648 @@
+"""Use cases: each one a transaction over the database, called by thin HTTP routes and the CLI.
+
+Every write is audited (who, what, before, after). Plan writes first take the
+plan lock (``state.lock_plan``), then check against what is current *inside*
+that transaction, so a stale proposal or a double booking is refused with a
+Conflict naming the resource and day, and nothing is half-written.
+
+Solves never run inside a transaction: a use case reads what it needs, the
+solver works on plain domain objects, and the result is written in a new
+transaction that checks nothing moved underneath it (plan head version).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api import state
+from api.audit import Actor, record
+from api.db import BookingRow, CapacityChangeRow, CatalogueVersion, EventRow, PatientRow, PlanVersion, ProposalRow, SolverRun, utcnow
+from api.settings import Settings
+from api.state import Conflict, NotFound
+from pathway.catalogue import Catalogue, StepKind, read_data_file
+from pathway.cohort import SITES_DIR, Problem, parse_cohort
+from pathway.errors import InputError, validation_error
+from pathway.plan import Booking, Plan
+from pathway.rules import check_plan
+from pathway.site import CapacityChange, Site
+from pathway.usage import resource_load
+
+REFERRAL_FIELDS = (
+    "centre",
+    "pathway",
+    "approval_date",
+    "earliest_start",
+    "urgency",
+    "target_infusion_date",
+    "last_doses",
+    "blackouts",
+    "durations",
+)
+
+
+def _d(day: date) -> str:
+    return f"{day:%a %d %b %Y}"
+
+
+# -- catalogue ----------------------------------------------------------------------------------
+def load_catalogue_files(session: Session, settings: Settings, actor: Actor) -> None:
+    """Put the catalogue and site files into an empty database (no-op when they are there)."""
+    have = {k for (k,) in session.execute(select(CatalogueVersion.kind).distinct())}
+    if "pathways" not in have:
+        body = Catalogue.model_validate(read_data_file(settings.catalogue_file)).model_dump(mode="json")
+        session.add(CatalogueVersion(kind="pathways", body=body, created_by=actor.name))
+        record(session, actor, "catalogue.load", "catalogue", "pathways", None, {"file": str(settings.catalogue_file)})
+    if "site" not in have:
+        path = SITES_DIR / f"{settings.site}.yaml"
+        if not path.exists():
+            raise InputError("settings", "site", f"no site file {path}")
+        body = Site.model_validate(read_data_file(path)).model_dump(mode="json")
+        session.add(CatalogueVersion(kind="site", body=body, created_by=actor.name))
+        record(session, actor, "catalogue.load", "catalogue", "site", None, {"file": str(path)})
+
+
+def replace_catalogue(session: Session, kind: str, body: dict[str, Any], today: date, horizon_days: int, actor: Actor) -> int:
+    """A new catalogue or site version; refused if any active patient or booking would stop making sense."""
+    model = Catalogue if kind == "pathways" else Site
+    try:
+        parsed = model.model_validate(body)
+    except ValidationError as exc:
+        raise validation_error(kind, exc) from None
+    previous = state._latest(session, kind)
+    row = CatalogueVersion(kind=kind, body=parsed.model_dump(mode="json"), created_by=actor.name)
+    session.add(row)
+    session.flush()
+    state.build_problem(session, today, horizon_days)  # every stored patient must still resolve
+    record(session, actor, "catalogue.replace", "catalogue", kind, {"version": previous.id}, {"version": row.id})
+    return row.id
+
+
+# -- referrals ----------------------------------------------------------------------------------
+def _validate_patient(session: Session, fields: dict[str, Any], today: date, horizon_days: int) -> None:
+    """Resolve the referral against the catalogue and site; InputError names the field."""
+    raw = {
+        "name": "referral",
+        "site": state.site(session),
+        "horizon": {"start": today.isoformat(), "days": horizon_days},
+        "patients": [fields],
+    }
+    try:
+        parse_cohort(raw, source="", catalogue=state.catalogue(session))
+    except InputError as exc:
+        field = exc.field.removeprefix("patients[0].").removeprefix("patients[0]")
+        raise InputError("", field, exc.problem) from None
+
+
+def _snapshot(row: PatientRow) -> dict[str, Any]:
+    out = state.patient_fields(row)
+    out["status"] = row.status
+    out["nhs_number"] = row.nhs_number
+    return out
+
+
+def register_referral(session: Session, fields: dict[str, Any], nhs_number: str | None, settings: Settings, actor: Actor) -> PatientRow:
+    if session.get(PatientRow, fields["id"]) is not None:
+        raise Conflict(f"patient {fields['id']!r} exists already")
+    if nhs_number and session.scalars(select(PatientRow).where(PatientRow.nhs_number == nhs_number)).first():
+        raise Conflict("another referral has this NHS number")
+    _validate_patient(session, fields, settings.planning_day(), settings.horizon_days)
+    row = PatientRow(**_row_values(fields), id=fields["id"], nhs_number=nhs_number, status="referred")
+    session.add(row)
+    session.flush()
+    session.add(EventRow(patient_id=row.id, kind="referral", details={}, created_by=actor.name))
+    record(session, actor, "patient.register", "patient", row.id, None, _snapshot(row))
+    return row
+
+
+def _row_values(fields: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name in REFERRAL_FIELDS:
+        value = fields.get(name)
+        if name in ("approval_date", "earliest_start", "target_infusion_date") and isinstance(value, str):
+            value = date.fromisoformat(value)
+        if name in ("last_doses", "durations"):
+            value = dict(value or {})
+        if name == "blackouts":
+            value = [dict(b) for b in value or []]
+        out[name] = value
+    return out
+
+
+def edit_referral(session: Session, patient_id: str, changes: dict[str, Any], nhs_number: str | None | object, settings: Settings, actor: Actor) -> tuple[PatientRow, list[str]]:
+    """Apply ``changes``; returns the row and the patient's current bookings' rule violations, if any."""
+    row = state.get_patient(session, patient_id)
+    if row.status == "withdrawn":
+        raise Conflict(f"patient {patient_id} is withdrawn")
+    before = _snapshot(row)
+    fields = state.patient_fields(row) | changes
+    if fields["pathway"] != row.pathway and state.current_rows(session, patient_id):
+        raise Conflict("the pathway of a patient with bookings cannot change: withdraw the bookings first (reschedule)")
+    _validate_patient(session, fields, settings.planning_day(), settings.horizon_days)
+    for name, value in _row_values(fields).items():
+        setattr(row, name, value)
+    if nhs_number is not _UNCHANGED:
+        if nhs_number and session.scalars(
+            select(PatientRow).where(PatientRow.nhs_number == nhs_number, PatientRow.id != patient_id)
+        ).first():
+            raise Conflict("another referral has this NHS number")
+        row.nhs_number = nhs_number
+    row.updated_at = utcnow()
+    session.flush()
+    record(session, actor, "patient.edit", "patient", patient_id, before, _snapshot(row))
+    return row, patient_violations(session, patient_id, settings)
+
+
+_UNCHANGED = object()
+UNCHANGED = _UNCHANGED
+
+
+def patient_violations(session: Session, patient_id: str, settings: Settings) -> list[str]:
+    """The hard rules the patient's current bookings break (capacity judged on the whole site)."""
+    rows = state.current_rows(session, patient_id)
+    if not rows:
+        return []
+    today = settings.planning_day()
+    problem = state.build_problem(session, today, settings.horizon_days, include={patient_id})
+    plan = Plan(cohort="site", method="current", bookings=tuple(state.as_booking(b) for b in rows))
+    return [v.message for v in check_plan(problem, plan) if v.rule not in ("CAPACITY", "EARLIEST_START")]
+
+
+# -- proposals ----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class ProposeInput:
+    """What a proposal is computed from, read in one short transaction."""
+
+    problem: Problem
+    current: Plan
+    movable: set[str]
+    base_version: int | None
+
+
+def propose_input(session: Session, patient_id: str, settings: Settings) -> ProposeInput:
+    row = state.get_patient(session, patient_id)
+    if row.status == "withdrawn":
+        raise Conflict(f"patient {patient_id} is withdrawn")
+    today = settings.planning_day()
+    site = state.site(session)
+    freeze = state.working_days_after(site, today, settings.freeze_working_days)
+    problem = state.build_problem(session, today, settings.horizon_days, freeze_until=freeze)
+    # the patient's own bookings that have not started are open to the proposal
+    own_frozen = [f for f in problem.patient(patient_id).frozen if f.first_day < today]
+    problem = _with_patient(problem, patient_id, frozen=tuple(own_frozen))
+    current = state.current_plan(session)
+    current = current.model_copy(update={"bookings": tuple(b for b in current.bookings if b.patient != patient_id)})
+    movable = {b.patient for b in current.bookings}
+    version = state.current_version(session)
+    return ProposeInput(problem, current, movable, version.id if version else None)
+
+
+def _with_patient(problem: Problem, patient_id: str, **update) -> Problem:
+    patients = tuple(p.model_copy(update=update) if p.id == patient_id else p for p in problem.patients)
+    return dataclasses.replace(problem, cohort=problem.cohort.model_copy(update={"patients": patients}))
+
+
+def run_propose(data: ProposeInput, patient_id: str, settings: Settings):
+    """The solver part of a proposal (runs in the solver executor, no database)."""
+    from solver.propose import propose
+
+    return propose(
+        data.problem,
+        patient_id,
+        data.current,
+        movable=data.movable,
+        alternatives=settings.alternatives,
+        time_limit=settings.propose_time_limit,
+    )
+
+
+def option_dict(option, rank: int, kind: str) -> dict[str, Any]:
+    return {
+        "rank": rank,
+        "kind": kind,
+        "infusion": option.infusion.isoformat(),
+        "bookings": [b.model_dump(mode="json") for b in option.bookings],
+        "moves": [
+            {
+                "patient": m.patient,
+                "step": m.step,
+                "from_first_day": m.from_first_day.isoformat(),
+                "from_last_day": m.from_last_day.isoformat(),
+                "to_first_day": m.to_first_day.isoformat(),
+                "to_last_day": m.to_last_day.isoformat(),
+            }
+            for m in option.moves
+        ],
+        "cost": option.cost,
+        "disruption_days": option.disruption,
+    }
+
+
+def store_proposal(session: Session, patient_id: str, data: ProposeInput, proposal, actor: Actor) -> ProposalRow:
+    state.get_patient(session, patient_id)
+    options = []
+    if proposal.fast is not None:
+        options.append(option_dict(proposal.fast, 0, "fast"))
+    for alternative in proposal.alternatives:
+        options.append(option_dict(alternative, len(options), "alternative"))
+    row = ProposalRow(
+        id=uuid.uuid4().hex,
+        patient_id=patient_id,
+        base_version=data.base_version or 0,
+        options=options,
+        created_by=actor.name,
+    )
+    if data.base_version is None:
+        raise Conflict("there is no current plan yet: load or solve one first")
+    session.add(row)
+    session.flush()
+    record(session, actor, "proposal.create", "proposal", row.id, None, {"patient": patient_id, "options": len(options)})
+    return row
+
+
+def confirm(session: Session, proposal_id: str, rank: int, settings: Settings, actor: Actor) -> PlanVersion:
+    """Commit one option of a proposal: every booking (and every move) or none."""
+    head = state.lock_plan(session)
+    proposal = session.get(ProposalRow, proposal_id)
+    if proposal is None:
+        raise NotFound(f"no proposal {proposal_id!r}")
+    if proposal.status != "open":
+        raise Conflict(f"proposal {proposal_id} is {proposal.status}; ask for a new proposal")
+    option = next((o for o in proposal.options if o["rank"] == rank), None)
+    if option is None:
+        raise NotFound(f"proposal {proposal_id} has no option {rank} (it has {len(proposal.options)})")
+    patient = state.get_patient(session, proposal.patient_id)
+    if patient.status == "withdrawn":
+        raise Conflict(f"patient {patient.id} is withdrawn")
+    today = settings.planning_day()
+
+    current = state.current_rows(session)
+    by_key = {(b.patient_id, b.step): b for b in current}
+    released: list[BookingRow] = [b for b in current if b.patient_id == patient.id and b.first_day >= today]
+    new: list[tuple[Booking, str, str]] = []  # (booking, status, fixed_by)
+    for m in option["moves"]:
+        old = by_key.get((m["patient"], m["step"]))
+        if old is None or old.first_day.isoformat() != m["from_first_day"]:
+            raise Conflict(
+                f"the proposal is stale: {m['patient']}'s {m['step']} is no longer booked on {m['from_first_day']}; ask for a new proposal"
+            )
+        if old.first_day < today:
+            raise Conflict(f"the proposal is stale: {m['patient']}'s {m['step']} has started")
+        released.append(old)
+        moved = Booking(patient=m["patient"], step=m["step"], first_day=m["to_first_day"], last_day=m["to_last_day"])
+        new.append((moved, "planned", f"moved by {actor.name} to make room for {patient.id} (proposal {proposal.id})"))
+    for b in option["bookings"]:
+        if b["first_day"] < today.isoformat():
+            # a step of the patient that has started stays as it is
+            kept = by_key.get((patient.id, b["step"]))
+            if kept is not None and kept.first_day.isoformat() == b["first_day"]:
+                continue
+            raise Conflict(f"the proposal is stale: {b['step']} on {b['first_day']} is in the past; ask for a new proposal")
+        new.append((Booking.model_validate(b), "confirmed", f"confirmed by {actor.name} (proposal {proposal.id})"))
+
+    keep = [state.as_booking(b) for b in current if b not in released]
+    _check_new_bookings(session, settings, keep, [n for n, _, _ in new])
+
+    version = _new_version(session, head, "confirm", f"{patient.id}: proposal {proposal.id} option {rank}", actor)
+    for b in released:
+        b.to_version = version.id
+    for booking, status, fixed_by in new:
+        session.add(
+            BookingRow(
+                patient_id=booking.patient,
+                step=booking.step,
+                first_day=booking.first_day,
+                last_day=booking.last_day,
+                status=status,
+                fixed_by=fixed_by,
+                from_version=version.id,
+            )
+        )
+    version.unschedulable = [u for u in version.unschedulable if u["patient"] != patient.id]
+    patient.status = "scheduled"
+    proposal.status = "confirmed"
+    for other in session.scalars(
+        select(ProposalRow).where(ProposalRow.patient_id == patient.id, ProposalRow.status == "open")
+    ):
+        other.status = "superseded"
+    session.flush()
+    record(
+        session,
+        actor,
+        "plan.confirm",
+        "patient",
+        patient.id,
+        {"bookings": [_booking_json(b) for b in released]},
+        {"version": version.id, "bookings": [n.model_dump(mode="json") for n, _, _ in new]},
+    )
+    return version
+
+
+def _booking_json(row: BookingRow) -> dict[str, Any]:
+    return {"patient": row.patient_id, "step": row.step, "first_day": row.first_day.isoformat(), "last_day": row.last_day.isoformat()}
+
+
+def _check_new_bookings(session: Session, settings: Settings, keep: list[Booking], new: list[Booking]) -> None:
+    """Conflict if ``new`` (added to ``keep``) overfills a resource-day or breaks its patients' rules."""
+    today = settings.planning_day()
+    patients = {b.patient for b in new}
+    problem = state.build_problem(session, today, settings.horizon_days, freeze_until=None)
+    site = problem.site
+    load_all = resource_load(problem, [*keep, *new])
+    touched = resource_load(problem, new)
+    for (resource_id, day), _ in sorted(touched.cells.items()):
+        resource = load_all.resources[resource_id]
+        booked = load_all.booked(resource_id, day)
+        limit = site.capacity_on(resource, day)
+        if booked > limit:
+            when = f"in the week of {_d(day)}" if resource.period == "week" else f"on {_d(day)}"
+            raise Conflict(
+                f"{resource_id} is full {when}: {booked - touched.booked(resource_id, day)} of {limit} already booked; "
+                "ask for a new proposal"
+            )
+    # every other hard rule, for the patients whose bookings change
+    sub = dataclasses.replace(
+        problem,
+        cohort=problem.cohort.model_copy(
+            update={"patients": tuple(p.model_copy(update={"frozen": ()}) for p in problem.patients if p.id in patients)}
+        ),
+    )
+    plan = Plan(cohort="site", method="confirm", bookings=tuple(b for b in [*keep, *new] if b.patient in patients))
+    broken = [v for v in check_plan(sub, plan) if v.rule not in ("CAPACITY", "EARLIEST_START")]
+    if broken:
+        raise Conflict("the proposal no longer satisfies the rules: " + " ".join(v.message for v in broken[:3]))
+
+
+def _new_version(session: Session, head, kind: str, reason: str, actor: Actor, solver_run: int | None = None) -> PlanVersion:
+    parent = session.get(PlanVersion, head.version_id) if head.version_id else None
+    version = PlanVersion(
+        parent_id=parent.id if parent else None,
+        kind=kind,
+        reason=reason,
+        created_by=actor.name,
+        solver_run_id=solver_run,
+        unschedulable=list(parent.unschedulable) if parent else [],
+    )
+    session.add(version)
+    session.flush()
+    head.version_id = version.id
+    return version
+
+
+# -- reschedule, withdraw -----------------------------------------------------------------------
+def release_bookings(
+    session: Session, patient_id: str, kind: str, details: dict[str, Any], settings: Settings, actor: Actor, from_step: str | None = None
+) -> PlanVersion | None:
+    """Take the patient's bookings out of the current plan: those not started, or (``from_step``)
+    every booking of that step and the steps after it, started or not. Records the event."""
+    head = state.lock_plan(session)
+    patient = state.get_patient(session, patient_id)
+    today = settings.planning_day()
+    rows = state.current_rows(session, patient_id)
+    if from_step is not None:
+        order = [s.name for s in state.catalogue(session).template(patient.pathway).steps]
+        released = [b for b in rows if order.index(b.step) >= order.index(from_step)]
+    else:
+        released = [b for b in rows if b.first_day >= today]
+    session.add(EventRow(patient_id=patient_id, kind=kind, details=details, created_by=actor.name))
+    version = None
+    if released:
+        version = _new_version(session, head, kind, f"{patient_id}: {kind}", actor)
+        for b in released:
+            b.to_version = version.id
+    session.flush()
+    record(session, actor, f"patient.{kind}", "patient", patient_id, {"bookings": [_booking_json(b) for b in released]}, details)
+    return version
+
+
+def defer(session: Session, patient_id: str, from_date: date, reason: str, settings: Settings, actor: Actor) -> PlanVersion | None:
+    """The patient cannot go ahead before ``from_date``: release what has not started and move their earliest start."""
+    patient = state.get_patient(session, patient_id)
+    if patient.status == "withdrawn":
+        raise Conflict(f"patient {patient_id} is withdrawn")
+    if from_date < settings.planning_day():
+        raise InputError("", "from_date", f"{from_date.isoformat()} is in the past")
+    before = _snapshot(patient)
+    version = release_bookings(session, patient_id, "deferral", {"from_date": from_date.isoformat(), "reason": reason}, settings, actor)
+    patient.earliest_start = from_date
+    patient.status = "referred"
+    record(session, actor, "patient.edit", "patient", patient_id, before, _snapshot(patient))
+    return version
+
+
+def out_of_specification(session: Session, patient_id: str, redo: str, reason: str, settings: Settings, actor: Actor) -> PlanVersion | None:
+    """The product failed release. ``re-apheresis``: collect again, so the pathway restarts at the
+    collection; ``re-manufacture``: restart at manufacture from retained cells, if the pathway allows it."""
+    patient = state.get_patient(session, patient_id)
+    if patient.status == "withdrawn":
+        raise Conflict(f"patient {patient_id} is withdrawn")
+    template = state.catalogue(session).template(patient.pathway)
+    kinds = {StepKind.apheresis, StepKind.donor_collection} if redo == "re-apheresis" else {StepKind.manufacture}
+    restart = next((s for s in template.steps if s.kind in kinds), None)
+    if restart is None:
+        raise InputError("", "redo", f"pathway {patient.pathway!r} has no {redo.removeprefix('re-')} step")
+    if redo == "re-manufacture":
+        tied = [lag for lag in restart.lags if lag.max is not None]
+        if tied:
+            raise InputError(
+                "",
+                "redo",
+                f"pathway {patient.pathway!r} starts manufacture {tied[0].min}..{tied[0].max} days after {tied[0].after} "
+                "(fresh product): a new product needs re-apheresis",
+            )
+    rows = {b.step: b for b in state.current_rows(session, patient_id)}
+    if restart.name not in rows or rows[restart.name].first_day >= settings.planning_day():
+        raise Conflict(f"{patient_id}'s {restart.name} has not happened yet: nothing is out of specification")
+    before = _snapshot(patient)
+    version = release_bookings(
+        session, patient_id, "oos", {"redo": redo, "reason": reason}, settings, actor, from_step=restart.name
+    )
+    patient.earliest_start = settings.planning_day()
+    patient.status = "referred"
+    record(session, actor, "patient.edit", "patient", patient_id, before, _snapshot(patient))
+    return version
+
+
+def withdraw(session: Session, patient_id: str, reason: str, settings: Settings, actor: Actor) -> PlanVersion | None:
+    patient = state.get_patient(session, patient_id)
+    if patient.status == "withdrawn":
+        raise Conflict(f"patient {patient_id} is withdrawn already")
+    before = _snapshot(patient)
+    version = release_bookings(session, patient_id, "withdrawal", {"reason": reason}, settings, actor)
+    patient.status = "withdrawn"
+    for p in session.scalars(select(ProposalRow).where(ProposalRow.patient_id == patient_id, ProposalRow.status == "open")):
+        p.status = "superseded"
+    record(session, actor, "patient.edit", "patient", patient_id, before, _snapshot(patient))
+    return version
+
+
+# -- capacity -----------------------------------------------------------------------------------
+def add_capacity_change(session: Session, change: CapacityChange, settings: Settings, actor: Actor) -> CapacityChangeRow:
+    site = state.site(session)
+    if site.exact_resource(change.resource, change.centre) is None:
+        raise InputError("", "resource", site.no_such_resource(change.resource, change.centre))
+    row = CapacityChangeRow(
+        resource=change.resource,
+        centre=change.centre,
+        first_day=change.first_day,
+        last_day=change.last_day,
+        capacity=change.capacity,
+        reason=change.reason,
+        created_by=actor.name,
+    )
+    session.add(row)
+    session.flush()
+    session.add(EventRow(kind="closure" if change.capacity == 0 else "capacity_change", details=state.change_dict(row) | {"id": row.id}, created_by=actor.name))
+    record(session, actor, "capacity.change", "capacity_change", row.id, None, state.change_dict(row))
+    return row
+
+
+def withdraw_capacity_change(session: Session, change_id: int, actor: Actor) -> CapacityChangeRow:
+    row = session.get(CapacityChangeRow, change_id)
+    if row is None:
+        raise NotFound(f"no capacity change {change_id}")
+    if row.withdrawn_at is not None:
+        raise Conflict(f"capacity change {change_id} is withdrawn already")
+    row.withdrawn_at = utcnow()
+    record(session, actor, "capacity.withdraw", "capacity_change", row.id, state.change_dict(row), None)
+    return row
+
+
+def broken_by(session: Session, change: CapacityChangeRow, settings: Settings) -> list[dict[str, Any]]:
+    """Patients whose current bookings the change leaves over capacity (or blocked), with the resource-days."""
+    problem = state.build_problem(session, settings.planning_day(), settings.horizon_days)
+    load = resource_load(problem, [state.as_booking(b) for b in state.current_rows(session)])
+    site = problem.site
+    out: dict[str, dict[str, Any]] = {}
+    for (resource_id, day), uses in sorted(load.cells.items()):
+        resource = load.resources[resource_id]
+        if resource.kind != change.resource or resource.centre != change.centre:
+            continue
+        last = day + timedelta(days=6) if resource.period == "week" else day
+        if last < change.first_day or day > change.last_day:
+            continue
+        capacity = site.capacity_on(resource, day)
+        booked = sum(u.amount for u in uses)
+        if booked <= capacity:
+            continue
+        for u in uses:
+            entry = out.setdefault(u.patient, {"patient": u.patient, "steps": set(), "days": set()})
+            entry["steps"].add(u.step)
+            entry["days"].add(day.isoformat())
+    return [
+        {"patient": e["patient"], "steps": sorted(e["steps"]), "days": sorted(e["days"])} for e in sorted(out.values(), key=lambda e: e["patient"])
+    ]
+
+
+# -- whole-site solve and import (demo, re-plan) ------------------------------------------------
+def import_cohort(session: Session, problem: Problem, actor: Actor) -> int:
+    """Register every patient of a cohort file (ids must be new); returns how many."""
+    for p in problem.patients:
+        if session.get(PatientRow, p.id) is not None:
+            raise Conflict(f"patient {p.id!r} exists already")
+        session.add(PatientRow(id=p.id, status="referred", **_row_values(p.model_dump(mode="json"))))
+    session.flush()
+    for p in problem.patients:
+        session.add(EventRow(patient_id=p.id, kind="referral", details={"import": problem.cohort.name}, created_by=actor.name))
+    record(session, actor, "patient.import", "cohort", problem.cohort.name, None, {"patients": len(problem.patients)})
+    return len(problem.patients)
+
+
+def publish_plan(
+    session: Session,
+    plan: Plan,
+    patients: set[str],
+    base_changes: int,
+    kind: str,
+    reason: str,
+    status: str,
+    settings: Settings,
+    actor: Actor,
+) -> PlanVersion:
+    """Make ``plan``'s bookings of ``patients`` current (their not-started bookings replaced), in one transaction.
+
+    ``base_changes`` is the plan head's change count the plan was computed on:
+    if anyone wrote since, the plan is stale and Conflict is raised.
+    """
+    head = state.lock_plan(session)
+    if head.changes != base_changes + 1:
+        raise Conflict("the plan changed while the solver ran; run it again")
+    today = settings.planning_day()
+    run = SolverRun(kind=kind, status=str(plan.stats.get("status", "")), stats=dict(plan.stats), created_by=actor.name, finished_at=utcnow())
+    session.add(run)
+    session.flush()
+    version = _new_version(session, head, kind, reason, actor, solver_run=run.id)
+    current = {(b.patient_id, b.step): b for b in state.current_rows(session) if b.patient_id in patients}
+    for booking in plan.bookings:
+        if booking.patient not in patients:
+            continue
+        old = current.pop((booking.patient, booking.step), None)
+        if old is not None and old.first_day == booking.first_day and old.last_day == booking.last_day:
+            continue
+        if old is not None:
+            if old.first_day < today:
+                continue  # started: stays as it is
+            old.to_version = version.id
+        session.add(
+            BookingRow(
+                patient_id=booking.patient,
+                step=booking.step,
+                first_day=booking.first_day,
+                last_day=booking.last_day,
+                status=status,
+                fixed_by=f"{kind} by {actor.name} (plan version {version.id})",
+                from_version=version.id,
+            )
+        )
+    for old in current.values():  # booked before, not in the new plan (the patient became unschedulable)
+        if old.first_day >= today:
+            old.to_version = version.id
+    unschedulable = {u.patient: u.model_dump(mode="json") for u in plan.unschedulable if u.patient in patients}
+    version.unschedulable = [u for u in version.unschedulable if u["patient"] not in patients] + list(unschedulable.values())
+    scheduled = plan.scheduled_patients()
+    for pid in patients:
+        row = session.get(PatientRow, pid)
+        if row is not None and row.status != "withdrawn":
+            row.status = "unschedulable" if pid in unschedulable else ("scheduled" if pid in scheduled else row.status)
+    session.flush()
+    record(
+        session,
+        actor,
+        f"plan.{kind}",
+        "plan_version",
+        version.id,
+        None,
+        {"patients": len(patients), "status": run.status, "objective": plan.stats.get("objective")},
+    )
+    return version
+
+
+@dataclasses.dataclass
+class ReplanInput:
+    problem: Problem
+    base_changes: int
+
+
+def replan_input(session: Session, patients: set[str], settings: Settings) -> ReplanInput:
+    """Everyone outside ``patients`` keeps every current booking; ``patients`` keep only what has started."""
+    today = settings.planning_day()
+    head = state.head(session)
+    problem = state.build_problem(session, today, settings.horizon_days)
+    everyone = state.build_problem(session, today, settings.horizon_days, freeze_until=date.max - timedelta(days=1))
+    kept = {p.id: p for p in everyone.patients}
+    merged = tuple(p if p.id in patients else kept[p.id] for p in problem.patients)
+    problem = dataclasses.replace(problem, cohort=problem.cohort.model_copy(update={"patients": merged}))
+    return ReplanInput(problem, head.changes)
+
+
+def run_replan(data: ReplanInput, settings: Settings) -> Plan:
+    """The whole-site solve (runs in the solver pool, no database)."""
+    from solver.solve import SolveOptions, solve
+
+    return solve(data.problem, options=SolveOptions(time_limit=settings.solve_time_limit, workers=4))

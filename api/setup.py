@@ -1,0 +1,69 @@
+"""Preparing a database: migrate, load the catalogue, create tokens, import and plan a cohort.
+
+Used by ``v2v db init``, ``v2v token create``, ``v2v demo`` and the tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from api import migrate, services
+from api.audit import SYSTEM, Actor
+from api.auth import create_token
+from api.db import make_engine, make_sessionmaker
+from api.settings import Settings
+from pathway.cohort import Problem, load_problem
+from pathway.plan import Plan
+
+
+def init_database(settings: Settings) -> None:
+    """Bring the schema to the newest migration and load the catalogue and site if absent."""
+    engine = make_engine(settings.database_url)
+    try:
+        migrate.upgrade(engine)
+        with make_sessionmaker(engine)() as session, session.begin():
+            services.load_catalogue_files(session, settings, SYSTEM)
+    finally:
+        engine.dispose()
+
+
+def new_token(settings: Settings, name: str, role: str, by: Actor = SYSTEM) -> str:
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session, session.begin():
+            return create_token(session, name, role, by)
+    finally:
+        engine.dispose()
+
+
+def load_cohort(settings: Settings, path: Path | str, time_limit: float | None = None, status: str = "confirmed") -> Plan:
+    """Register a cohort file's patients, solve the whole site and publish the plan (one new version)."""
+    engine = make_engine(settings.database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        file_problem: Problem = load_problem(path)
+        with sessions() as session, session.begin():
+            services.import_cohort(session, file_problem, SYSTEM)
+        with sessions() as session, session.begin():
+            data = services.replan_input(session, {p.id for p in file_problem.patients}, settings)
+        if time_limit is not None:
+            settings = settings.model_copy(update={"solve_time_limit": time_limit})
+        plan = services.run_replan(data, settings)
+        with sessions() as session, session.begin():
+            services.publish_plan(
+                session,
+                plan,
+                {p.id for p in file_problem.patients},
+                data.base_changes,
+                "import",
+                f"cohort {file_problem.cohort.name} planned and confirmed on import",
+                status,
+                settings,
+                SYSTEM,
+            )
+        return plan
+    finally:
+        engine.dispose()
+
+
+

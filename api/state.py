@@ -1,0 +1,210 @@
+"""From database rows to the domain's objects (Catalogue, Site, Problem, Plan) and back.
+
+The solver and the checker never see the database: a use case reads rows,
+turns them into a ``Problem`` and a ``Plan`` here, and writes results back.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from pathway.catalogue import Catalogue
+from pathway.cohort import FrozenBooking, Patient, Problem, parse_cohort
+from pathway.errors import validation_error
+from pathway.plan import Booking, Plan, Unschedulable
+from pathway.site import Site
+from api.db import BookingRow, CapacityChangeRow, CatalogueVersion, PatientRow, PlanHead, PlanVersion
+
+
+class NotFound(Exception):
+    """A named thing does not exist (HTTP 404)."""
+
+
+class Conflict(Exception):
+    """The request is valid but clashes with the current state (HTTP 409)."""
+
+
+_parsed: dict[tuple[str, int], Any] = {}  # (kind, catalogue_versions.id) -> Catalogue | Site; rows never change
+
+
+def _latest(session: Session, kind: str) -> CatalogueVersion:
+    row = session.scalars(
+        select(CatalogueVersion).where(CatalogueVersion.kind == kind).order_by(CatalogueVersion.id.desc()).limit(1)
+    ).first()
+    if row is None:
+        raise NotFound(f"no {kind} loaded: run `v2v db init` (or `v2v demo`)")
+    return row
+
+
+def catalogue(session: Session) -> Catalogue:
+    row = _latest(session, "pathways")
+    key = ("pathways", row.id)
+    if key not in _parsed:
+        _parsed[key] = Catalogue.model_validate(row.body)
+    return _parsed[key]
+
+
+def base_site(session: Session) -> Site:
+    """The site as defined (calendars, resources, standing capacity changes), without lab managers' changes."""
+    row = _latest(session, "site")
+    key = ("site", row.id)
+    if key not in _parsed:
+        _parsed[key] = Site.model_validate(row.body)
+    return _parsed[key]
+
+
+def active_changes(session: Session) -> list[CapacityChangeRow]:
+    return list(
+        session.scalars(
+            select(CapacityChangeRow).where(CapacityChangeRow.withdrawn_at.is_(None)).order_by(CapacityChangeRow.id)
+        )
+    )
+
+
+def change_dict(row: CapacityChangeRow) -> dict[str, Any]:
+    return {
+        "resource": row.resource,
+        "centre": row.centre,
+        "first_day": row.first_day.isoformat(),
+        "last_day": row.last_day.isoformat(),
+        "capacity": row.capacity,
+        "reason": row.reason,
+    }
+
+
+def site(session: Session) -> Site:
+    """The site with every active capacity change applied (later changes win)."""
+    base = base_site(session)
+    changes = active_changes(session)
+    if not changes:
+        return base
+    raw = base.model_dump(mode="json")
+    raw["capacity_changes"] += [change_dict(c) for c in changes]
+    try:
+        return Site.model_validate(raw)
+    except ValidationError as exc:  # a stored change no longer matches an edited site
+        raise validation_error("site", exc) from None
+
+
+# -- patients and plans -------------------------------------------------------------------------
+def patient_fields(row: PatientRow) -> dict[str, Any]:
+    """The referral as the domain's Patient fields (no NHS number: the domain never sees it)."""
+    return {
+        "id": row.id,
+        "centre": row.centre,
+        "pathway": row.pathway,
+        "approval_date": row.approval_date.isoformat(),
+        "earliest_start": row.earliest_start.isoformat() if row.earliest_start else None,
+        "urgency": row.urgency,
+        "target_infusion_date": row.target_infusion_date.isoformat() if row.target_infusion_date else None,
+        "last_doses": dict(row.last_doses or {}),
+        "blackouts": list(row.blackouts or []),
+        "durations": dict(row.durations or {}),
+    }
+
+
+def get_patient(session: Session, patient_id: str) -> PatientRow:
+    row = session.get(PatientRow, patient_id)
+    if row is None:
+        raise NotFound(f"no patient {patient_id!r}")
+    return row
+
+
+def current_rows(session: Session, patient_id: str | None = None) -> list[BookingRow]:
+    query = select(BookingRow).where(BookingRow.to_version.is_(None))
+    if patient_id is not None:
+        query = query.where(BookingRow.patient_id == patient_id)
+    return list(session.scalars(query.order_by(BookingRow.patient_id, BookingRow.first_day, BookingRow.id)))
+
+
+def as_booking(row: BookingRow) -> Booking:
+    return Booking(patient=row.patient_id, step=row.step, first_day=row.first_day, last_day=row.last_day)
+
+
+def head(session: Session) -> PlanHead:
+    return session.get(PlanHead, 1)
+
+
+def current_version(session: Session) -> PlanVersion | None:
+    h = head(session)
+    return session.get(PlanVersion, h.version_id) if h.version_id else None
+
+
+def lock_plan(session: Session) -> PlanHead:
+    """Start a plan write: bump the head row, which queues every other plan writer behind this one."""
+    session.execute(update(PlanHead).where(PlanHead.id == 1).values(changes=PlanHead.changes + 1))
+    h = head(session)
+    session.refresh(h)
+    return h
+
+
+def working_days_after(site_: Site, day: date, n: int) -> date:
+    """The ``n``-th working day after ``day`` (``day`` itself when n == 0)."""
+    d = day
+    while n > 0:
+        d += timedelta(days=1)
+        if site_.is_open("working_day", d):
+            n -= 1
+    return d
+
+
+def build_problem(
+    session: Session,
+    today: date,
+    horizon_days: int,
+    freeze_until: date | None = None,
+    include: set[str] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Problem:
+    """Every active patient (or those in ``include``) as a Problem planned from ``today``.
+
+    Current bookings that have started (first day before ``today``), or start on
+    or before ``freeze_until``, become the patient's frozen steps. ``overrides``
+    replaces Patient fields per patient id (e.g. a proposal's own patient).
+    """
+    rows = session.scalars(select(PatientRow).where(PatientRow.status != "withdrawn").order_by(PatientRow.id))
+    booked: dict[str, list[BookingRow]] = {}
+    for b in current_rows(session):
+        booked.setdefault(b.patient_id, []).append(b)
+    last_frozen = max(today - timedelta(days=1), freeze_until or today - timedelta(days=1))
+    patients = []
+    for row in rows:
+        if include is not None and row.id not in include:
+            continue
+        fields = patient_fields(row)
+        fields["frozen"] = [
+            {"step": b.step, "first_day": b.first_day.isoformat()} for b in booked.get(row.id, []) if b.first_day <= last_frozen
+        ]
+        fields.update((overrides or {}).get(row.id, {}))
+        patients.append(fields)
+    raw = {
+        "name": "site",
+        "site": site(session),
+        "horizon": {"start": today.isoformat(), "days": horizon_days},
+        "patients": patients,
+    }
+    return parse_cohort(raw, source="database", catalogue=catalogue(session))
+
+
+def current_plan(session: Session) -> Plan:
+    version = current_version(session)
+    unschedulable = tuple(Unschedulable.model_validate(u) for u in (version.unschedulable if version else []))
+    return Plan(
+        cohort="site",
+        method="current",
+        bookings=tuple(as_booking(b) for b in current_rows(session)),
+        unschedulable=unschedulable,
+    )
+
+
+def frozen_of(bookings: list[BookingRow], last_frozen: date) -> tuple[FrozenBooking, ...]:
+    return tuple(FrozenBooking(step=b.step, first_day=b.first_day) for b in bookings if b.first_day <= last_frozen)
+
+
+def domain_patient(row: PatientRow) -> Patient:
+    return Patient.model_validate(patient_fields(row))

@@ -1,0 +1,290 @@
+"""Read side: what the API and pages show. Plain queries, no writes."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from api import state
+from api.db import AuditEntry, BookingRow, EventRow, PlanVersion, SolverRun
+from api.settings import Settings
+from api.state import NotFound
+from pathway.plan import Plan
+from pathway.site import week_start
+from pathway.usage import resource_load
+from solver.explain import explain_patient
+
+MAX_RANGE_DAYS = 366
+
+
+# -- patients -----------------------------------------------------------------------------------
+def patient_view(session: Session, patient_id: str) -> dict[str, Any]:
+    row = state.get_patient(session, patient_id)
+    out = state.patient_fields(row)
+    out["status"] = row.status
+    out["nhs_number_recorded"] = row.nhs_number is not None
+    return out
+
+
+def timeline(session: Session, patient_id: str, settings: Settings) -> dict[str, Any]:
+    """Every step of the patient's pathway: dates, status and what fixed each date; then the events."""
+    row = state.get_patient(session, patient_id)
+    today = settings.planning_day()
+    template = state.catalogue(session).template(row.pathway)
+    booked = {b.step: b for b in state.current_rows(session, patient_id)}
+    version = state.current_version(session)
+    unschedulable = next((u for u in (version.unschedulable if version else []) if u["patient"] == patient_id), None)
+    reasons: dict[str, list[str]] = {}
+    if booked and row.status != "withdrawn":
+        problem = state.build_problem(session, today, settings.horizon_days)
+        explanation = explain_patient(problem, state.current_plan(session), patient_id)
+        reasons = {s.step: s.reasons for s in explanation.steps}
+    steps = []
+    for step in template.steps:
+        b = booked.get(step.name)
+        if b is None:
+            status = "not booked"
+        elif b.last_day < today:
+            status = "done"
+        elif b.first_day <= today:
+            status = "in progress"
+        else:
+            status = b.status
+        steps.append(
+            {
+                "step": step.name,
+                "kind": step.kind.value,
+                "first_day": b.first_day.isoformat() if b else None,
+                "last_day": b.last_day.isoformat() if b else None,
+                "status": status,
+                "fixed_by": b.fixed_by if b else "",
+                "why": reasons.get(step.name, []),
+            }
+        )
+    events = session.scalars(select(EventRow).where(EventRow.patient_id == patient_id).order_by(EventRow.id))
+    return {
+        "patient": patient_id,
+        "pathway": row.pathway,
+        "status": row.status,
+        "unschedulable": unschedulable,
+        "steps": steps,
+        "events": [
+            {"at": e.created_at.isoformat(), "kind": e.kind, "details": e.details, "by": e.created_by} for e in events
+        ],
+    }
+
+
+def icalendar(session: Session, patient_id: str, settings: Settings) -> bytes:
+    """The patient's booked steps as all-day iCalendar events (pseudonymous id only)."""
+    from icalendar import Calendar, Event
+
+    row = state.get_patient(session, patient_id)
+    cal = Calendar()
+    cal.add("prodid", "-//vein2vein//timeline//EN")
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", f"{patient_id} ({row.pathway})")
+    stamp = datetime.now(timezone.utc)
+    for b in state.current_rows(session, patient_id):
+        event = Event()
+        event.add("uid", f"booking-{b.id}@vein2vein")
+        event.add("dtstamp", stamp)
+        event.add("dtstart", b.first_day)
+        event.add("dtend", b.last_day + timedelta(days=1))
+        event.add("summary", f"{patient_id}: {b.step.replace('_', ' ')}")
+        event.add("description", f"{row.pathway}; {b.status}; {b.fixed_by}")
+        event.add("status", "CONFIRMED" if b.status == "confirmed" else "TENTATIVE")
+        cal.add_component(event)
+    return cal.to_ical()
+
+
+# -- capacity -----------------------------------------------------------------------------------
+def capacity_table(session: Session, first: date, last: date, settings: Settings, resource: str | None = None) -> dict[str, Any]:
+    """Per resource and day (weekly resources: per week) in [first, last]: capacity, booked, free,
+    utilisation and the patients behind the bookings; a summary of the busiest days and the bottleneck."""
+    site = state.site(session)
+    rows = session.scalars(
+        select(BookingRow).where(
+            BookingRow.to_version.is_(None),
+            BookingRow.first_day <= last,
+            BookingRow.last_day >= first - timedelta(days=6),
+        )
+    ).all()
+    patients = {b.patient_id for b in rows}
+    problem = state.build_problem(session, settings.planning_day(), settings.horizon_days, include=patients)
+    load = resource_load(problem, [state.as_booking(b) for b in rows])
+    resources = [r for r in site.resources if resource is None or r.id == resource or r.kind == resource]
+    if resource is not None and not resources:
+        raise NotFound(f"no resource {resource!r} (known: {', '.join(r.id for r in site.resources)})")
+    cells = []
+    for r in resources:
+        days = _cells_of(r.period, first, last)
+        for day in days:
+            uses = load.cells.get((r.id, day), [])
+            capacity = site.capacity_on(r, day)
+            booked = sum(u.amount for u in uses)
+            cells.append(
+                {
+                    "resource": r.id,
+                    "period": r.period,
+                    "day": day.isoformat(),
+                    "capacity": capacity,
+                    "booked": booked,
+                    "free": capacity - booked,
+                    "utilisation": round(booked / capacity, 3) if capacity else None,
+                    "note": site.capacity_reason(r, day) or "",
+                    "patients": [{"patient": u.patient, "step": u.step, "amount": u.amount} for u in uses],
+                }
+            )
+    return {"first_day": first.isoformat(), "last_day": last.isoformat(), "cells": cells, "summary": _summary(cells)}
+
+
+def _cells_of(period: str, first: date, last: date) -> list[date]:
+    if period == "week":
+        monday = week_start(first)
+        return [monday + timedelta(days=7 * i) for i in range((last - monday).days // 7 + 1)]
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _summary(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """The busiest resource-days and the resource with the highest mean utilisation."""
+    def level(c):
+        return c["booked"] / c["capacity"] if c["capacity"] else (10.0 if c["booked"] else 0.0)
+
+    busiest = sorted((c for c in cells if c["booked"]), key=lambda c: (-level(c), c["day"], c["resource"]))[:10]
+    by_resource: dict[str, list[float]] = defaultdict(list)
+    overbooked = []
+    for c in cells:
+        by_resource[c["resource"]].append(level(c))
+        if c["booked"] > c["capacity"]:
+            overbooked.append({"resource": c["resource"], "day": c["day"], "booked": c["booked"], "capacity": c["capacity"]})
+    means = {rid: sum(v) / len(v) for rid, v in by_resource.items() if v}
+    bottleneck = max(means, key=lambda rid: (means[rid], rid), default=None)
+    return {
+        "busiest": [{"resource": c["resource"], "day": c["day"], "booked": c["booked"], "capacity": c["capacity"]} for c in busiest],
+        "bottleneck": {"resource": bottleneck, "mean_utilisation": round(means[bottleneck], 3)} if bottleneck else None,
+        "mean_utilisation": {rid: round(v, 3) for rid, v in sorted(means.items())},
+        "overbooked": overbooked,
+    }
+
+
+def capacity_csv(table: dict[str, Any]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["day", "resource", "period", "capacity", "booked", "free", "utilisation", "note", "patients"])
+    for c in table["cells"]:
+        who = " ".join(f"{p['patient']}:{p['step']}" + (f"x{p['amount']}" if p["amount"] != 1 else "") for p in c["patients"])
+        util = "" if c["utilisation"] is None else c["utilisation"]
+        writer.writerow([c["day"], c["resource"], c["period"], c["capacity"], c["booked"], c["free"], util, c["note"], who])
+    return out.getvalue()
+
+
+# -- plans --------------------------------------------------------------------------------------
+def version_view(session: Session, version: PlanVersion) -> dict[str, Any]:
+    run = session.get(SolverRun, version.solver_run_id) if version.solver_run_id else None
+    return {
+        "id": version.id,
+        "parent": version.parent_id,
+        "kind": version.kind,
+        "reason": version.reason,
+        "created_at": version.created_at.isoformat(),
+        "created_by": version.created_by,
+        "current": state.head(session).version_id == version.id,
+        "unschedulable": version.unschedulable,
+        "solver": {"status": run.status, "stats": run.stats} if run else None,
+    }
+
+
+def list_versions(session: Session, limit: int, offset: int) -> list[dict[str, Any]]:
+    versions = session.scalars(select(PlanVersion).order_by(PlanVersion.id.desc()).limit(limit).offset(offset))
+    return [version_view(session, v) for v in versions]
+
+
+def get_version(session: Session, version_id: int) -> PlanVersion:
+    version = session.get(PlanVersion, version_id)
+    if version is None:
+        raise NotFound(f"no plan version {version_id}")
+    return version
+
+
+def bookings_at(session: Session, version_id: int) -> list[BookingRow]:
+    """The bookings that made up plan version ``version_id``."""
+    get_version(session, version_id)
+    query = select(BookingRow).where(
+        BookingRow.from_version <= version_id,
+        or_(BookingRow.to_version.is_(None), BookingRow.to_version > version_id),
+    )
+    return list(session.scalars(query.order_by(BookingRow.patient_id, BookingRow.first_day, BookingRow.id)))
+
+
+def booking_view(b: BookingRow) -> dict[str, Any]:
+    return {
+        "patient": b.patient_id,
+        "step": b.step,
+        "first_day": b.first_day.isoformat(),
+        "last_day": b.last_day.isoformat(),
+        "status": b.status,
+        "fixed_by": b.fixed_by,
+    }
+
+
+def plan_of(session: Session, version_id: int) -> Plan:
+    return Plan(cohort="site", method="stored", bookings=tuple(state.as_booking(b) for b in bookings_at(session, version_id)))
+
+
+def diff(session: Session, old: int, new: int) -> dict[str, Any]:
+    """Per patient: steps added, removed, or moved (from -> to) between two plan versions."""
+    before = {(b.patient_id, b.step): b for b in bookings_at(session, old)}
+    after = {(b.patient_id, b.step): b for b in bookings_at(session, new)}
+    changes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for key in sorted(set(before) | set(after)):
+        a, b = before.get(key), after.get(key)
+        if a is not None and b is not None and (a.first_day, a.last_day) == (b.first_day, b.last_day):
+            continue
+        change = "added" if a is None else "removed" if b is None else "moved"
+        entry = {"step": key[1], "change": change}
+        if a is not None:
+            entry["from"] = {"first_day": a.first_day.isoformat(), "last_day": a.last_day.isoformat()}
+        if b is not None:
+            entry["to"] = {"first_day": b.first_day.isoformat(), "last_day": b.last_day.isoformat()}
+            entry["why"] = b.fixed_by
+        changes[key[0]].append(entry)
+    unschedulable_new = {u["patient"]: u for u in get_version(session, new).unschedulable}
+    patients = sorted(changes, key=lambda p: (p not in unschedulable_new, p))
+    return {
+        "from_version": old,
+        "to_version": new,
+        "unschedulable": [unschedulable_new[p] for p in sorted(unschedulable_new)],
+        "patients": [{"patient": p, "changes": changes[p]} for p in patients],
+        "bookings_moved": sum(1 for p in changes.values() for c in p if c["change"] == "moved"),
+    }
+
+
+# -- audit --------------------------------------------------------------------------------------
+def audit(session: Session, limit: int, offset: int, entity: str | None, entity_id: str | None) -> list[dict[str, Any]]:
+    query = select(AuditEntry)
+    if entity:
+        query = query.where(AuditEntry.entity == entity)
+    if entity_id:
+        query = query.where(AuditEntry.entity_id == entity_id)
+    rows = session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit).offset(offset))
+    return [
+        {
+            "id": r.id,
+            "at": r.at.isoformat(),
+            "actor": r.actor,
+            "role": r.role,
+            "action": r.action,
+            "entity": r.entity,
+            "entity_id": r.entity_id,
+            "before": r.before,
+            "after": r.after,
+        }
+        for r in rows
+    ]
+
