@@ -1,0 +1,85 @@
+"""API test fixtures: a real database (SQLite file and PostgreSQL), migrated, with the small
+fixture cohort planned and confirmed, and one token per role.
+
+PostgreSQL is the one on 127.0.0.1:5432 (database ``test``; ``.ci/run`` starts it);
+V2V_TEST_POSTGRES_URL points elsewhere. Each test gets an empty ``public`` schema.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from datetime import date
+
+import pytest
+from sqlalchemy import text
+
+from api.db import make_engine
+from api.settings import Settings
+from api.setup import init_database, load_cohort, new_token
+from tests.paths import COHORTS
+
+POSTGRES_URL = os.environ.get("V2V_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TODAY = date(2027, 1, 4)  # the small and regional cohorts' first day
+ROLES = ("coordinator", "lab_manager", "admin")
+
+warnings.filterwarnings("ignore", message=".*httpx2.*")
+
+
+def reset_postgres(url: str = POSTGRES_URL) -> str:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'v2v.db'}"
+    return reset_postgres()
+
+
+@pytest.fixture
+def settings(database_url) -> Settings:
+    return Settings(
+        database_url=database_url,
+        today=TODAY,
+        horizon_days=200,
+        solve_time_limit=3,
+        propose_time_limit=1,
+        alternatives=2,
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+def small_site(settings) -> Settings:
+    """The small cohort (9 patients) planned and confirmed as plan version 1."""
+    init_database(settings)
+    load_cohort(settings, COHORTS / "small.json")
+    return settings
+
+
+@pytest.fixture
+def tokens(small_site) -> dict[str, str]:
+    return {role: new_token(small_site, f"test-{role}", role) for role in ROLES}
+
+
+@pytest.fixture
+def client(small_site, tokens):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    with TestClient(create_app(small_site), raise_server_exceptions=False) as test_client:
+        test_client.tokens = tokens
+        yield test_client
+
+
+def auth(client, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {client.tokens[role]}"}
