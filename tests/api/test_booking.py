@@ -1,0 +1,281 @@
+"""Coordinators' flow end to end on a real database: refer, propose, confirm, reschedule, withdraw.
+
+After every change the whole current plan goes through the independent rule checker.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api import state
+from api.app import create_app
+from api.db import make_engine, make_sessionmaker
+from pathway.rules import check_plan
+from tests.api.conftest import auth
+
+AXI_CEL_STEPS = ["apheresis", "manufacture", "release", "conditioning", "infusion", "inpatient", "high_risk_window"]
+
+
+def assert_plan_valid(settings) -> None:
+    """The current plan of every patient it books (referrals awaiting a proposal aside) breaks no rule."""
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            plan = state.current_plan(session)
+            planned = {b.patient for b in plan.bookings} | {u.patient for u in plan.unschedulable}
+            problem = state.build_problem(session, settings.planning_day(), settings.horizon_days, include=planned)
+            violations = check_plan(problem, plan)
+    finally:
+        engine.dispose()
+    assert [v.message for v in violations] == []
+
+
+def refer(client, patient_id: str, pathway: str = "axi-cel", approval: str = "2027-01-04", **extra) -> None:
+    body = {"id": patient_id, "centre": "liverpool", "pathway": pathway, "approval_date": approval, **extra}
+    response = client.post("/patients", json=body, headers=auth(client, "coordinator"))
+    assert response.status_code == 201, response.text
+
+
+def propose(client, patient_id: str) -> dict:
+    response = client.post(f"/patients/{patient_id}/proposals", headers=auth(client, "coordinator"))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def confirm(client, proposal_id: str, option: int = 0):
+    return client.post(f"/proposals/{proposal_id}/confirm", json={"option": option}, headers=auth(client, "coordinator"))
+
+
+def day(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+def test_referral_proposed_and_confirmed_appears_in_timeline_plan_and_calendar(client, small_site):
+    refer(client, "N-AXI-1")
+    proposal = propose(client, "N-AXI-1")
+    fast = proposal["options"][0]
+    assert fast["kind"] == "fast" and fast["moves"] == []
+    assert [b["step"] for b in fast["bookings"]] == AXI_CEL_STEPS
+    assert all(day(b["first_day"]) >= small_site.planning_day() for b in fast["bookings"])
+
+    response = confirm(client, proposal["id"])
+    assert response.status_code == 200, response.text
+    version = response.json()["plan_version"]
+    timeline = response.json()["timeline"]
+    booked = {s["step"]: (s["first_day"], s["status"]) for s in timeline["steps"]}
+    assert booked == {b["step"]: (b["first_day"], "confirmed") for b in fast["bookings"]}
+    assert all(s["fixed_by"].startswith("confirmed by test-coordinator") for s in timeline["steps"])
+
+    current = client.get("/plans/current", headers=auth(client, "lab_manager")).json()
+    assert current["id"] == version
+    assert {(b["step"], b["first_day"]) for b in current["bookings"] if b["patient"] == "N-AXI-1"} == {
+        (b["step"], b["first_day"]) for b in fast["bookings"]
+    }
+    diff = client.get(f"/plans/diff?from=1&to={version}", headers=auth(client, "coordinator")).json()
+    assert [p["patient"] for p in diff["patients"]] == ["N-AXI-1"]
+    assert {c["change"] for c in diff["patients"][0]["changes"]} == {"added"}
+
+    ics = client.get("/patients/N-AXI-1/calendar.ics", headers=auth(client, "coordinator"))
+    assert ics.headers["content-type"].startswith("text/calendar")
+    infusion = next(b for b in fast["bookings"] if b["step"] == "infusion")
+    assert f"DTSTART;VALUE=DATE:{infusion['first_day'].replace('-', '')}" in ics.text
+    assert ics.text.count("BEGIN:VEVENT") == len(AXI_CEL_STEPS)
+    assert_plan_valid(small_site)
+
+    again = confirm(client, proposal["id"])
+    assert again.status_code == 409 and "confirmed" in again.json()["detail"]
+
+
+def _last_apheresis_place(client, small_site) -> tuple[str, str]:
+    """Leave exactly one apheresis machine free on the day a new axi-cel patient would be collected."""
+    refer(client, "N-PROBE")
+    probe = propose(client, "N-PROBE")["options"][0]
+    collection = next(b for b in probe["bookings"] if b["step"] == "apheresis")["first_day"]
+    cell = client.get(
+        f"/capacity?from={collection}&to={collection}&resource=apheresis_machine", headers=auth(client, "lab_manager")
+    ).json()["cells"][0]
+    change = {
+        "resource": "apheresis_machine",
+        "centre": "liverpool",
+        "first_day": collection,
+        "last_day": collection,
+        "capacity": cell["booked"] + 1,
+        "reason": "one machine left for the test",
+    }
+    assert client.post("/capacity/changes", json=change, headers=auth(client, "lab_manager")).status_code == 201
+    return cell["resource"], collection
+
+
+@pytest.mark.parametrize("coordinators", [2, 6])
+def test_coordinators_racing_for_the_last_apheresis_slot_one_wins_the_rest_get_409(client, small_site, coordinators):
+    resource, collection = _last_apheresis_place(client, small_site)
+    ids = [f"N-RACE-{i}" for i in range(coordinators)]
+    proposals = []
+    for pid in ids:
+        refer(client, pid)
+        proposal = propose(client, pid)
+        assert next(b for b in proposal["options"][0]["bookings"] if b["step"] == "apheresis")["first_day"] == collection
+        proposals.append(proposal["id"])
+
+    barrier = threading.Barrier(coordinators)
+    results: list = [None] * coordinators
+
+    def race(i: int) -> None:
+        with TestClient(create_app(small_site)) as own:  # each coordinator: own app, own connection pool
+            own.tokens = client.tokens
+            barrier.wait()
+            results[i] = confirm(own, proposals[i])
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(coordinators)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    codes = sorted(r.status_code for r in results)
+    assert codes == [200] + [409] * (coordinators - 1), [r.text for r in results]
+    expected_day = f"{day(collection):%a %d %b %Y}"
+    for r in results:
+        if r.status_code == 409:
+            assert resource in r.json()["detail"] and expected_day in r.json()["detail"]
+    winners = [pid for pid, r in zip(ids, results) if r.status_code == 200]
+    current = client.get("/plans/current", headers=auth(client, "coordinator")).json()
+    racing = {b["patient"] for b in current["bookings"] if b["patient"].startswith("N-RACE-")}
+    assert racing == set(winners)
+    assert_plan_valid(small_site)
+
+
+def test_a_losing_confirm_changes_nothing(client, small_site):
+    resource, collection = _last_apheresis_place(client, small_site)
+    refer(client, "N-A")
+    refer(client, "N-B")
+    first, second = propose(client, "N-A"), propose(client, "N-B")
+    assert confirm(client, first["id"]).status_code == 200
+    before = client.get("/plans/current", headers=auth(client, "coordinator")).json()
+    audit_before = len(client.get("/audit?limit=1000", headers=auth(client, "admin")).json())
+    lost = confirm(client, second["id"])
+    assert lost.status_code == 409
+    assert client.get("/plans/current", headers=auth(client, "coordinator")).json() == before
+    assert len(client.get("/audit?limit=1000", headers=auth(client, "admin")).json()) == audit_before
+    assert client.get("/patients/N-B", headers=auth(client, "coordinator")).json()["status"] == "referred"
+    assert client.get(f"/proposals/{second['id']}", headers=auth(client, "coordinator")).json()["status"] == "open"
+
+
+def test_deferral_releases_bookings_and_offers_a_schedule_after_the_date(client, small_site):
+    before = client.get("/patients/S-AXI-1/timeline", headers=auth(client, "coordinator")).json()
+    old_infusion = next(s for s in before["steps"] if s["step"] == "infusion")["first_day"]
+    response = client.post(
+        "/patients/S-AXI-1/defer",
+        json={"from_date": "2027-03-01", "reason": "infection, antibiotics until end of February"},
+        headers=auth(client, "coordinator"),
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert all(s["status"] == "not booked" for s in body["timeline"]["steps"])
+    assert body["timeline"]["events"][-1]["kind"] == "deferral"
+    options = body["proposal"]["options"]
+    assert options and all(day(b["first_day"]) >= date(2027, 3, 1) for b in options[0]["bookings"])
+    assert confirm(client, body["proposal"]["id"]).status_code == 200
+    after = client.get("/patients/S-AXI-1/timeline", headers=auth(client, "coordinator")).json()
+    new_infusion = next(s for s in after["steps"] if s["step"] == "infusion")["first_day"]
+    assert new_infusion > old_infusion and day(new_infusion) > date(2027, 3, 1)
+    assert_plan_valid(small_site)
+
+
+def test_out_of_specification_restarts_at_collection(small_site, tokens):
+    later = small_site.model_copy(update={"today": date(2027, 2, 22)})  # S-AXI-1's product is back by now
+    with TestClient(create_app(later)) as client:
+        client.tokens = tokens
+        timeline = client.get("/patients/S-AXI-1/timeline", headers=auth(client, "coordinator")).json()
+        collected = next(s for s in timeline["steps"] if s["step"] == "apheresis")
+        assert collected["status"] == "done"
+
+        refused = client.post(
+            "/patients/S-AXI-1/out-of-specification",
+            json={"redo": "re-manufacture", "reason": "viability below specification"},
+            headers=auth(client, "coordinator"),
+        )
+        assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "redo"
+
+        response = client.post(
+            "/patients/S-AXI-1/out-of-specification",
+            json={"redo": "re-apheresis", "reason": "viability below specification"},
+            headers=auth(client, "coordinator"),
+        )
+        assert response.status_code == 200, response.text
+        fast = response.json()["proposal"]["options"][0]
+        new_collection = next(b for b in fast["bookings"] if b["step"] == "apheresis")["first_day"]
+        assert day(new_collection) >= later.today
+        assert confirm(client, response.json()["proposal"]["id"]).status_code == 200
+        events = client.get("/patients/S-AXI-1/timeline", headers=auth(client, "coordinator")).json()["events"]
+        assert events[-1]["kind"] == "oos" and events[-1]["details"]["redo"] == "re-apheresis"
+    assert_plan_valid(later)
+
+
+def test_withdrawal_frees_capacity_and_blocks_further_proposals(client, small_site):
+    timeline = client.get("/patients/S-INH-1/timeline", headers=auth(client, "coordinator")).json()
+    device = next(s for s in timeline["steps"] if s["step"] == "manufacture")
+    first = device["first_day"]
+    used = lambda: client.get(  # noqa: E731
+        f"/capacity?from={first}&to={first}&resource=manufacturing_device", headers=auth(client, "lab_manager")
+    ).json()["cells"][0]
+    holders = {p["patient"] for p in used()["patients"]}
+    assert "S-INH-1" in holders
+    response = client.post("/patients/S-INH-1/withdraw", json={"reason": "patient choice"}, headers=auth(client, "coordinator"))
+    assert response.status_code == 200, response.text
+    assert "S-INH-1" not in {p["patient"] for p in used()["patients"]}
+    assert client.get("/patients/S-INH-1", headers=auth(client, "coordinator")).json()["status"] == "withdrawn"
+    again = client.post("/patients/S-INH-1/proposals", headers=auth(client, "coordinator"))
+    assert again.status_code == 409
+
+
+def test_closure_lists_broken_bookings_and_replans_only_those_patients(client, small_site):
+    current = client.get("/plans/current", headers=auth(client, "lab_manager")).json()
+    collections = sorted(
+        (b["first_day"], b["patient"]) for b in current["bookings"] if b["step"] == "apheresis" and b["patient"].startswith("S-AXI")
+    )
+    closed_day, victim = collections[0]
+    change = {
+        "resource": "apheresis_machine",
+        "centre": "liverpool",
+        "first_day": closed_day,
+        "last_day": closed_day,
+        "capacity": 0,
+        "reason": "machine service",
+    }
+    response = client.post("/capacity/changes", json=change, headers=auth(client, "lab_manager"))
+    assert response.status_code == 201, response.text
+    broken = {b["patient"] for b in response.json()["broken"]}
+    assert victim in broken
+    table = client.get(f"/capacity?from={closed_day}&to={closed_day}", headers=auth(client, "lab_manager")).json()
+    assert table["summary"]["overbooked"]
+
+    replan = client.post(f"/capacity/changes/{response.json()['id']}/replan", headers=auth(client, "lab_manager"))
+    assert replan.status_code == 200, replan.text
+    moved = {p["patient"] for p in replan.json()["diff"]["patients"]}
+    assert moved and moved <= broken
+    after = client.get(f"/capacity?from={closed_day}&to={closed_day}", headers=auth(client, "lab_manager")).json()
+    assert after["summary"]["overbooked"] == []
+    assert_plan_valid(small_site)
+
+
+def test_capacity_view_matches_the_plan_and_exports_csv(client, small_site):
+    first = small_site.planning_day()
+    last = first + timedelta(days=89)
+    table = client.get(f"/capacity?from={first}&to={last}", headers=auth(client, "lab_manager")).json()
+    current = client.get("/plans/current", headers=auth(client, "lab_manager")).json()
+    inpatient = [b for b in current["bookings"] if b["step"] == "inpatient"]
+    probe = day(inpatient[0]["first_day"])
+    bed = next(c for c in table["cells"] if c["resource"] == "liverpool/bed" and c["day"] == probe.isoformat())
+    assert inpatient[0]["patient"] in {p["patient"] for p in bed["patients"]}
+    assert bed["free"] == bed["capacity"] - bed["booked"]
+    assert table["summary"]["bottleneck"]["resource"] in {c["resource"] for c in table["cells"]}
+
+    csv = client.get(f"/capacity.csv?from={first}&to={last}", headers=auth(client, "lab_manager"))
+    assert csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text.splitlines()
+    assert lines[0].startswith("day,resource,period,capacity,booked,free")
+    assert len(lines) == len(table["cells"]) + 1
