@@ -1,11 +1,11 @@
 # The two commands of the README:
-#   make run    solve the regional cohort and print the plan summary (the main job)
+#   make run    the API on http://127.0.0.1:8000 with a fresh SQLite demo database (regional cohort planned)
 #   make test   run the whole test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench install
+.PHONY: run test bench bench-api install
 
 install: $(VENV)/.installed
 
@@ -16,10 +16,13 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install
-	$(BIN)/v2v solve fixtures/cohorts/regional.json --time-limit 10 --out out/regional-plan.json
+	$(BIN)/v2v demo
 
 test: install
 	$(BIN)/python -m pytest
 
 bench: install
 	$(BIN)/v2v bench --markdown out/bench.md
+
+bench-api: install
+	$(BIN)/v2v bench --api --markdown out/bench-api.md
