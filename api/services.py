@@ -171,7 +171,7 @@ def patient_violations(session: Session, patient_id: str, settings: Settings) ->
     today = settings.planning_day()
     problem = state.build_problem(session, today, settings.horizon_days, include={patient_id})
     plan = Plan(cohort="site", method="current", bookings=tuple(state.as_booking(b) for b in rows))
-    return [v.message for v in check_plan(problem, plan) if v.rule not in ("CAPACITY", "EARLIEST_START")]
+    return [v.message for v in check_plan(problem, plan) if v.rule != "CAPACITY"]
 
 
 # -- proposals ----------------------------------------------------------------------------------
@@ -366,15 +366,12 @@ def _check_new_bookings(session: Session, settings: Settings, keep: list[Booking
                 f"{resource_id} is full {when}: {booked - touched.booked(resource_id, day)} of {limit} already booked; "
                 "ask for a new proposal"
             )
-    # every other hard rule, for the patients whose bookings change
+    # every other hard rule, for the patients whose bookings change (their started steps are frozen)
     sub = dataclasses.replace(
-        problem,
-        cohort=problem.cohort.model_copy(
-            update={"patients": tuple(p.model_copy(update={"frozen": ()}) for p in problem.patients if p.id in patients)}
-        ),
+        problem, cohort=problem.cohort.model_copy(update={"patients": tuple(p for p in problem.patients if p.id in patients)})
     )
     plan = Plan(cohort="site", method="confirm", bookings=tuple(b for b in [*keep, *new] if b.patient in patients))
-    broken = [v for v in check_plan(sub, plan) if v.rule not in ("CAPACITY", "EARLIEST_START")]
+    broken = [v for v in check_plan(sub, plan) if v.rule != "CAPACITY"]
     if broken:
         raise Conflict("the proposal no longer satisfies the rules: " + " ".join(v.message for v in broken[:3]))
 
