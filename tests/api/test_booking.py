@@ -279,3 +279,19 @@ def test_capacity_view_matches_the_plan_and_exports_csv(client, small_site):
     lines = csv.text.splitlines()
     assert lines[0].startswith("day,resource,period,capacity,booked,free")
     assert len(lines) == len(table["cells"]) + 1
+
+
+def test_editing_a_referral_reports_what_its_bookings_now_break(client, small_site):
+    timeline = client.get("/patients/S-AXI-2/timeline", headers=auth(client, "coordinator")).json()
+    collection = day(next(s for s in timeline["steps"] if s["step"] == "apheresis")["first_day"])
+    later = (collection + timedelta(days=7)).isoformat()
+    response = client.patch("/patients/S-AXI-2", json={"earliest_start": later}, headers=auth(client, "coordinator"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["earliest_start"] == later
+    assert any("S-AXI-2" in v and "apheresis" in v for v in body["violations"])
+    # the coordinator then asks for a schedule that respects the new date
+    proposal = propose(client, "S-AXI-2")
+    assert all(day(b["first_day"]) >= day(later) for b in proposal["options"][0]["bookings"])
+    assert confirm(client, proposal["id"]).status_code == 200
+    assert_plan_valid(small_site)
