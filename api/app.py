@@ -23,18 +23,17 @@ from api import services, state, views
 from api.audit import Actor
 from api.auth import actor_for
 from api.db import CapacityChangeRow, PatientRow, ProposalRow, make_engine, make_sessionmaker
-from api.schemas import ConfirmIn, DeferIn, OutOfSpecificationIn, ReferralEdit, ReferralIn, ReplanIn, WithdrawIn
+from api.schemas import ApiDate, CapacityChangeIn, ConfirmIn, DeferIn, OutOfSpecificationIn, ReferralEdit, ReferralIn, ReplanIn, Text, WithdrawIn
 from api.settings import Settings
 from api.solving import SolverBusy, SolverPool
 from api.state import Conflict, NotFound
-from pathway.dates import IsoDate
 from pathway.errors import InputError, field_path
-from pathway.site import CapacityChange
 
 log = logging.getLogger("vein2vein.api")
 
 PatientId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$", description="pseudonymous patient id")]
 ERRORS = {
+    400: {"description": "the body cannot be read (not UTF-8 JSON)"},
     401: {"description": "no token, or an unknown one"},
     403: {"description": "the token's role may not do this"},
     404: {"description": "no such patient, proposal, plan version or capacity change"},
@@ -146,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def get_catalogue(who: Anyone) -> dict[str, Any]:
         with svc.read() as session:
             return {
-                "pathways": state.catalogue(session).model_dump(mode="json"),
+                "pathways": state.catalogue(session, variants=False).model_dump(mode="json"),
                 "site": state.site(session).model_dump(mode="json"),
             }
 
@@ -157,7 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"kind": kind, "version": version}
 
     @app.get("/plans", tags=["plans"])
-    def list_plans(who: Anyone, limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0):
+    def list_plans(who: Anyone, limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0):
         with svc.read() as session:
             return views.list_versions(session, limit, offset)
 
@@ -332,8 +331,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise InputError("", "to", f"a range is at most {views.MAX_RANGE_DAYS} days")
         return first, last
 
-    FromQ = Annotated[IsoDate | None, Query(alias="from", description="first day (default: today)")]
-    ToQ = Annotated[IsoDate | None, Query(alias="to", description="last day (default: from + 89 days)")]
+    FromQ = Annotated[ApiDate | None, Query(alias="from", description="first day (default: today)")]
+    ToQ = Annotated[ApiDate | None, Query(alias="to", description="last day (default: from + 89 days)")]
     ResourceQ = Annotated[str | None, Query(max_length=128, description="a resource id or kind")]
 
     @app.get("/capacity", tags=["capacity"])
@@ -359,7 +358,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return [state.change_dict(c) | {"id": c.id, "created_by": c.created_by} for c in state.active_changes(session)]
 
     @app.post("/capacity/changes", status_code=201, tags=["capacity"])
-    def add_change(body: CapacityChange, who: LabManager) -> dict[str, Any]:
+    def add_change(body: CapacityChangeIn, who: LabManager) -> dict[str, Any]:
         """A closure (capacity 0) or change; the answer lists the patients whose bookings it breaks."""
         with svc.write() as session:
             row = services.add_capacity_change(session, body, settings, who)
@@ -416,8 +415,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         who: Admin,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-        entity: Annotated[str | None, Query(max_length=32)] = None,
-        entity_id: Annotated[str | None, Query(max_length=64)] = None,
+        entity: Annotated[Text | None, Query(max_length=32)] = None,
+        entity_id: Annotated[Text | None, Query(max_length=64)] = None,
     ) -> list[dict[str, Any]]:
         with svc.read() as session:
             return views.audit(session, limit, offset, entity, entity_id)

@@ -26,7 +26,7 @@ from api.audit import Actor, record
 from api.db import BookingRow, CapacityChangeRow, CatalogueVersion, EventRow, PatientRow, PlanVersion, ProposalRow, SolverRun, utcnow
 from api.settings import Settings
 from api.state import Conflict, NotFound
-from pathway.catalogue import Catalogue, StepKind, read_data_file
+from pathway.catalogue import Catalogue, StepKind, read_data_file, remanufacture_variant
 from pathway.cohort import SITES_DIR, Problem, parse_cohort
 from pathway.errors import InputError, validation_error
 from pathway.plan import Booking, Plan
@@ -434,32 +434,30 @@ def defer(session: Session, patient_id: str, from_date: date, reason: str, setti
 
 
 def out_of_specification(session: Session, patient_id: str, redo: str, reason: str, settings: Settings, actor: Actor) -> PlanVersion | None:
-    """The product failed release. ``re-apheresis``: collect again, so the pathway restarts at the
-    collection; ``re-manufacture``: restart at manufacture from retained cells, if the pathway allows it."""
+    """The product failed its release. ``re-apheresis``: collect again, the pathway restarts at the
+    collection. ``re-manufacture``: make it again from retained cells; the collection stays, the
+    patient moves to the pathway's re-manufacture variant (manufacture no longer tied to the
+    collection day) and restarts at manufacture."""
     patient = state.get_patient(session, patient_id)
     if patient.status == "withdrawn":
         raise Conflict(f"patient {patient_id} is withdrawn")
-    template = state.catalogue(session).template(patient.pathway)
+    catalogue = state.catalogue(session)
+    template = catalogue.template(patient.pathway)
     kinds = {StepKind.apheresis, StepKind.donor_collection} if redo == "re-apheresis" else {StepKind.manufacture}
     restart = next((s for s in template.steps if s.kind in kinds), None)
     if restart is None:
         raise InputError("", "redo", f"pathway {patient.pathway!r} has no {redo.removeprefix('re-')} step")
-    if redo == "re-manufacture":
-        tied = [lag for lag in restart.lags if lag.max is not None]
-        if tied:
-            raise InputError(
-                "",
-                "redo",
-                f"pathway {patient.pathway!r} starts manufacture {tied[0].min}..{tied[0].max} days after {tied[0].after} "
-                "(fresh product): a new product needs re-apheresis",
-            )
     rows = {b.step: b for b in state.current_rows(session, patient_id)}
     if restart.name not in rows or rows[restart.name].first_day >= settings.planning_day():
-        raise Conflict(f"{patient_id}'s {restart.name} has not happened yet: nothing is out of specification")
+        raise Conflict(f"{patient_id}'s {restart.name} has not started yet: there is no product to be out of specification")
     before = _snapshot(patient)
     version = release_bookings(
         session, patient_id, "oos", {"redo": redo, "reason": reason}, settings, actor, from_step=restart.name
     )
+    if redo == "re-manufacture":
+        variant = remanufacture_variant(template)
+        if variant is not None:
+            patient.pathway = variant.id
     patient.earliest_start = settings.planning_day()
     patient.status = "referred"
     record(session, actor, "patient.edit", "patient", patient_id, before, _snapshot(patient))

@@ -41,12 +41,15 @@ def _latest(session: Session, kind: str) -> CatalogueVersion:
     return row
 
 
-def catalogue(session: Session) -> Catalogue:
+def catalogue(session: Session, variants: bool = True) -> Catalogue:
+    """The catalogue in force; with ``variants``, plus each template's re-manufacture variant
+    (the pathway of a patient whose product failed and is remade from retained cells)."""
     row = _latest(session, "pathways")
     key = ("pathways", row.id)
     if key not in _parsed:
-        _parsed[key] = Catalogue.model_validate(row.body)
-    return _parsed[key]
+        stored = Catalogue.model_validate(row.body)
+        _parsed[key] = (stored, stored.with_remanufacture())
+    return _parsed[key][1 if variants else 0]
 
 
 def base_site(session: Session) -> Site:

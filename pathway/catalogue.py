@@ -185,6 +185,37 @@ class Catalogue(Model):
     def calendar_names(self) -> set[str]:
         return {s.calendar for t in self.templates for s in t.steps}
 
+    def with_remanufacture(self) -> "Catalogue":
+        """This catalogue plus, for every template with a manufacture step, its re-manufacture variant."""
+        have = {t.id for t in self.templates}
+        extra = [
+            v for t in self.templates if (v := remanufacture_variant(t)) is not None and v.id not in have
+        ]
+        return self.model_copy(update={"templates": self.templates + tuple(extra)}) if extra else self
+
+
+REMANUFACTURE = "--re-manufacture"
+
+
+def remanufacture_variant(template: Template) -> Template | None:
+    """The pathway after a product failed its release (out of specification) and is made again
+    from retained cells: the same steps, but manufacture is no longer tied to the collection
+    day, so it starts when the patient's earliest start and a free slot allow. None for
+    templates without a manufacture step, or that are a variant already."""
+    if template.id.endswith(REMANUFACTURE):
+        return None
+    manufacture = next((s for s in template.steps if s.kind == StepKind.manufacture), None)
+    if manufacture is None:
+        return None
+    steps = tuple(s.model_copy(update={"lags": ()}) if s.name == manufacture.name else s for s in template.steps)
+    return template.model_copy(
+        update={
+            "id": template.id + REMANUFACTURE,
+            "name": f"{template.name}, re-manufactured from retained cells",
+            "steps": steps,
+        }
+    )
+
 
 DEFAULT_CATALOGUE = Path(__file__).resolve().parent.parent / "fixtures" / "catalogue" / "pathways.yaml"
 

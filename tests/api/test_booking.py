@@ -185,33 +185,56 @@ def test_deferral_releases_bookings_and_offers_a_schedule_after_the_date(client,
     assert_plan_valid(small_site)
 
 
-def test_out_of_specification_restarts_at_collection(small_site, tokens):
-    later = small_site.model_copy(update={"today": date(2027, 2, 22)})  # S-AXI-1's product is back by now
+def _steps(client, patient_id: str) -> dict[str, dict]:
+    timeline = client.get(f"/patients/{patient_id}/timeline", headers=auth(client, "coordinator")).json()
+    return {s["step"]: s for s in timeline["steps"]}
+
+
+def _out_of_specification(client, patient_id: str, redo: str) -> dict:
+    response = client.post(
+        f"/patients/{patient_id}/out-of-specification",
+        json={"redo": redo, "reason": "viability below specification"},
+        headers=auth(client, "coordinator"),
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_out_of_specification_remakes_the_product_or_collects_again(small_site, tokens):
+    later = small_site.model_copy(update={"today": date(2027, 2, 22)})  # the first products are back by now
     with TestClient(create_app(later)) as client:
         client.tokens = tokens
-        timeline = client.get("/patients/S-AXI-1/timeline", headers=auth(client, "coordinator")).json()
-        collected = next(s for s in timeline["steps"] if s["step"] == "apheresis")
+        before = _steps(client, "S-AXI-1")
+        assert before["apheresis"]["status"] == "done"
+
+        # re-manufacture from retained cells: the collection stays, manufacture starts again from today
+        body = _out_of_specification(client, "S-AXI-1", "re-manufacture")
+        fast = {b["step"]: b for b in body["proposal"]["options"][0]["bookings"]}
+        assert fast["apheresis"]["first_day"] == before["apheresis"]["first_day"]
+        assert day(fast["manufacture"]["first_day"]) >= later.today
+        assert confirm(client, body["proposal"]["id"]).status_code == 200
+        patient = client.get("/patients/S-AXI-1", headers=auth(client, "coordinator")).json()
+        assert patient["pathway"] == "axi-cel--re-manufacture"
+        assert _steps(client, "S-AXI-1")["infusion"]["first_day"] > before["infusion"]["first_day"]
+
+        # re-apheresis: a new collection from today, then the whole pathway again
+        collected = _steps(client, "S-AXI-2")["apheresis"]
         assert collected["status"] == "done"
-
-        refused = client.post(
-            "/patients/S-AXI-1/out-of-specification",
-            json={"redo": "re-manufacture", "reason": "viability below specification"},
-            headers=auth(client, "coordinator"),
-        )
-        assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "redo"
-
-        response = client.post(
-            "/patients/S-AXI-1/out-of-specification",
-            json={"redo": "re-apheresis", "reason": "viability below specification"},
-            headers=auth(client, "coordinator"),
-        )
-        assert response.status_code == 200, response.text
-        fast = response.json()["proposal"]["options"][0]
-        new_collection = next(b for b in fast["bookings"] if b["step"] == "apheresis")["first_day"]
-        assert day(new_collection) >= later.today
-        assert confirm(client, response.json()["proposal"]["id"]).status_code == 200
-        events = client.get("/patients/S-AXI-1/timeline", headers=auth(client, "coordinator")).json()["events"]
+        body = _out_of_specification(client, "S-AXI-2", "re-apheresis")
+        fast = {b["step"]: b for b in body["proposal"]["options"][0]["bookings"]}
+        assert day(fast["apheresis"]["first_day"]) >= later.today
+        assert confirm(client, body["proposal"]["id"]).status_code == 200
+        events = client.get("/patients/S-AXI-2/timeline", headers=auth(client, "coordinator")).json()["events"]
         assert events[-1]["kind"] == "oos" and events[-1]["details"]["redo"] == "re-apheresis"
+
+        # a product not made yet cannot be out of specification
+        refer(client, "N-UNBOOKED", approval="2027-02-22")
+        refused = client.post(
+            "/patients/N-UNBOOKED/out-of-specification",
+            json={"redo": "re-apheresis", "reason": "x"},
+            headers=auth(client, "coordinator"),
+        )
+        assert refused.status_code == 409 and "apheresis" in refused.json()["detail"]
     assert_plan_valid(later)
 
 
