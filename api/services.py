@@ -219,6 +219,7 @@ def run_propose(data: ProposeInput, patient_id: str, settings: Settings):
         movable=data.movable,
         alternatives=settings.alternatives,
         time_limit=settings.propose_time_limit,
+        max_slip_days=settings.alternative_max_slip_days,
     )
 
 

@@ -12,12 +12,20 @@ Objective: the sum of every scheduled patient's cost (``solver.objective``)
 plus a penalty per unscheduled patient that outweighs any schedule, so the
 number of patients scheduled comes first. A redundant ``cost >= capacity-free
 cost`` per patient tightens the proven bound.
+
+Move penalty (optional, for "minimal disruption"): given ``current``, the start
+day each patient's steps have in the plan people already know, every not-frozen
+step of those patients gets a shift variable ``|start - current start|`` in
+days, and the objective gains ``move_weight * shift`` (+ ``moved_step_weight``
+for every step whose start changes at all). The shifts and their unweighted sum
+(``CohortModel.disruption``) are returned, so a caller may also build its own
+objective from them (propose: disruption first, then the new patient's cost).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from solver.baseline import Schedule, residual_after_frozen
 from solver.instance import Instance, PatientSpec
@@ -37,6 +45,9 @@ class PatientVars:
 class CohortModel:
     model: cp_model.CpModel
     patients: list[PatientVars]
+    # Move penalty terms (only for patients in ``current``): patient id -> [(step index, shift in days)].
+    shifts: dict[str, list[tuple[int, cp_model.IntVar]]] = field(default_factory=dict)
+    disruption: cp_model.LinearExprT = 0  # sum of every shift, in days (unweighted)
 
 
 def build_model(
@@ -45,8 +56,24 @@ def build_model(
     lower_bounds: dict[str, int],
     hint: dict[str, Schedule | None] | None = None,
     everyone: bool = False,
+    current: dict[str, list[int | None]] | None = None,
+    move_weight: int = 0,
+    moved_step_weight: int = 0,
 ) -> CohortModel:
-    """``everyone``: schedule every patient (the caller knows a plan with all of them exists)."""
+    """The model of ``patients`` on ``instance`` (frozen bookings of every patient of the instance are fixed load).
+
+    ``everyone``: schedule every patient (the caller knows a plan with all of them exists).
+
+    ``current``: patient id -> current start day of each step, in the order of
+    ``PatientSpec.steps`` (None: step not booked now, no penalty). For every
+    not-frozen step with a current start, a shift variable ``|start - current|``
+    is added to ``CohortModel.shifts``, and the objective gains
+    ``move_weight * shift`` plus ``moved_step_weight`` if the step moves at all.
+    With both weights 0 the shifts are still built (for a caller's own
+    objective) but the objective is unchanged. An unscheduled patient's starts
+    are free, so the solver leaves its shifts at their least; the unscheduled
+    penalty already outweighs any move.
+    """
     model = cp_model.CpModel()
     weights = instance.problem.site.objective
     penalty = unscheduled_penalty(instance)
@@ -54,6 +81,7 @@ def build_model(
     weekly: dict[str, list[tuple[cp_model.IntervalVar, int]]] = defaultdict(list)
     out: list[PatientVars] = []
     objective = []
+    shifts: dict[str, list[tuple[int, cp_model.IntVar]]] = {}
 
     for spec in patients:
         pid = spec.id
@@ -108,6 +136,16 @@ def build_model(
         objective.append(penalty * (1 - present))
         out.append(PatientVars(spec, present, starts, cost))
 
+        if current is not None and pid in current:
+            shifts[pid] = _shifts(model, spec, starts, current[pid])
+            for _, shift in shifts[pid]:
+                if move_weight:
+                    objective.append(move_weight * shift)
+                if moved_step_weight:
+                    moved = model.new_bool_var(f"{shift.name}:moved")
+                    model.add(shift == 0).only_enforce_if(~moved)
+                    objective.append(moved_step_weight * moved)
+
         if hint is not None:
             schedule = hint.get(pid)
             model.add_hint(present, schedule is not None)
@@ -120,7 +158,22 @@ def build_model(
     for rid, uses in (daily | weekly).items():
         _cumulative(model, rid, uses, capacity[rid])
     model.minimize(sum(objective))
-    return CohortModel(model, out)
+    disruption = sum(shift for steps in shifts.values() for _, shift in steps)
+    return CohortModel(model, out, shifts, disruption)
+
+
+def _shifts(model: cp_model.CpModel, spec: PatientSpec, starts: list, current: list[int | None]):
+    """(step index, |start - current start|) for every not-frozen step with a current start."""
+    out = []
+    for step in spec.steps:
+        was = current[step.index] if step.index < len(current) else None
+        if step.frozen is not None or was is None:
+            continue
+        far = max(abs(step.starts[0] - was), abs(step.starts[-1] - was)) if step.starts else 0
+        shift = model.new_int_var(0, far, f"{spec.id}:{step.name}:shift")
+        model.add_abs_equality(shift, starts[step.index] - was)
+        out.append((step.index, shift))
+    return out
 
 
 def _cumulative(model: cp_model.CpModel, rid: str, uses, capacity: list[int]) -> None:
