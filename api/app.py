@@ -52,6 +52,12 @@ class Services:
         self.reads = make_sessionmaker(self.engine, readonly=True)
         self.solvers = SolverPool(settings.solver_threads)
 
+    def start(self) -> None:
+        """At every lifespan start (an app may be started again after a shutdown, e.g. in tests)."""
+        if self.solvers.closed:
+            self.solvers = SolverPool(self.settings.solver_threads)
+        self.solvers.run(services.warm_up)  # CP-SAT's import, once, before the first proposal
+
     @contextmanager
     def write(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back (nothing stored) on any error."""
@@ -72,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        svc.start()
         yield
         svc.solvers.shutdown()
         svc.engine.dispose()

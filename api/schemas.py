@@ -1,18 +1,47 @@
-"""Request bodies of the HTTP API. Strict: unknown fields refused, dates ISO strings only."""
+"""Request bodies of the HTTP API. Strict: unknown fields refused, dates ISO strings only (years 1900..2199)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import date
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from api.nhs import normalise_nhs_number
 from pathway.catalogue import Model
 from pathway.cohort import PATIENT_ID, DateRange, check_pseudonymous
 from pathway.dates import IsoDate
-from pathway.site import Urgency
+from pathway.site import CapacityChange, Urgency
 
+FIRST_YEAR, LAST_YEAR = 1900, 2199
+
+
+def _in_years(day: date) -> date:
+    """Dates near year 1 or 9999 overflow in date arithmetic (a 500, not a 422): refused here."""
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise ValueError(f"{day.isoformat()} is outside the years {FIRST_YEAR}..{LAST_YEAR}")
+    return day
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+ApiDate = Annotated[IsoDate, AfterValidator(_in_years)]
+"""An ISO date (YYYY-MM-DD) in the years FIRST_YEAR..LAST_YEAR."""
+Text = Annotated[str, AfterValidator(_no_nul)]
+"""Free text that is stored (PostgreSQL refuses NUL characters in text: a 500, not a 422)."""
 Reason = Field(min_length=1, max_length=500, description="why, in words (kept in the audit log)")
+PatientRef = Annotated[str, PATIENT_ID]
+
+
+class Blackout(DateRange):
+    """Days the patient cannot attend."""
+
+    first_day: ApiDate
+    last_day: ApiDate
 
 
 class _Nhs(Model):
@@ -30,12 +59,12 @@ class ReferralIn(_Nhs):
     id: str = PATIENT_ID
     centre: str = Field(min_length=1, max_length=64)
     pathway: str = Field(min_length=1, max_length=64, description="template id from the catalogue")
-    approval_date: IsoDate
-    earliest_start: IsoDate | None = None
+    approval_date: ApiDate
+    earliest_start: ApiDate | None = None
     urgency: Urgency = "routine"
-    target_infusion_date: IsoDate | None = None
-    last_doses: dict[str, IsoDate] = Field(default_factory=dict, description="agent -> last dose date")
-    blackouts: tuple[DateRange, ...] = ()
+    target_infusion_date: ApiDate | None = None
+    last_doses: dict[str, ApiDate] = Field(default_factory=dict, description="agent -> last dose date")
+    blackouts: tuple[Blackout, ...] = ()
     durations: dict[str, int] = Field(default_factory=dict, description="step -> days")
 
     _pseudonymous = field_validator("id")(check_pseudonymous)
@@ -45,12 +74,12 @@ class ReferralEdit(_Nhs):
     """Fields to change (those not given stay as they are; ``nhs_number: null`` removes it)."""
 
     centre: str | None = Field(default=None, min_length=1, max_length=64)
-    approval_date: IsoDate | None = None
-    earliest_start: IsoDate | None = None
+    approval_date: ApiDate | None = None
+    earliest_start: ApiDate | None = None
     urgency: Urgency | None = None
-    target_infusion_date: IsoDate | None = None
-    last_doses: dict[str, IsoDate] | None = None
-    blackouts: tuple[DateRange, ...] | None = None
+    target_infusion_date: ApiDate | None = None
+    last_doses: dict[str, ApiDate] | None = None
+    blackouts: tuple[Blackout, ...] | None = None
     durations: dict[str, int] | None = None
     pathway: str | None = Field(default=None, min_length=1, max_length=64)
 
@@ -60,18 +89,35 @@ class ConfirmIn(Model):
 
 
 class DeferIn(Model):
-    from_date: IsoDate = Field(description="no step before this date")
-    reason: str = Reason
+    from_date: ApiDate = Field(description="no step before this date")
+    reason: Text = Reason
 
 
 class OutOfSpecificationIn(Model):
     redo: Literal["re-apheresis", "re-manufacture"]
-    reason: str = Reason
+    reason: Text = Reason
 
 
 class WithdrawIn(Model):
-    reason: str = Reason
+    reason: Text = Reason
 
 
 class ReplanIn(Model):
-    patients: tuple[str, ...] = Field(min_length=1, max_length=200)
+    patients: tuple[PatientRef, ...] = Field(min_length=1, max_length=200)
+
+
+class CapacityChangeIn(CapacityChange):
+    """A lab manager's closure (capacity 0) or change, bounded so that it fits the database."""
+
+    first_day: ApiDate
+    last_day: ApiDate
+    capacity: int = Field(ge=0, le=10_000)
+    reason: Text = Field(min_length=1, max_length=500)
+
+    @field_validator("last_day")
+    @classmethod
+    def _not_before_first(cls, value: date, info: ValidationInfo) -> date:
+        first = info.data.get("first_day")
+        if first is not None and value < first:
+            raise ValueError("last_day is before first_day")
+        return value

@@ -13,6 +13,7 @@ transaction that checks nothing moved underneath it (plan head version).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import uuid
 from datetime import date, timedelta
 from typing import Any
@@ -206,6 +207,12 @@ def propose_input(session: Session, patient_id: str, settings: Settings) -> Prop
 def _with_patient(problem: Problem, patient_id: str, **update) -> Problem:
     patients = tuple(p.model_copy(update=update) if p.id == patient_id else p for p in problem.patients)
     return dataclasses.replace(problem, cohort=problem.cohort.model_copy(update={"patients": patients}))
+
+
+def warm_up() -> None:
+    """Import the solver (about half a second, once per process) before a request needs it."""
+    for module in ("solver.propose", "solver.solve"):
+        importlib.import_module(module)
 
 
 def run_propose(data: ProposeInput, patient_id: str, settings: Settings):

@@ -20,6 +20,7 @@ class SolverPool:
     def __init__(self, threads: int, queue: int | None = None):
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="v2v-solver")
         self.slots = threading.BoundedSemaphore(threads + (queue if queue is not None else 8 * threads))
+        self.closed = False
 
     def run(self, fn, *args):
         """Run ``fn(*args)`` on a solver thread and wait for its result (exceptions propagate)."""
@@ -31,4 +32,5 @@ class SolverPool:
             self.slots.release()
 
     def shutdown(self) -> None:
+        self.closed = True
         self.executor.shutdown(wait=False, cancel_futures=True)
