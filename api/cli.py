@@ -71,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmark CP-SAT against greedy and the capacity-free bound")
     bench.add_argument("--quick", action="store_true", help="small and regional only, short limits")
     bench.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
+    bench.add_argument(
+        "--api",
+        nargs="?",
+        const="sqlite",
+        choices=["sqlite", "postgresql", "both"],
+        help="benchmark the HTTP API instead (a real server on loopback; default sqlite; "
+        "postgresql resets 127.0.0.1:5432/v2v_bench); --markdown out/bench.md writes out/bench-api.md",
+    )
 
     serve = sub.add_parser("serve", help="run the HTTP API (database from DATABASE_URL)")
     serve.add_argument("--host", help="default 127.0.0.1 (V2V_HOST)")
@@ -195,6 +203,11 @@ def _schema(args) -> int:
 
 
 def _bench(args) -> int:
+    if args.api:
+        from bench.api import main as api_main
+
+        backends = ("sqlite", "postgresql") if args.api == "both" else (args.api,)
+        return api_main(backends=backends, markdown=args.markdown)
     from bench.run import main as bench_main
 
     return bench_main(quick=args.quick, markdown=args.markdown)
