@@ -358,11 +358,19 @@ def _booking_json(row: BookingRow) -> dict[str, Any]:
 
 def _check_new_bookings(session: Session, settings: Settings, keep: list[Booking], new: list[Booking]) -> None:
     """Conflict if ``new`` (added to ``keep``) overfills a resource-day or breaks its patients' rules."""
+    if not new:
+        return
     today = settings.planning_day()
     patients = {b.patient for b in new}
-    problem = state.build_problem(session, today, settings.horizon_days, freeze_until=None)
+    # only bookings that can share a day (or a slot week) with the new ones matter
+    first = min(b.first_day for b in new) - timedelta(days=6)
+    last = max(b.last_day for b in new)
+    nearby = [b for b in keep if b.first_day <= last and b.last_day >= first]
+    problem = state.build_problem(
+        session, today, settings.horizon_days, include=patients | {b.patient for b in nearby}
+    )
     site = problem.site
-    load_all = resource_load(problem, [*keep, *new])
+    load_all = resource_load(problem, [*nearby, *new])
     touched = resource_load(problem, new)
     for (resource_id, day), _ in sorted(touched.cells.items()):
         resource = load_all.resources[resource_id]

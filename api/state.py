@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from pathway.catalogue import Catalogue
-from pathway.cohort import FrozenBooking, Patient, Problem, parse_cohort
+from pathway.cohort import Problem, parse_cohort
 from pathway.errors import validation_error
 from pathway.plan import Booking, Plan, Unschedulable
 from pathway.site import Site
@@ -162,28 +162,27 @@ def build_problem(
     horizon_days: int,
     freeze_until: date | None = None,
     include: set[str] | None = None,
-    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> Problem:
     """Every active patient (or those in ``include``) as a Problem planned from ``today``.
 
     Current bookings that have started (first day before ``today``), or start on
-    or before ``freeze_until``, become the patient's frozen steps. ``overrides``
-    replaces Patient fields per patient id (e.g. a proposal's own patient).
+    or before ``freeze_until``, become the patient's frozen steps.
     """
-    rows = session.scalars(select(PatientRow).where(PatientRow.status != "withdrawn").order_by(PatientRow.id))
+    query = select(PatientRow).where(PatientRow.status != "withdrawn").order_by(PatientRow.id)
+    bookings = select(BookingRow).where(BookingRow.to_version.is_(None))
+    if include is not None:
+        query = query.where(PatientRow.id.in_(sorted(include)))
+        bookings = bookings.where(BookingRow.patient_id.in_(sorted(include)))
     booked: dict[str, list[BookingRow]] = {}
-    for b in current_rows(session):
+    for b in session.scalars(bookings):
         booked.setdefault(b.patient_id, []).append(b)
     last_frozen = max(today - timedelta(days=1), freeze_until or today - timedelta(days=1))
     patients = []
-    for row in rows:
-        if include is not None and row.id not in include:
-            continue
+    for row in session.scalars(query):
         fields = patient_fields(row)
         fields["frozen"] = [
             {"step": b.step, "first_day": b.first_day.isoformat()} for b in booked.get(row.id, []) if b.first_day <= last_frozen
         ]
-        fields.update((overrides or {}).get(row.id, {}))
         patients.append(fields)
     raw = {
         "name": "site",
@@ -203,11 +202,3 @@ def current_plan(session: Session) -> Plan:
         bookings=tuple(as_booking(b) for b in current_rows(session)),
         unschedulable=unschedulable,
     )
-
-
-def frozen_of(bookings: list[BookingRow], last_frozen: date) -> tuple[FrozenBooking, ...]:
-    return tuple(FrozenBooking(step=b.step, first_day=b.first_day) for b in bookings if b.first_day <= last_frozen)
-
-
-def domain_patient(row: PatientRow) -> Patient:
-    return Patient.model_validate(patient_fields(row))

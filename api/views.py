@@ -107,7 +107,6 @@ def icalendar(session: Session, patient_id: str, settings: Settings) -> bytes:
 def capacity_table(session: Session, first: date, last: date, settings: Settings, resource: str | None = None) -> dict[str, Any]:
     """Per resource and day (weekly resources: per week) in [first, last]: capacity, booked, free,
     utilisation and the patients behind the bookings; a summary of the busiest days and the bottleneck."""
-    site = state.site(session)
     rows = session.scalars(
         select(BookingRow).where(
             BookingRow.to_version.is_(None),
@@ -117,6 +116,7 @@ def capacity_table(session: Session, first: date, last: date, settings: Settings
     ).all()
     patients = {b.patient_id for b in rows}
     problem = state.build_problem(session, settings.planning_day(), settings.horizon_days, include=patients)
+    site = problem.site
     load = resource_load(problem, [state.as_booking(b) for b in rows])
     resources = [r for r in site.resources if resource is None or r.id == resource or r.kind == resource]
     if resource is not None and not resources:
