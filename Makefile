@@ -25,4 +25,4 @@ bench: install
 	$(BIN)/v2v bench --markdown out/bench.md
 
 bench-api: install
-	$(BIN)/v2v bench --api --markdown out/bench-api.md
+	$(BIN)/v2v bench --api both --markdown out/bench.md
