@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import services, state, views
@@ -136,6 +137,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(Conflict)
     async def _conflict(request: Request, exc: Conflict):
         return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError):
+        # two requests raced to store the same thing (an id, an NHS number): the loser is told, without values
+        log.info("integrity conflict on %s %s", request.method, request.url.path)
+        return JSONResponse(status_code=409, content={"detail": "this clashes with something stored at the same moment (a duplicate id or NHS number); reload and try again"})
 
     @app.exception_handler(SolverBusy)
     async def _busy(request: Request, exc: SolverBusy):
@@ -283,7 +290,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with svc.read() as session:
             status = state.get_patient(session, patient_id).status
         if status != "withdrawn":
-            out["proposal"] = _propose(patient_id, who)
+            try:
+                out["proposal"] = _propose(patient_id, who)
+            except SolverBusy as exc:  # the release stands; the coordinator asks for a proposal later
+                out["proposal"] = None
+                out["proposal_error"] = str(exc)
         with svc.read() as session:
             out["timeline"] = views.timeline(session, patient_id, settings)
         return out

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.audit import Actor, record
-from api.db import ROLES, ApiToken
+from api.db import ROLES, ApiToken, utcnow
 
 PREFIX = "v2v_"
 
@@ -35,6 +35,16 @@ def create_token(session: Session, name: str, role: str, by: Actor) -> str:
     session.add(ApiToken(name=name, role=role, token_hash=hash_token(secret)))
     record(session, by, "token.create", "token", name, None, {"name": name, "role": role})
     return secret
+
+
+def revoke(session: Session, name: str, by: Actor) -> None:
+    row = session.scalars(select(ApiToken).where(ApiToken.name == name)).first()
+    if row is None:
+        raise ValueError(f"no token named {name!r}")
+    if row.revoked_at is not None:
+        raise ValueError(f"token {name!r} is revoked already")
+    row.revoked_at = utcnow()
+    record(session, by, "token.revoke", "token", name, {"name": name, "role": row.role}, None)
 
 
 def actor_for(session: Session, secret: str) -> Actor | None:

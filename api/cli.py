@@ -95,9 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["init"])
 
     token = sub.add_parser("token", help="API tokens")
-    token.add_argument("action", choices=["create"])
-    token.add_argument("name")
-    token.add_argument("--role", required=True, choices=["coordinator", "lab_manager", "admin"])
+    token.add_argument("action", choices=["create", "revoke", "list"])
+    token.add_argument("name", nargs="?")
+    token.add_argument("--role", choices=["coordinator", "lab_manager", "admin"], help="for create")
 
     imp = sub.add_parser("import", help="register a cohort file's patients and plan them")
     imp.add_argument("cohort", type=Path)
@@ -112,10 +112,20 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"v2v {args.command}: {exc.one_line()}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except Exception as exc:  # the API's refusals (api.state.Conflict / NotFound) are bad input here too
-        if type(exc).__name__ not in ("Conflict", "NotFound"):
+    except Exception as exc:
+        # the API's refusals (Conflict, NotFound) and an unreachable or unusable database are
+        # the operator's to fix: one line, not a traceback
+        from sqlalchemy.exc import ArgumentError, OperationalError
+
+        from api.state import Conflict, NotFound
+
+        if isinstance(exc, (Conflict, NotFound)):
+            message = str(exc)
+        elif isinstance(exc, (OperationalError, ArgumentError)):
+            message = f"database: {str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}"
+        else:
             raise
-        print(f"v2v {args.command}: {exc}", file=sys.stderr)
+        print(f"v2v {args.command}: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
@@ -287,11 +297,23 @@ def _db(args) -> int:
 
 
 def _token(args) -> int:
-    from api.setup import init_database, new_token
+    from api.setup import init_database, list_tokens, new_token, revoke_token
 
     settings = _settings()
     init_database(settings)
+    if args.action == "list":
+        for name, role, created, revoked in list_tokens(settings):
+            print(f"{name}\t{role}\tcreated {created:%Y-%m-%d %H:%M}" + (f"\trevoked {revoked:%Y-%m-%d %H:%M}" if revoked else ""))
+        return EXIT_OK
+    if not args.name:
+        raise InputError("token", "name", f"{args.action} needs a token name")
     try:
+        if args.action == "revoke":
+            revoke_token(settings, args.name)
+            print(f"token {args.name} revoked")
+            return EXIT_OK
+        if not args.role:
+            raise InputError("token", "--role", "create needs --role coordinator|lab_manager|admin")
         print(new_token(settings, args.name, args.role))
     except ValueError as exc:
         raise InputError("token", "name", str(exc)) from None

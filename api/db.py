@@ -99,7 +99,7 @@ class PatientRow(Base):
     last_doses: Mapped[dict[str, Any]] = mapped_column(default=dict)
     blackouts: Mapped[list[Any]] = mapped_column(default=list)
     durations: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    nhs_number: Mapped[str | None] = mapped_column(String(10))
+    nhs_number: Mapped[str | None] = mapped_column(String(10), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="referred")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -229,11 +229,12 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True)
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    # hide_parameters: an error's text (which servers log) never carries stored values, e.g. an NHS number
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
 
     # pysqlite's own transaction handling is switched off so that every
     # transaction is BEGIN IMMEDIATE: writers queue on the database lock

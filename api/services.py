@@ -27,7 +27,7 @@ from api.audit import Actor, record
 from api.db import BookingRow, CapacityChangeRow, CatalogueVersion, EventRow, PatientRow, PlanVersion, ProposalRow, SolverRun, utcnow
 from api.settings import Settings
 from api.state import Conflict, NotFound
-from pathway.catalogue import Catalogue, StepKind, read_data_file, remanufacture_variant
+from pathway.catalogue import REMANUFACTURE, Catalogue, StepKind, read_data_file, remanufacture_variant
 from pathway.cohort import SITES_DIR, Problem, parse_cohort
 from pathway.errors import InputError, validation_error
 from pathway.plan import Booking, Plan
@@ -67,22 +67,43 @@ def load_catalogue_files(session: Session, settings: Settings, actor: Actor) -> 
         body = Site.model_validate(read_data_file(path)).model_dump(mode="json")
         session.add(CatalogueVersion(kind="site", body=body, created_by=actor.name))
         record(session, actor, "catalogue.load", "catalogue", "site", None, {"file": str(path)})
+    head = state.head(session)
+    if head.version_id is None:  # an empty plan to propose against from the start
+        state.lock_plan(session)
+        _new_version(session, head, "init", "empty plan of a new installation", actor)
 
 
 def replace_catalogue(session: Session, kind: str, body: dict[str, Any], today: date, horizon_days: int, actor: Actor) -> int:
-    """A new catalogue or site version; refused if any active patient or booking would stop making sense."""
+    """A new catalogue or site version. Refused (nothing stored) if a stored patient no longer
+    resolves, or if the current plan would break a rule it does not break today."""
     model = Catalogue if kind == "pathways" else Site
     try:
         parsed = model.model_validate(body)
     except ValidationError as exc:
         raise validation_error(kind, exc) from None
+    state.lock_plan(session)
+    if kind == "pathways":
+        known = {t.id for t in parsed.with_remanufacture().templates}
+        used = set(session.scalars(select(PatientRow.pathway).distinct()))
+        if used - known:
+            raise Conflict(f"stored patients use pathway(s) {', '.join(sorted(used - known))}, missing from the new catalogue")
+    before = _plan_violations(session, today, horizon_days)
     previous = state._latest(session, kind)
     row = CatalogueVersion(kind=kind, body=parsed.model_dump(mode="json"), created_by=actor.name)
     session.add(row)
     session.flush()
-    state.build_problem(session, today, horizon_days)  # every stored patient must still resolve
+    new = [v for v in _plan_violations(session, today, horizon_days) if v not in before]
+    if new:
+        raise Conflict(f"the current plan would break {len(new)} rule(s) under the new {kind}: " + " ".join(new[:3]))
     record(session, actor, "catalogue.replace", "catalogue", kind, {"version": previous.id}, {"version": row.id})
     return row.id
+
+
+def _plan_violations(session: Session, today: date, horizon_days: int) -> list[str]:
+    """The checker's messages for the current plan of every active patient."""
+    plan = state.current_plan(session)
+    problem = state.build_problem(session, today, horizon_days)
+    return [v.message for v in check_plan(problem, plan)]
 
 
 # -- referrals ----------------------------------------------------------------------------------
@@ -109,6 +130,9 @@ def _snapshot(row: PatientRow) -> dict[str, Any]:
 
 
 def register_referral(session: Session, fields: dict[str, Any], nhs_number: str | None, settings: Settings, actor: Actor) -> PatientRow:
+    state.lock_plan(session)
+    if fields["pathway"].endswith(REMANUFACTURE):
+        raise InputError("", "pathway", "a re-manufacture variant is reached through out-of-specification, not at referral")
     if session.get(PatientRow, fields["id"]) is not None:
         raise Conflict(f"patient {fields['id']!r} exists already")
     if nhs_number and session.scalars(select(PatientRow).where(PatientRow.nhs_number == nhs_number)).first():
@@ -138,6 +162,7 @@ def _row_values(fields: dict[str, Any]) -> dict[str, Any]:
 
 def edit_referral(session: Session, patient_id: str, changes: dict[str, Any], nhs_number: str | None | object, settings: Settings, actor: Actor) -> tuple[PatientRow, list[str]]:
     """Apply ``changes``; returns the row and the patient's current bookings' rule violations, if any."""
+    state.lock_plan(session)
     row = state.get_patient(session, patient_id)
     if row.status == "withdrawn":
         raise Conflict(f"patient {patient_id} is withdrawn")
@@ -183,7 +208,8 @@ class ProposeInput:
     problem: Problem
     current: Plan
     movable: set[str]
-    base_version: int | None
+    base_version: int
+    movable_from: date
 
 
 def propose_input(session: Session, patient_id: str, settings: Settings) -> ProposeInput:
@@ -201,7 +227,9 @@ def propose_input(session: Session, patient_id: str, settings: Settings) -> Prop
     current = current.model_copy(update={"bookings": tuple(b for b in current.bookings if b.patient != patient_id)})
     movable = {b.patient for b in current.bookings}
     version = state.current_version(session)
-    return ProposeInput(problem, current, movable, version.id if version else None)
+    if version is None:
+        raise Conflict("the database has no plan yet: run `v2v db init`")
+    return ProposeInput(problem, current, movable, version.id, freeze + timedelta(days=1))
 
 
 def _with_patient(problem: Problem, patient_id: str, **update) -> Problem:
@@ -227,6 +255,7 @@ def run_propose(data: ProposeInput, patient_id: str, settings: Settings):
         alternatives=settings.alternatives,
         time_limit=settings.propose_time_limit,
         max_slip_days=settings.alternative_max_slip_days,
+        movable_from=data.movable_from,
     )
 
 
@@ -262,12 +291,10 @@ def store_proposal(session: Session, patient_id: str, data: ProposeInput, propos
     row = ProposalRow(
         id=uuid.uuid4().hex,
         patient_id=patient_id,
-        base_version=data.base_version or 0,
+        base_version=data.base_version,
         options=options,
         created_by=actor.name,
     )
-    if data.base_version is None:
-        raise Conflict("there is no current plan yet: load or solve one first")
     session.add(row)
     session.flush()
     record(session, actor, "proposal.create", "proposal", row.id, None, {"patient": patient_id, "options": len(options)})
@@ -335,11 +362,9 @@ def confirm(session: Session, proposal_id: str, rank: int, settings: Settings, a
     version.unschedulable = [u for u in version.unschedulable if u["patient"] != patient.id]
     patient.status = "scheduled"
     proposal.status = "confirmed"
-    for other in session.scalars(
-        select(ProposalRow).where(ProposalRow.patient_id == patient.id, ProposalRow.status == "open")
-    ):
-        other.status = "superseded"
+    _supersede_proposals(session, patient.id)
     session.flush()
+    _record_moves(session, option["moves"], patient.id, proposal.id, version.id, actor)
     record(
         session,
         actor,
@@ -350,6 +375,26 @@ def confirm(session: Session, proposal_id: str, rank: int, settings: Settings, a
         {"version": version.id, "bookings": [n.model_dump(mode="json") for n, _, _ in new]},
     )
     return version
+
+
+def _record_moves(session: Session, moves: list[dict[str, Any]], for_patient: str, proposal_id: str, version: int, actor: Actor) -> None:
+    """Each patient an alternative moved gets an event and an audit row, so their coordinator sees it."""
+    by_patient: dict[str, list[dict[str, Any]]] = {}
+    for m in moves:
+        by_patient.setdefault(m["patient"], []).append(m)
+    for pid, steps in sorted(by_patient.items()):
+        details = {"for_patient": for_patient, "proposal": proposal_id, "plan_version": version, "moves": steps}
+        session.add(EventRow(patient_id=pid, kind="moved", details=details, created_by=actor.name))
+        _supersede_proposals(session, pid)
+        record(
+            session,
+            actor,
+            "plan.moved",
+            "patient",
+            pid,
+            {"bookings": [{"step": m["step"], "first_day": m["from_first_day"], "last_day": m["from_last_day"]} for m in steps]},
+            {"bookings": [{"step": m["step"], "first_day": m["to_first_day"], "last_day": m["to_last_day"]} for m in steps]},
+        )
 
 
 def _booking_json(row: BookingRow) -> dict[str, Any]:
@@ -409,20 +454,45 @@ def _new_version(session: Session, head, kind: str, reason: str, actor: Actor, s
 
 
 # -- reschedule, withdraw -----------------------------------------------------------------------
+def _active_patient(session: Session, patient_id: str) -> PatientRow:
+    """The patient, locked for a plan write; Conflict if withdrawn."""
+    state.lock_plan(session)
+    patient = state.get_patient(session, patient_id)
+    if patient.status == "withdrawn":
+        raise Conflict(f"patient {patient_id} is withdrawn")
+    return patient
+
+
+def _supersede_proposals(session: Session, patient_id: str) -> None:
+    for p in session.scalars(select(ProposalRow).where(ProposalRow.patient_id == patient_id, ProposalRow.status == "open")):
+        p.status = "superseded"
+
+
 def release_bookings(
-    session: Session, patient_id: str, kind: str, details: dict[str, Any], settings: Settings, actor: Actor, from_step: str | None = None
+    session: Session,
+    patient_id: str,
+    kind: str,
+    details: dict[str, Any],
+    settings: Settings,
+    actor: Actor,
+    from_step: str | None = None,
+    everything: bool = False,
 ) -> PlanVersion | None:
-    """Take the patient's bookings out of the current plan: those not started, or (``from_step``)
-    every booking of that step and the steps after it, started or not. Records the event."""
+    """Take the patient's bookings out of the current plan: those not started; or (``from_step``)
+    every booking of that step and the steps after it, started or not; or (``everything``) all of
+    them. Open proposals are superseded; the event is recorded."""
     head = state.lock_plan(session)
     patient = state.get_patient(session, patient_id)
     today = settings.planning_day()
     rows = state.current_rows(session, patient_id)
-    if from_step is not None:
+    if everything:
+        released = rows
+    elif from_step is not None:
         order = [s.name for s in state.catalogue(session).template(patient.pathway).steps]
-        released = [b for b in rows if order.index(b.step) >= order.index(from_step)]
+        released = [b for b in rows if b.step not in order or order.index(b.step) >= order.index(from_step)]
     else:
         released = [b for b in rows if b.first_day >= today]
+    _supersede_proposals(session, patient_id)
     session.add(EventRow(patient_id=patient_id, kind=kind, details=details, created_by=actor.name))
     version = None
     if released:
@@ -435,15 +505,18 @@ def release_bookings(
 
 
 def defer(session: Session, patient_id: str, from_date: date, reason: str, settings: Settings, actor: Actor) -> PlanVersion | None:
-    """The patient cannot go ahead before ``from_date``: release what has not started and move their earliest start."""
-    patient = state.get_patient(session, patient_id)
-    if patient.status == "withdrawn":
-        raise Conflict(f"patient {patient_id} is withdrawn")
-    if from_date < settings.planning_day():
+    """The patient cannot attend before ``from_date``: the bookings not started are released and the
+    days until then become a blackout, which holds the steps that need the patient (collection,
+    conditioning, infusion, stay) but not a product already in manufacture or release."""
+    patient = _active_patient(session, patient_id)
+    today = settings.planning_day()
+    if from_date < today:
         raise InputError("", "from_date", f"{from_date.isoformat()} is in the past")
     before = _snapshot(patient)
     version = release_bookings(session, patient_id, "deferral", {"from_date": from_date.isoformat(), "reason": reason}, settings, actor)
-    patient.earliest_start = from_date
+    if from_date > today:
+        blackout = {"first_day": today.isoformat(), "last_day": (from_date - timedelta(days=1)).isoformat(), "reason": "deferred"}
+        patient.blackouts = [*(patient.blackouts or []), blackout]
     patient.status = "referred"
     record(session, actor, "patient.edit", "patient", patient_id, before, _snapshot(patient))
     return version
@@ -454,9 +527,7 @@ def out_of_specification(session: Session, patient_id: str, redo: str, reason: s
     collection. ``re-manufacture``: make it again from retained cells; the collection stays, the
     patient moves to the pathway's re-manufacture variant (manufacture no longer tied to the
     collection day) and restarts at manufacture."""
-    patient = state.get_patient(session, patient_id)
-    if patient.status == "withdrawn":
-        raise Conflict(f"patient {patient_id} is withdrawn")
+    patient = _active_patient(session, patient_id)
     catalogue = state.catalogue(session)
     template = catalogue.template(patient.pathway)
     kinds = {StepKind.apheresis, StepKind.donor_collection} if redo == "re-apheresis" else {StepKind.manufacture}
@@ -481,20 +552,19 @@ def out_of_specification(session: Session, patient_id: str, redo: str, reason: s
 
 
 def withdraw(session: Session, patient_id: str, reason: str, settings: Settings, actor: Actor) -> PlanVersion | None:
-    patient = state.get_patient(session, patient_id)
-    if patient.status == "withdrawn":
-        raise Conflict(f"patient {patient_id} is withdrawn already")
+    """The patient leaves the plan: every current booking (an inpatient stay in progress too) is
+    taken out, so its resources are free from today; past versions keep the history."""
+    patient = _active_patient(session, patient_id)
     before = _snapshot(patient)
-    version = release_bookings(session, patient_id, "withdrawal", {"reason": reason}, settings, actor)
+    version = release_bookings(session, patient_id, "withdrawal", {"reason": reason}, settings, actor, everything=True)
     patient.status = "withdrawn"
-    for p in session.scalars(select(ProposalRow).where(ProposalRow.patient_id == patient_id, ProposalRow.status == "open")):
-        p.status = "superseded"
     record(session, actor, "patient.edit", "patient", patient_id, before, _snapshot(patient))
     return version
 
 
 # -- capacity -----------------------------------------------------------------------------------
 def add_capacity_change(session: Session, change: CapacityChange, settings: Settings, actor: Actor) -> CapacityChangeRow:
+    state.lock_plan(session)
     site = state.site(session)
     if site.exact_resource(change.resource, change.centre) is None:
         raise InputError("", "resource", site.no_such_resource(change.resource, change.centre))
@@ -515,6 +585,7 @@ def add_capacity_change(session: Session, change: CapacityChange, settings: Sett
 
 
 def withdraw_capacity_change(session: Session, change_id: int, actor: Actor) -> CapacityChangeRow:
+    state.lock_plan(session)
     row = session.get(CapacityChangeRow, change_id)
     if row is None:
         raise NotFound(f"no capacity change {change_id}")

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import select
+
 from api import migrate, services
 from api.audit import SYSTEM, Actor
-from api.auth import create_token
-from api.db import make_engine, make_sessionmaker
+from api.auth import create_token, revoke
+from api.db import ApiToken, make_engine, make_sessionmaker
 from api.settings import Settings
 from pathway.cohort import Problem, load_problem
 from pathway.plan import Plan
@@ -32,6 +34,25 @@ def new_token(settings: Settings, name: str, role: str, by: Actor = SYSTEM) -> s
     try:
         with make_sessionmaker(engine)() as session, session.begin():
             return create_token(session, name, role, by)
+    finally:
+        engine.dispose()
+
+
+def revoke_token(settings: Settings, name: str, by: Actor = SYSTEM) -> None:
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session, session.begin():
+            revoke(session, name, by)
+    finally:
+        engine.dispose()
+
+
+def list_tokens(settings: Settings) -> list[tuple]:
+    """(name, role, created_at, revoked_at) of every token; secrets are not stored, so not shown."""
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            return [(t.name, t.role, t.created_at, t.revoked_at) for t in session.scalars(select(ApiToken).order_by(ApiToken.name))]
     finally:
         engine.dispose()
 

@@ -6,6 +6,8 @@ turns them into a ``Problem`` and a ``Plan`` here, and writes results back.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date, timedelta
 from typing import Any
 
@@ -29,7 +31,12 @@ class Conflict(Exception):
     """The request is valid but clashes with the current state (HTTP 409)."""
 
 
-_parsed: dict[tuple[str, int], Any] = {}  # (kind, catalogue_versions.id) -> Catalogue | Site; rows never change
+_parsed: dict[tuple[str, str], Any] = {}  # (kind, hash of the stored body) -> parsed; keyed by content, so a
+# rolled-back row whose id is reused (SQLite) or another database in this process can never be served
+
+
+def _key(row: CatalogueVersion) -> tuple[str, str]:
+    return row.kind, hashlib.sha256(json.dumps(row.body, sort_keys=True).encode()).hexdigest()
 
 
 def _latest(session: Session, kind: str) -> CatalogueVersion:
@@ -45,7 +52,7 @@ def catalogue(session: Session, variants: bool = True) -> Catalogue:
     """The catalogue in force; with ``variants``, plus each template's re-manufacture variant
     (the pathway of a patient whose product failed and is remade from retained cells)."""
     row = _latest(session, "pathways")
-    key = ("pathways", row.id)
+    key = _key(row)
     if key not in _parsed:
         stored = Catalogue.model_validate(row.body)
         _parsed[key] = (stored, stored.with_remanufacture())
@@ -55,7 +62,7 @@ def catalogue(session: Session, variants: bool = True) -> Catalogue:
 def base_site(session: Session) -> Site:
     """The site as defined (calendars, resources, standing capacity changes), without lab managers' changes."""
     row = _latest(session, "site")
-    key = ("site", row.id)
+    key = _key(row)
     if key not in _parsed:
         _parsed[key] = Site.model_validate(row.body)
     return _parsed[key]

@@ -15,7 +15,6 @@ from api import state
 from api.db import AuditEntry, BookingRow, EventRow, PlanVersion, SolverRun
 from api.settings import Settings
 from api.state import NotFound
-from pathway.plan import Plan
 from pathway.site import week_start
 from pathway.usage import resource_load
 from solver.explain import explain_patient
@@ -231,10 +230,6 @@ def booking_view(b: BookingRow) -> dict[str, Any]:
         "status": b.status,
         "fixed_by": b.fixed_by,
     }
-
-
-def plan_of(session: Session, version_id: int) -> Plan:
-    return Plan(cohort="site", method="stored", bookings=tuple(state.as_booking(b) for b in bookings_at(session, version_id)))
 
 
 def diff(session: Session, old: int, new: int) -> dict[str, Any]:

@@ -94,6 +94,7 @@ def propose(
     alternatives: int = 3,
     time_limit: float = 2.0,
     max_slip_days: int = MAX_SLIP_DAYS,
+    movable_from: date | None = None,
 ) -> Proposal:
     """The fast path and up to ``alternatives`` earlier options for ``patient_id``.
 
@@ -102,7 +103,8 @@ def propose(
     ``problem`` are kept). Bookings of patients not in ``problem`` are ignored.
     ``movable``: ids of patients whose not-frozen steps an alternative may move;
     only those no more urgent than the patient are moved, and none of them gets
-    an infusion more than ``max_slip_days`` later than it has now.
+    an infusion more than ``max_slip_days`` later than it has now, and no moved
+    step lands before ``movable_from`` (the end of a freeze window).
     ``time_limit`` bounds the whole call: the alternatives' search stops when
     it is spent (the fast path, tens of milliseconds, is never cut short).
     Raises KeyError if ``patient_id`` is not in ``problem``.
@@ -157,7 +159,7 @@ def propose(
                 lower = terms.evaluate(alone_starts) if alone[1] else 0
                 options = _alternatives(
                     problem, patient_id, booked, neighbours, start, lower, limit, earliest[0][spec.infusion], alternatives,
-                    deadline, max_slip_days,
+                    deadline, max_slip_days, movable_from,
                 )
     return done(fast, options, reason)
 
@@ -305,6 +307,7 @@ def _alternatives(
     wanted: int,
     deadline: float,
     max_slip_days: int = MAX_SLIP_DAYS,
+    movable_from: date | None = None,
 ) -> tuple[Option, ...]:
     """Options with infusion <= ``limit``, each strictly earlier than the one before, least disruption first."""
     instance = build_instance(_fixed_problem(problem, patient_id, booked, free=set(neighbours)))
@@ -322,6 +325,12 @@ def _alternatives(
         infusion_start = pv.starts[pv.spec.infusion]
         if not isinstance(infusion_start, int):
             model.add(infusion_start <= current[pv.spec.id][pv.spec.infusion] + max_slip_days)
+        if movable_from is not None:
+            for step, var in zip(pv.spec.steps, pv.starts):
+                if not isinstance(var, int):
+                    # a step may stay where it is, or move to a day after the freeze window
+                    allowed = {d for d in step.starts if d >= instance.day_of(movable_from)} | {current[pv.spec.id][step.index]}
+                    model.add_linear_expression_in_domain(var, cp_model.Domain.from_values(sorted(allowed)))
     own = cohort.patients[0]
     terms = cost_terms(spec, problem.site.objective)
     # Lexicographic: every day moved weighs more than the patient's whole cost range.

@@ -75,7 +75,7 @@ def test_referral_proposed_and_confirmed_appears_in_timeline_plan_and_calendar(c
     assert {(b["step"], b["first_day"]) for b in current["bookings"] if b["patient"] == "N-AXI-1"} == {
         (b["step"], b["first_day"]) for b in fast["bookings"]
     }
-    diff = client.get(f"/plans/diff?from=1&to={version}", headers=auth(client, "coordinator")).json()
+    diff = client.get(f"/plans/diff?from={version - 1}&to={version}", headers=auth(client, "coordinator")).json()
     assert [p["patient"] for p in diff["patients"]] == ["N-AXI-1"]
     assert {c["change"] for c in diff["patients"][0]["changes"]} == {"added"}
 
@@ -318,3 +318,77 @@ def test_editing_a_referral_reports_what_its_bookings_now_break(client, small_si
     assert all(day(b["first_day"]) >= day(later) for b in proposal["options"][0]["bookings"])
     assert confirm(client, proposal["id"]).status_code == 200
     assert_plan_valid(small_site)
+
+
+def test_confirming_an_alternative_moves_the_others_and_tells_them(client, small_site):
+    refer(client, "N-URGENT", pathway="in-house-car-t", urgency="urgent")
+    proposal = propose(client, "N-URGENT")
+    fast, *alternatives = proposal["options"]
+    assert alternatives, "an urgent in-house patient on the small site can go earlier by moving others"
+    chosen = alternatives[0]
+    assert chosen["moves"] and day(chosen["infusion"]) < day(fast["infusion"])
+    freeze_end = date(2027, 1, 7)  # 3 working days after Mon 04 Jan 2027
+    moved = {m["patient"] for m in chosen["moves"]}
+    for m in chosen["moves"]:
+        assert day(m["to_first_day"]) > freeze_end and day(m["from_first_day"]) > freeze_end
+    assert confirm(client, proposal["id"], chosen["rank"]).status_code == 200
+
+    for pid in moved:
+        steps = _steps(client, pid)
+        for m in (m for m in chosen["moves"] if m["patient"] == pid):
+            assert steps[m["step"]]["first_day"] == m["to_first_day"]
+            assert steps[m["step"]]["status"] == "planned"  # to be confirmed again with that patient
+            assert "to make room for N-URGENT" in steps[m["step"]]["fixed_by"]
+        events = client.get(f"/patients/{pid}/timeline", headers=auth(client, "coordinator")).json()["events"]
+        assert events[-1]["kind"] == "moved" and events[-1]["details"]["for_patient"] == "N-URGENT"
+        audit = client.get(f"/audit?entity=patient&entity_id={pid}", headers=auth(client, "admin")).json()
+        assert audit[0]["action"] == "plan.moved"
+    assert_plan_valid(small_site)
+
+
+def test_deferral_during_manufacture_keeps_the_product_and_moves_the_patient_steps(small_site, tokens):
+    later = small_site.model_copy(update={"today": date(2027, 1, 25)})
+    with TestClient(create_app(later)) as client:
+        client.tokens = tokens
+        before = _steps(client, "S-AXI-1")
+        assert before["manufacture"]["status"] == "in progress"
+        response = client.post(
+            "/patients/S-AXI-1/defer",
+            json={"from_date": "2027-02-22", "reason": "too unwell for lymphodepletion"},
+            headers=auth(client, "coordinator"),
+        )
+        assert response.status_code == 200, response.text
+        options = response.json()["proposal"]["options"]
+        assert options, response.json()["proposal"]["reason"]
+        fast = {b["step"]: b for b in options[0]["bookings"]}
+        assert fast["manufacture"]["first_day"] == before["manufacture"]["first_day"]  # the product is not remade
+        assert fast["release"]["first_day"] == before["release"]["first_day"]
+        assert day(fast["conditioning"]["first_day"]) >= date(2027, 2, 22)
+        assert confirm(client, response.json()["proposal"]["id"]).status_code == 200
+    assert_plan_valid(later)
+
+
+def test_a_replan_is_not_published_over_a_closure_made_while_it_solved(small_site):
+    from api import services
+    from api.audit import SYSTEM
+    from api.state import Conflict
+    from pathway.site import CapacityChange
+
+    engine = make_engine(small_site.database_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        with sessions() as session, session.begin():
+            data = services.replan_input(session, {"S-AXI-1"}, small_site)
+        plan = services.run_replan(data, small_site)
+        with sessions() as session, session.begin():
+            change = CapacityChange(
+                resource="apheresis_machine", centre="liverpool", first_day="2027-01-04", last_day="2027-03-31",
+                capacity=0, reason="flood",
+            )
+            services.add_capacity_change(session, change, small_site, SYSTEM)
+        with sessions() as session:
+            with pytest.raises(Conflict):
+                with session.begin():
+                    services.publish_plan(session, plan, {"S-AXI-1"}, data.base_changes, "replan", "test", "planned", small_site, SYSTEM)
+    finally:
+        engine.dispose()

@@ -84,7 +84,8 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("status IN ('referred', 'scheduled', 'unschedulable', 'withdrawn')", name=op.f('ck_patients_status')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_patients'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_patients')),
+    sa.UniqueConstraint('nhs_number', name=op.f('uq_patients_nhs_number'))
     )
     op.create_table('solver_runs',
     sa.Column('id', sa.Integer(), nullable=False),
