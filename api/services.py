@@ -348,17 +348,7 @@ def confirm(session: Session, proposal_id: str, rank: int, settings: Settings, a
     for b in released:
         b.to_version = version.id
     for booking, status, fixed_by in new:
-        session.add(
-            BookingRow(
-                patient_id=booking.patient,
-                step=booking.step,
-                first_day=booking.first_day,
-                last_day=booking.last_day,
-                status=status,
-                fixed_by=fixed_by,
-                from_version=version.id,
-            )
-        )
+        _add_booking(session, booking, status, fixed_by, version.id)
     version.unschedulable = [u for u in version.unschedulable if u["patient"] != patient.id]
     patient.status = "scheduled"
     proposal.status = "confirmed"
@@ -375,6 +365,21 @@ def confirm(session: Session, proposal_id: str, rank: int, settings: Settings, a
         {"version": version.id, "bookings": [n.model_dump(mode="json") for n, _, _ in new]},
     )
     return version
+
+
+def _add_booking(session: Session, booking: Booking, status: str, fixed_by: str, version_id: int) -> None:
+    """A booking that is part of the plan from version ``version_id`` on."""
+    session.add(
+        BookingRow(
+            patient_id=booking.patient,
+            step=booking.step,
+            first_day=booking.first_day,
+            last_day=booking.last_day,
+            status=status,
+            fixed_by=fixed_by,
+            from_version=version_id,
+        )
+    )
 
 
 def _record_moves(session: Session, moves: list[dict[str, Any]], for_patient: str, proposal_id: str, version: int, actor: Actor) -> None:
@@ -671,17 +676,7 @@ def publish_plan(
             if old.first_day < today:
                 continue  # started: stays as it is
             old.to_version = version.id
-        session.add(
-            BookingRow(
-                patient_id=booking.patient,
-                step=booking.step,
-                first_day=booking.first_day,
-                last_day=booking.last_day,
-                status=status,
-                fixed_by=f"{kind} by {actor.name} (plan version {version.id})",
-                from_version=version.id,
-            )
-        )
+        _add_booking(session, booking, status, f"{kind} by {actor.name} (plan version {version.id})", version.id)
     for old in current.values():  # booked before, not in the new plan (the patient became unschedulable)
         if old.first_day >= today:
             old.to_version = version.id

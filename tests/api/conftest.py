@@ -37,6 +37,22 @@ def reset_postgres(url: str = POSTGRES_URL) -> str:
     return url
 
 
+def prepared_site(url: str, label: str, **overrides) -> tuple[Settings, dict[str, str]]:
+    """A migrated database at ``url`` with the small cohort planned and confirmed, and a token per role."""
+    settings = Settings(
+        database_url=url,
+        today=TODAY,
+        horizon_days=200,
+        solve_time_limit=3,
+        propose_time_limit=1,
+        alternatives=1,
+        _env_file=None,
+    ).model_copy(update=overrides)
+    init_database(settings)
+    load_cohort(settings, COHORTS / "small.json")
+    return settings, {role: new_token(settings, f"{label}-{role}", role) for role in ROLES}
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":

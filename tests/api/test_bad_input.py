@@ -23,10 +23,7 @@ from typing import Any
 import pytest
 
 from api.nhs import normalise_nhs_number
-from api.settings import Settings
-from api.setup import init_database, load_cohort, new_token
-from tests.api.conftest import ROLES, TODAY, reset_postgres
-from tests.paths import COHORTS
+from tests.api.conftest import prepared_site, reset_postgres
 
 NOTHING = object()
 UNKNOWN_PROPOSAL = "0" * 32
@@ -257,12 +254,7 @@ def client(request, tmp_path_factory):
         url = f"sqlite:///{tmp_path_factory.mktemp('bad-input') / 'v2v.db'}"
     else:
         url = reset_postgres()
-    settings = Settings(
-        database_url=url, today=TODAY, horizon_days=200, solve_time_limit=3, propose_time_limit=1, alternatives=1, _env_file=None
-    )
-    init_database(settings)
-    load_cohort(settings, COHORTS / "small.json")
-    tokens = {role: new_token(settings, f"bad-input-{role}", role) for role in ROLES}
+    settings, tokens = prepared_site(url, "bad-input")
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         test_client.tokens = tokens
         yield test_client

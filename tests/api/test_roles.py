@@ -26,10 +26,8 @@ import pytest
 from sqlalchemy import text
 
 from api.db import make_engine
-from api.settings import Settings
-from api.setup import init_database, load_cohort, new_token
-from tests.api.conftest import ROLES, TODAY, reset_postgres
-from tests.paths import COHORTS
+from api.setup import new_token
+from tests.api.conftest import ROLES, prepared_site, reset_postgres
 
 PUBLIC: tuple[str, ...] = ()  # no token needed
 ANYONE = ("coordinator", "lab_manager", "admin")
@@ -166,13 +164,7 @@ def site(request, tmp_path_factory):
         url = f"sqlite:///{tmp_path_factory.mktemp('roles') / 'v2v.db'}"
     else:
         url = reset_postgres()
-    settings = Settings(
-        database_url=url, today=TODAY, horizon_days=200, solve_time_limit=3, propose_time_limit=1, alternatives=1, _env_file=None
-    )
-    init_database(settings)
-    load_cohort(settings, COHORTS / "small.json")
-    tokens = {role: new_token(settings, f"roles-{role}", role) for role in ROLES}
-    return settings, tokens
+    return prepared_site(url, "roles")
 
 
 @pytest.fixture(scope="module")
