@@ -37,17 +37,15 @@ def reset_postgres(url: str = POSTGRES_URL) -> str:
     return url
 
 
+def make_settings(url: str, **overrides) -> Settings:
+    """Settings for a test database: today is the small cohort's first day, solves are short."""
+    values = dict(today=TODAY, horizon_days=200, solve_time_limit=3, propose_time_limit=1, alternatives=1) | overrides
+    return Settings(database_url=url, _env_file=None, **values)
+
+
 def prepared_site(url: str, label: str, **overrides) -> tuple[Settings, dict[str, str]]:
     """A migrated database at ``url`` with the small cohort planned and confirmed, and a token per role."""
-    settings = Settings(
-        database_url=url,
-        today=TODAY,
-        horizon_days=200,
-        solve_time_limit=3,
-        propose_time_limit=1,
-        alternatives=1,
-        _env_file=None,
-    ).model_copy(update=overrides)
+    settings = make_settings(url, **overrides)
     init_database(settings)
     load_cohort(settings, COHORTS / "small.json")
     return settings, {role: new_token(settings, f"{label}-{role}", role) for role in ROLES}
@@ -62,20 +60,12 @@ def database_url(request, tmp_path) -> str:
 
 @pytest.fixture
 def settings(database_url) -> Settings:
-    return Settings(
-        database_url=database_url,
-        today=TODAY,
-        horizon_days=200,
-        solve_time_limit=3,
-        propose_time_limit=1,
-        alternatives=2,
-        _env_file=None,
-    )
+    return make_settings(database_url, alternatives=2)
 
 
 @pytest.fixture
 def small_site(settings) -> Settings:
-    """The small cohort (9 patients) planned and confirmed as plan version 1."""
+    """The small cohort (9 patients) planned and confirmed as plan version 2 (1 is the empty start)."""
     init_database(settings)
     load_cohort(settings, COHORTS / "small.json")
     return settings

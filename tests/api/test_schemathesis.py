@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 
 from api.settings import Settings
 from api.setup import init_database, load_cohort, new_token
-from tests.api.conftest import TODAY
+from tests.api.conftest import make_settings
 from tests.paths import COHORTS
 
 EXAMPLES = 15
@@ -71,14 +71,8 @@ def api(tmp_path_factory):
 
     from api.app import create_app
 
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path_factory.mktemp('schemathesis') / 'v2v.db'}",
-        today=TODAY,
-        horizon_days=200,
-        solve_time_limit=1,
-        propose_time_limit=0.5,
-        alternatives=1,
-        _env_file=None,
+    settings = make_settings(
+        f"sqlite:///{tmp_path_factory.mktemp('schemathesis') / 'v2v.db'}", solve_time_limit=1, propose_time_limit=0.5
     )
     init_database(settings)
     load_cohort(settings, COHORTS / "small.json")
