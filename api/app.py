@@ -238,11 +238,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             changes["blackouts"] = []
         nhs = body.nhs_number if "nhs_number" in body.model_fields_set else services.UNCHANGED
         with svc.write() as session:
-            services.edit_referral(session, patient_id, changes, nhs, settings, who)
+            _, violations = services.edit_referral(session, patient_id, changes, nhs, settings, who)
         with svc.read() as session:
-            return views.patient_view(session, patient_id) | {
-                "violations": services.patient_violations(session, patient_id, settings)
-            }
+            return views.patient_view(session, patient_id) | {"violations": violations}
 
     def _propose(patient_id: str, who: Actor) -> dict[str, Any]:
         with svc.read() as session:

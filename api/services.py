@@ -116,7 +116,9 @@ def _validate_patient(session: Session, fields: dict[str, Any], today: date, hor
         "patients": [fields],
     }
     try:
-        parse_cohort(raw, source="", catalogue=state.catalogue(session))
+        # the re-manufacture variants only for a patient already on one (the error lists what can be chosen)
+        variants = str(fields.get("pathway", "")).endswith(REMANUFACTURE)
+        parse_cohort(raw, source="", catalogue=state.catalogue(session, variants=variants))
     except InputError as exc:
         field = exc.field.removeprefix("patients[0].").removeprefix("patients[0]")
         raise InputError("", field, exc.problem) from None
