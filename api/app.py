@@ -3,8 +3,10 @@
 Errors: 401 no or unknown token, 403 wrong role, 404 unknown thing, 409 clash
 with the current state (stale proposal, full resource-day), 422 bad input with
 the field named, 503 solver queue full. Never a 500 for bad input.
-"""
 
+(No ``from __future__ import annotations`` here: FastAPI resolves the role
+dependencies, which are defined inside ``create_app``, from real annotations.)
+"""
 
 import logging
 from collections.abc import Iterator
