@@ -14,8 +14,12 @@ from api.audit import SYSTEM, Actor
 from api.auth import create_token, revoke
 from api.db import ApiToken, make_engine, make_sessionmaker
 from api.settings import Settings
+from api.state import Conflict
 from pathway.cohort import Problem, load_problem
 from pathway.plan import Plan
+
+
+IMPORT_ATTEMPTS = 3
 
 
 def init_database(settings: Settings) -> None:
@@ -58,30 +62,40 @@ def list_tokens(settings: Settings) -> list[tuple]:
 
 
 def load_cohort(settings: Settings, path: Path | str, time_limit: float | None = None, status: str = "confirmed") -> Plan:
-    """Register a cohort file's patients, solve the whole site and publish the plan (one new version)."""
+    """Register a cohort file's patients, solve the whole site and publish the plan (one new version).
+
+    Registering and publishing are two transactions around the solve; if anyone wrote in between,
+    the plan is made again on what is there (up to IMPORT_ATTEMPTS times)."""
     engine = make_engine(settings.database_url)
     try:
         sessions = make_sessionmaker(engine)
         file_problem: Problem = load_problem(path)
         with sessions() as session, session.begin():
             services.import_cohort(session, file_problem, SYSTEM)
-        with sessions() as session, session.begin():
-            data = services.replan_input(session, {p.id for p in file_problem.patients}, settings)
+        patients = {p.id for p in file_problem.patients}
         if time_limit is not None:
             settings = settings.model_copy(update={"solve_time_limit": time_limit})
-        plan = services.run_replan(data, settings)
-        with sessions() as session, session.begin():
-            services.publish_plan(
-                session,
-                plan,
-                {p.id for p in file_problem.patients},
-                data.base_changes,
-                "import",
-                f"cohort {file_problem.cohort.name} planned and confirmed on import",
-                status,
-                settings,
-                SYSTEM,
-            )
+        for attempt in range(IMPORT_ATTEMPTS):
+            with sessions() as session, session.begin():
+                data = services.replan_input(session, patients, settings)
+            plan = services.run_replan(data, settings)
+            try:
+                with sessions() as session, session.begin():
+                    services.publish_plan(
+                        session,
+                        plan,
+                        patients,
+                        data.base_changes,
+                        "import",
+                        f"cohort {file_problem.cohort.name} planned and confirmed on import",
+                        status,
+                        settings,
+                        SYSTEM,
+                    )
+                break
+            except Conflict:  # someone wrote while it solved: plan again on what is there now
+                if attempt == IMPORT_ATTEMPTS - 1:
+                    raise
         return plan
     finally:
         engine.dispose()
