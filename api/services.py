@@ -88,7 +88,7 @@ def replace_catalogue(session: Session, kind: str, body: dict[str, Any], today: 
         if used - known:
             raise Conflict(f"stored patients use pathway(s) {', '.join(sorted(used - known))}, missing from the new catalogue")
     before = _plan_violations(session, today, horizon_days)
-    previous = state._latest(session, kind)
+    previous = state.latest(session, kind)
     row = CatalogueVersion(kind=kind, body=parsed.model_dump(mode="json"), created_by=actor.name)
     session.add(row)
     session.flush()
@@ -221,10 +221,8 @@ def propose_input(session: Session, patient_id: str, settings: Settings) -> Prop
     today = settings.planning_day()
     site = state.site(session)
     freeze = state.working_days_after(site, today, settings.freeze_working_days)
-    problem = state.build_problem(session, today, settings.horizon_days, freeze_until=freeze)
     # the patient's own bookings that have not started are open to the proposal
-    own_frozen = [f for f in problem.patient(patient_id).frozen if f.first_day < today]
-    problem = _with_patient(problem, patient_id, frozen=tuple(own_frozen))
+    problem = state.build_problem(session, today, settings.horizon_days, freeze_until=freeze, reopened={patient_id})
     current = state.current_plan(session)
     current = current.model_copy(update={"bookings": tuple(b for b in current.bookings if b.patient != patient_id)})
     movable = {b.patient for b in current.bookings}
@@ -232,11 +230,6 @@ def propose_input(session: Session, patient_id: str, settings: Settings) -> Prop
     if version is None:
         raise Conflict("the database has no plan yet: run `v2v db init`")
     return ProposeInput(problem, current, movable, version.id, freeze + timedelta(days=1))
-
-
-def _with_patient(problem: Problem, patient_id: str, **update) -> Problem:
-    patients = tuple(p.model_copy(update=update) if p.id == patient_id else p for p in problem.patients)
-    return dataclasses.replace(problem, cohort=problem.cohort.model_copy(update={"patients": patients}))
 
 
 def warm_up() -> None:
@@ -424,16 +417,12 @@ def _check_new_bookings(session: Session, settings: Settings, keep: list[Booking
     site = problem.site
     load_all = resource_load(problem, [*nearby, *new])
     touched = resource_load(problem, new)
-    for (resource_id, day), _ in sorted(touched.cells.items()):
-        resource = load_all.resources[resource_id]
-        booked = load_all.booked(resource_id, day)
-        limit = site.capacity_on(resource, day)
-        if booked > limit:
-            when = f"in the week of {_d(day)}" if resource.period == "week" else f"on {_d(day)}"
-            raise Conflict(
-                f"{resource_id} is full {when}: {booked - touched.booked(resource_id, day)} of {limit} already booked; "
-                "ask for a new proposal"
-            )
+    for resource, day, booked, limit, _ in load_all.overbooked(site, cells=touched.cells):
+        when = f"in the week of {_d(day)}" if resource.period == "week" else f"on {_d(day)}"
+        raise Conflict(
+            f"{resource.id} is full {when}: {booked - touched.booked(resource.id, day)} of {limit} already booked; "
+            "ask for a new proposal"
+        )
     # every other hard rule, for the patients whose bookings change (their started steps are frozen)
     sub = dataclasses.replace(
         problem, cohort=problem.cohort.model_copy(update={"patients": tuple(p for p in problem.patients if p.id in patients)})
@@ -607,18 +596,12 @@ def broken_by(session: Session, change: CapacityChangeRow, settings: Settings) -
     """Patients whose current bookings the change leaves over capacity (or blocked), with the resource-days."""
     problem = state.build_problem(session, settings.planning_day(), settings.horizon_days)
     load = resource_load(problem, [state.as_booking(b) for b in state.current_rows(session)])
-    site = problem.site
     out: dict[str, dict[str, Any]] = {}
-    for (resource_id, day), uses in sorted(load.cells.items()):
-        resource = load.resources[resource_id]
+    for resource, day, _, _, uses in load.overbooked(problem.site):
         if resource.kind != change.resource or resource.centre != change.centre:
             continue
         last = day + timedelta(days=6) if resource.period == "week" else day
         if last < change.first_day or day > change.last_day:
-            continue
-        capacity = site.capacity_on(resource, day)
-        booked = sum(u.amount for u in uses)
-        if booked <= capacity:
             continue
         for u in uses:
             entry = out.setdefault(u.patient, {"patient": u.patient, "steps": set(), "days": set()})
@@ -710,13 +693,9 @@ class ReplanInput:
 
 def replan_input(session: Session, patients: set[str], settings: Settings) -> ReplanInput:
     """Everyone outside ``patients`` keeps every current booking; ``patients`` keep only what has started."""
-    today = settings.planning_day()
     head = state.head(session)
-    problem = state.build_problem(session, today, settings.horizon_days)
-    everyone = state.build_problem(session, today, settings.horizon_days, freeze_until=date.max - timedelta(days=1))
-    kept = {p.id: p for p in everyone.patients}
-    merged = tuple(p if p.id in patients else kept[p.id] for p in problem.patients)
-    problem = dataclasses.replace(problem, cohort=problem.cohort.model_copy(update={"patients": merged}))
+    everyone = {pid for (pid,) in session.execute(select(PatientRow.id))}
+    problem = state.build_problem(session, settings.planning_day(), settings.horizon_days, fixed=everyone - patients)
     return ReplanInput(problem, head.changes)
 
 

@@ -39,7 +39,7 @@ def _key(row: CatalogueVersion) -> tuple[str, str]:
     return row.kind, hashlib.sha256(json.dumps(row.body, sort_keys=True).encode()).hexdigest()
 
 
-def _latest(session: Session, kind: str) -> CatalogueVersion:
+def latest(session: Session, kind: str) -> CatalogueVersion:
     row = session.scalars(
         select(CatalogueVersion).where(CatalogueVersion.kind == kind).order_by(CatalogueVersion.id.desc()).limit(1)
     ).first()
@@ -51,7 +51,7 @@ def _latest(session: Session, kind: str) -> CatalogueVersion:
 def catalogue(session: Session, variants: bool = True) -> Catalogue:
     """The catalogue in force; with ``variants``, plus each template's re-manufacture variant
     (the pathway of a patient whose product failed and is remade from retained cells)."""
-    row = _latest(session, "pathways")
+    row = latest(session, "pathways")
     key = _key(row)
     if key not in _parsed:
         stored = Catalogue.model_validate(row.body)
@@ -61,7 +61,7 @@ def catalogue(session: Session, variants: bool = True) -> Catalogue:
 
 def base_site(session: Session) -> Site:
     """The site as defined (calendars, resources, standing capacity changes), without lab managers' changes."""
-    row = _latest(session, "site")
+    row = latest(session, "site")
     key = _key(row)
     if key not in _parsed:
         _parsed[key] = Site.model_validate(row.body)
@@ -169,11 +169,15 @@ def build_problem(
     horizon_days: int,
     freeze_until: date | None = None,
     include: set[str] | None = None,
+    fixed: frozenset[str] | set[str] = frozenset(),
+    reopened: frozenset[str] | set[str] = frozenset(),
 ) -> Problem:
     """Every active patient (or those in ``include``) as a Problem planned from ``today``.
 
     Current bookings that have started (first day before ``today``), or start on
-    or before ``freeze_until``, become the patient's frozen steps.
+    or before ``freeze_until``, become the patient's frozen steps. Patients in
+    ``fixed`` keep every current booking frozen; patients in ``reopened`` only
+    the ones that have started (``freeze_until`` does not hold them).
     """
     query = select(PatientRow).where(PatientRow.status != "withdrawn").order_by(PatientRow.id)
     bookings = select(BookingRow).where(BookingRow.to_version.is_(None))
@@ -183,12 +187,14 @@ def build_problem(
     booked: dict[str, list[BookingRow]] = {}
     for b in session.scalars(bookings):
         booked.setdefault(b.patient_id, []).append(b)
-    last_frozen = max(today - timedelta(days=1), freeze_until or today - timedelta(days=1))
+    started = today - timedelta(days=1)
+    last_frozen = max(started, freeze_until or started)
     patients = []
     for row in session.scalars(query):
         fields = patient_fields(row)
+        limit = date.max if row.id in fixed else started if row.id in reopened else last_frozen
         fields["frozen"] = [
-            {"step": b.step, "first_day": b.first_day.isoformat()} for b in booked.get(row.id, []) if b.first_day <= last_frozen
+            {"step": b.step, "first_day": b.first_day.isoformat()} for b in booked.get(row.id, []) if b.first_day <= limit
         ]
         patients.append(fields)
     raw = {

@@ -413,12 +413,8 @@ def capacity(problem: Problem, plan: Plan) -> list[Violation]:
     site = problem.site
     load = resource_load(problem, plan.bookings)  # every booking of a known step, duplicates included
     found = []
-    for (resource_id, day), users in sorted(load.cells.items()):
-        resource = load.resources[resource_id]
-        booked = sum(u.amount for u in users)
-        limit = site.capacity_on(resource, day)
-        if booked <= limit:
-            continue
+    for resource, day, booked, limit, users in load.overbooked(site):
+        resource_id = resource.id
         when = f"in the week commencing {_day(day)}" if resource.period == "week" else f"on {_day(day)}"
         reason = site.capacity_reason(resource, day)
         who = ", ".join(f"{u.patient} ({u.step})" for u in sorted(users, key=lambda u: (u.patient, u.step)))

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 from pathway.cohort import PatientStep, Problem
 from pathway.plan import Booking
-from pathway.site import Resource, week_start
+from pathway.site import Resource, Site, week_start
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,18 @@ class Load:
 
     def booked(self, resource_id: str, day: date) -> int:
         return sum(u.amount for u in self.cells.get((resource_id, day), ()))
+
+    def overbooked(self, site: Site, cells=None):
+        """(resource, day or Monday, booked, capacity, uses) for each cell (of ``cells``, default all,
+        in order) where more is booked than the site's capacity that day."""
+        for key in sorted(self.cells) if cells is None else sorted(cells):
+            resource_id, day = key
+            uses = self.cells.get(key, [])
+            resource = self.resources[resource_id]
+            booked = sum(u.amount for u in uses)
+            capacity = site.capacity_on(resource, day)
+            if booked > capacity:
+                yield resource, day, booked, capacity, uses
 
 
 def step_cells(step: PatientStep, first_day: date):

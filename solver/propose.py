@@ -38,7 +38,7 @@ from solver.model import build_model
 from solver.objective import CostTerms, cost_terms
 from solver.params import cp_model, new_solver
 from solver.single import best_single_schedule
-from solver.solve import _blocking_cells, _unschedulable_alone, _usage
+from solver.solve import blocking_cells, unschedulable_alone, resource_usage
 
 MAX_NEIGHBOURS = 12  # other patients opened up for the alternatives' solves
 WORKERS = 2
@@ -124,7 +124,7 @@ def propose(
     alone_domains = [s.starts for s in spec.steps]
     alone = best_single_schedule(spec, alone_domains, terms)
     if alone is None:
-        blocked = _unschedulable_alone(problem, dataclasses.replace(instance, patients=[spec]), {patient_id: None})
+        blocked = unschedulable_alone(problem, dataclasses.replace(instance, patients=[spec]), {patient_id: None})
         refusal = blocked[patient_id]
         return done(None, reason=f"{refusal.rule}: {refusal.reason}")
     alone_starts = alone[0]
@@ -234,7 +234,7 @@ def _option(instance: Instance, spec: PatientSpec, terms: CostTerms, starts: lis
 def _capacity_reason(instance: Instance, spec: PatientSpec, alone_starts: list[int]) -> str:
     """Why the patient does not fit without moving anyone, as solve() words a CAPACITY refusal."""
     others = dataclasses.replace(instance, patients=[s for s in instance.patients if s.id != spec.id])
-    cells = _blocking_cells(instance, spec, Schedule(alone_starts, 0), _usage(others, {}))
+    cells = blocking_cells(instance, spec, Schedule(alone_starts, 0), resource_usage(others, {}))
     free_infusion = instance.date_of(alone_starts[spec.infusion])
     return (
         "CAPACITY: no free capacity inside the horizon without moving other patients; alone on the site the "

@@ -40,7 +40,7 @@ def solve(problem: Problem, method: Method = "cp-sat", options: SolveOptions | N
     started = time.perf_counter()
     instance = build_instance(problem)
     alone = capacity_free(instance)
-    blocked = _unschedulable_alone(problem, instance, alone)
+    blocked = unschedulable_alone(problem, instance, alone)
     schedulable = [p for p in instance.patients if alone[p.id] is not None]
     stats: dict = {"patients": len(instance.patients)}
 
@@ -113,7 +113,7 @@ def _solve_cp_sat(instance, schedulable, alone, hint, options: SolveOptions, sta
     return out
 
 
-def _unschedulable_alone(problem: Problem, instance: Instance, alone) -> dict[str, Unschedulable]:
+def unschedulable_alone(problem: Problem, instance: Instance, alone) -> dict[str, Unschedulable]:
     """Patients who cannot be scheduled even alone on the site, with the rule that blocks them."""
     out = {}
     for spec in instance.patients:
@@ -189,7 +189,7 @@ def _plan(problem, instance: Instance, method, schedules, alone, blocked, stats)
     bookings = []
     outcomes = []
     unschedulable = list(blocked.values())
-    usage = _usage(instance, schedules)
+    usage = resource_usage(instance, schedules)
     waits = []
     for spec in instance.patients:
         schedule = schedules.get(spec.id)
@@ -198,7 +198,7 @@ def _plan(problem, instance: Instance, method, schedules, alone, blocked, stats)
         if schedule is None:
             bookings.extend(_frozen_bookings(instance, spec))
             if spec.id not in blocked:
-                cells = _blocking_cells(instance, spec, free, usage)
+                cells = blocking_cells(instance, spec, free, usage)
                 unschedulable.append(
                     Unschedulable(
                         patient=spec.id,
@@ -223,7 +223,7 @@ def _plan(problem, instance: Instance, method, schedules, alone, blocked, stats)
         waits.append(infusion - spec.approval)
         delayed = ()
         if free is not None and infusion > free.starts[spec.infusion]:
-            delayed = tuple(_blocking_cells(instance, spec, free, usage, exclude_own=schedule))
+            delayed = tuple(blocking_cells(instance, spec, free, usage, exclude_own=schedule))
         outcomes.append(
             PatientOutcome(
                 patient=spec.id,
@@ -275,7 +275,7 @@ def _cells(instance: Instance, spec: PatientSpec, starts: list[int | None]):
             yield from resource_cells(instance, step, starts[step.index])
 
 
-def _usage(instance: Instance, schedules) -> dict[tuple[str, int], int]:
+def resource_usage(instance: Instance, schedules) -> dict[tuple[str, int], int]:
     usage: dict[tuple[str, int], int] = defaultdict(int)
     for spec in instance.patients:
         schedule = schedules.get(spec.id)
@@ -285,7 +285,7 @@ def _usage(instance: Instance, schedules) -> dict[tuple[str, int], int]:
     return usage
 
 
-def _blocking_cells(instance, spec, free: Schedule | None, usage, exclude_own: Schedule | None = None) -> list[str]:
+def blocking_cells(instance, spec, free: Schedule | None, usage, exclude_own: Schedule | None = None) -> list[str]:
     """Resource days (weeks) the capacity-free schedule needed that others have filled, as date ranges."""
     if free is None:
         return []
