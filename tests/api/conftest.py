@@ -51,11 +51,14 @@ def prepared_site(url: str, label: str, **overrides) -> tuple[Settings, dict[str
     return settings, {role: new_token(settings, f"{label}-{role}", role) for role in ROLES}
 
 
+def fresh_database(kind: str, directory) -> str:
+    """The URL of an empty database: a SQLite file in ``directory``, or the reset PostgreSQL one."""
+    return f"sqlite:///{directory / 'v2v.db'}" if kind == "sqlite" else reset_postgres()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'v2v.db'}"
-    return reset_postgres()
+    return fresh_database(request.param, tmp_path)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from api.nhs import normalise_nhs_number
-from tests.api.conftest import prepared_site, reset_postgres
+from tests.api.conftest import auth, fresh_database, prepared_site
 
 NOTHING = object()
 UNKNOWN_PROPOSAL = "0" * 32
@@ -230,7 +230,7 @@ def _check_answer(case: Bad, response) -> None:
 
 
 def _snapshot(client) -> tuple[Any, ...]:
-    admin = _auth(client, "admin")
+    admin = auth(client, "admin")
     return (
         client.get("/patients", headers=admin).json(),
         client.get("/plans/current", headers=admin).json(),
@@ -240,9 +240,6 @@ def _snapshot(client) -> tuple[Any, ...]:
     )
 
 
-def _auth(client, role: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {client.tokens[role]}"}
-
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def client(request, tmp_path_factory):
@@ -250,10 +247,7 @@ def client(request, tmp_path_factory):
 
     from api.app import create_app
 
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('bad-input') / 'v2v.db'}"
-    else:
-        url = reset_postgres()
+    url = fresh_database(request.param, tmp_path_factory.mktemp("bad-input"))
     settings, tokens = prepared_site(url, "bad-input")
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         test_client.tokens = tokens
@@ -268,7 +262,7 @@ def test_case_names_are_unique():
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_bad_input_is_refused_clearly_and_changes_nothing(client, case: Bad):
     before = _snapshot(client)
-    kwargs: dict[str, Any] = {"params": case.params, "headers": _auth(client, case.role)}
+    kwargs: dict[str, Any] = {"params": case.params, "headers": auth(client, case.role)}
     if case.content is not None:
         kwargs["content"] = case.content
         kwargs["headers"] = kwargs["headers"] | {"Content-Type": "application/json"}
@@ -282,7 +276,7 @@ def test_bad_input_is_refused_clearly_and_changes_nothing(client, case: Bad):
 def test_a_range_of_366_days_is_accepted(client):
     """The limit is inclusive: one year and a day (2027 has 365 days) is the longest range."""
     params = {"from": "2027-01-01", "to": "2028-01-01", "resource": "bed"}
-    response = client.get("/capacity", params=params, headers=_auth(client, "lab_manager"))
+    response = client.get("/capacity", params=params, headers=auth(client, "lab_manager"))
     assert response.status_code == 200, response.text
     assert len(response.json()["cells"]) == 366
 
@@ -296,7 +290,7 @@ def test_nhs_number_is_stored_but_never_shown_nor_audited(client, caplog):
     digits = normalise_nhs_number(VALID_NHS)
     digits_2 = normalise_nhs_number(VALID_NHS_2)
     forms = {digits, VALID_NHS, f"{digits[:3]}-{digits[3:6]}-{digits[6:]}", digits_2, VALID_NHS_2}
-    coordinator, admin = _auth(client, "coordinator"), _auth(client, "admin")
+    coordinator, admin = auth(client, "coordinator"), auth(client, "admin")
 
     response = client.post("/patients", json=referral(id="NHS-1", nhs_number=VALID_NHS), headers=coordinator)
     assert response.status_code == 201, response.text

@@ -27,7 +27,7 @@ from sqlalchemy import text
 
 from api.db import make_engine
 from api.setup import new_token
-from tests.api.conftest import ROLES, prepared_site, reset_postgres
+from tests.api.conftest import ROLES, auth, fresh_database, prepared_site
 
 PUBLIC: tuple[str, ...] = ()  # no token needed
 ANYONE = ("coordinator", "lab_manager", "admin")
@@ -57,7 +57,7 @@ def _referral(client, role: str) -> dict[str, Any]:
 
 def _site(client, role: str) -> dict[str, Any]:
     """The site as it is: a PUT of it is valid, and changes nothing but the version number."""
-    return client.get("/catalogue", headers=_auth(client, "admin")).json()["site"]
+    return client.get("/catalogue", headers=auth(client, "admin")).json()["site"]
 
 
 def _change(client, role: str) -> dict[str, Any]:
@@ -134,9 +134,6 @@ def _id(value) -> str:
     return f"{value[0]} {value[1]}"
 
 
-def _auth(client, role: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {client.tokens[role]}"}
-
 
 def _send(client, key: tuple[str, str], headers: dict[str, str], role: str = "admin"):
     probe = ROUTES[key]
@@ -149,7 +146,7 @@ def _stored(client, key: tuple[str, str]) -> tuple[Any, ...]:
     audit log (reads are not checked: they could not change anything even if they got through)."""
     if key[0] == "GET":
         return ()
-    admin = _auth(client, "admin")
+    admin = auth(client, "admin")
     return (
         client.get("/patients", headers=admin).json(),
         client.get("/plans/current", headers=admin).json(),
@@ -160,10 +157,7 @@ def _stored(client, key: tuple[str, str]) -> tuple[Any, ...]:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def site(request, tmp_path_factory):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('roles') / 'v2v.db'}"
-    else:
-        url = reset_postgres()
+    url = fresh_database(request.param, tmp_path_factory.mktemp("roles"))
     return prepared_site(url, "roles")
 
 
@@ -226,7 +220,7 @@ def test_unknown_token_is_401(client, key):
 def test_a_role_that_is_not_allowed_gets_403_and_changes_nothing(client, case):
     key, role = case
     before = _stored(client, key)
-    response = _send(client, key, _auth(client, role), role)
+    response = _send(client, key, auth(client, role), role)
     assert response.status_code == 403, response.text
     assert role in response.json()["detail"]  # "role lab_manager may not do this (needs coordinator)"
     assert _stored(client, key) == before
@@ -235,7 +229,7 @@ def test_a_role_that_is_not_allowed_gets_403_and_changes_nothing(client, case):
 @pytest.mark.parametrize("case", ALLOWED, ids=_id)
 def test_an_allowed_role_gets_through_to_the_route(client, case):
     key, role = case
-    response = _send(client, key, _auth(client, role), role)
+    response = _send(client, key, auth(client, role), role)
     assert response.status_code not in (401, 403), response.text
     assert response.status_code == ROUTES[key].expect, response.text
 
@@ -270,7 +264,7 @@ def test_what_each_role_may_do(client):
 def test_role_is_checked_before_the_body(client, method, path, body, role):
     """A refused role learns nothing about what a valid request looks like: 403, not 422."""
     params = {"limit": 0} if path == "/audit" else None
-    response = client.request(method, path, json=body, params=params, headers=_auth(client, role))
+    response = client.request(method, path, json=body, params=params, headers=auth(client, role))
     assert response.status_code == 403, response.text
     response = client.request(method, path, json=body, params=params)
     assert response.status_code == 401, response.text
@@ -288,4 +282,4 @@ def test_a_revoked_token_is_401(client, site):
         engine.dispose()
     response = client.get("/patients", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
-    assert client.get("/patients", headers=_auth(client, "coordinator")).status_code == 200
+    assert client.get("/patients", headers=auth(client, "coordinator")).status_code == 200
