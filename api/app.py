@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api import services, state, views
+from api import ledger, nightly, pages, services, state, views
 from api.audit import Actor
 from api.auth import actor_for
 from api.db import CapacityChangeRow, PatientRow, ProposalRow, make_engine, make_sessionmaker
@@ -54,12 +54,19 @@ class Services:
         self.sessions = make_sessionmaker(self.engine)
         self.reads = make_sessionmaker(self.engine, readonly=True)
         self.solvers = SolverPool(settings.solver_threads)
+        self.nightly = nightly.NightlyScheduler(self.sessions, settings)
 
     def start(self) -> None:
         """At every lifespan start (an app may be started again after a shutdown, e.g. in tests)."""
         if self.solvers.closed:
             self.solvers = SolverPool(self.settings.solver_threads)
         self.solvers.run(services.warm_up)  # CP-SAT's import, once, before the first proposal
+        self.nightly.start()
+
+    def stop(self) -> None:
+        self.nightly.stop()
+        self.solvers.shutdown()
+        self.engine.dispose()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -83,8 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         svc.start()
         yield
-        svc.solvers.shutdown()
-        svc.engine.dispose()
+        svc.stop()
 
     app = FastAPI(
         title="vein2vein",
@@ -156,6 +162,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with svc.read() as session:
             version = state.current_version(session)
         return {"status": "ok", "plan_version": version.id if version else None, "today": settings.planning_day().isoformat()}
+
+    @app.get("/me", tags=["service"])
+    def me(who: Anyone) -> dict[str, Any]:
+        """Who the token belongs to and its role (the pages show each role only its actions)."""
+        return {"name": who.name, "role": who.role}
 
     @app.get("/catalogue", tags=["catalogue"])
     def get_catalogue(who: Anyone) -> dict[str, Any]:
@@ -427,6 +438,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "diff": views.diff(session, parent, version.id) if parent else None,
             }
 
+    # -- the nightly re-solve -------------------------------------------------------------------
+    @app.get("/jobs/nightly/report", tags=["nightly"])
+    def nightly_report(who: Anyone) -> dict[str, Any]:
+        """The last finished nightly run and its report: per patient what moved, from, to and why;
+        unschedulable patients first."""
+        with svc.read() as session:
+            return nightly.latest_report(session)
+
+    @app.get("/jobs/nightly/runs", tags=["nightly"])
+    def nightly_runs(
+        who: Admin, limit: Annotated[int, Query(ge=1, le=500)] = 30, offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0
+    ) -> dict[str, Any]:
+        """Run history (newest first): start, end, status, solver stats, bookings moved; and the next scheduled run."""
+        next_run = svc.nightly.next_run()
+        with svc.read() as session:
+            runs = [nightly.run_view(r) for r in ledger.history(session, nightly.JOB, limit, offset)]
+        return {
+            "enabled": settings.nightly_enabled,
+            "schedule": f"{settings.nightly_at} {settings.nightly_timezone}",
+            "next_run": next_run.isoformat() if next_run else None,
+            "runs": runs,
+        }
+
+    @app.get("/jobs/nightly/runs/{run_id}", tags=["nightly"])
+    def nightly_run(run_id: Annotated[int, Path(ge=1, le=2**31 - 1)], who: Admin) -> dict[str, Any]:
+        with svc.read() as session:
+            run = nightly.get_run(session, run_id)
+            return {"run": nightly.run_view(run), "report": run.report}
+
+    @app.post("/jobs/nightly/runs", status_code=202, tags=["nightly"])
+    def nightly_run_now(who: Admin) -> dict[str, Any]:
+        """Start a run now (in the background); 409 while another run is in progress."""
+        return svc.nightly.run_now(who)
+
     # -- admin ----------------------------------------------------------------------------------
     @app.get("/audit", tags=["audit"])
     def audit(
@@ -439,4 +484,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with svc.read() as session:
             return views.audit(session, limit, offset, entity, entity_id)
 
+    pages.mount(app)
     return app

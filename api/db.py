@@ -46,6 +46,8 @@ READONLY = "v2v_readonly"
 ROLES = ("coordinator", "lab_manager", "admin")
 PATIENT_STATUSES = ("referred", "scheduled", "unschedulable", "withdrawn")
 BOOKING_STATUSES = ("planned", "confirmed")
+RUN_STATUSES = ("running", "published", "kept", "failed")
+RUN_TRIGGERS = ("schedule", "catch-up", "manual")
 
 
 def utcnow() -> datetime:
@@ -205,13 +207,19 @@ class AuditEntry(Base):
 
 
 class JobRun(Base):
-    """The run ledger of scheduled jobs: one row per job and planning date (UNIQUE), so however many
-    server processes share the database, a night's run is claimed once. Also the run history."""
+    """The run ledger and run history of scheduled jobs.
+
+    ``night`` is the scheduled night a run stands for, UNIQUE per job: however
+    many server processes share the database, a night is claimed once. A run
+    an admin starts has no night (NULL, and NULLs never clash), so it may run
+    any number of times."""
 
     __tablename__ = "job_runs"
     id: Mapped[int] = mapped_column(primary_key=True)
     job: Mapped[str] = mapped_column(String(32))
-    run_date: Mapped[date] = mapped_column(Date)
+    run_date: Mapped[date] = mapped_column(Date)  # the planning day the run planned from
+    night: Mapped[date | None] = mapped_column(Date)
+    trigger: Mapped[str] = mapped_column(String(16), default="schedule")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(16), default="running")
@@ -220,8 +228,10 @@ class JobRun(Base):
     report: Mapped[dict[str, Any]] = mapped_column(default=dict)
     plan_version_id: Mapped[int | None] = mapped_column(ForeignKey("plan_versions.id"))
     __table_args__ = (
-        UniqueConstraint("job", "run_date"),
-        CheckConstraint("status IN ('running', 'published', 'kept', 'failed')", name="status"),
+        UniqueConstraint("job", "night"),
+        CheckConstraint(f"status IN {RUN_STATUSES}", name="status"),
+        CheckConstraint(f"trigger IN {RUN_TRIGGERS}", name="trigger"),
+        Index(None, "job", "started_at"),
     )
 
 

@@ -1,9 +1,10 @@
-"""The run ledger of scheduled jobs: exactly one run per job and planning date.
+"""The run ledger of scheduled jobs: exactly one run per job and night.
 
 Every server process runs its own scheduler, so the database decides who runs a
-night: a row per (job, run date) under a UNIQUE constraint. On PostgreSQL a
+night: a row per (job, night) under a UNIQUE constraint. On PostgreSQL a
 transaction-scoped advisory lock on the pair is taken first, so a second
-claimer gives up at once instead of waiting on the first one's insert.
+claimer gives up at once instead of waiting on the first one's insert. Runs an
+admin starts have no night and are not limited.
 
 ``night_trigger`` is the cron trigger the nightly job is scheduled with;
 tests check its fire times date-in/date-out, never by sleeping.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -46,18 +47,19 @@ def claimer() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def claim(session: Session, job: str, run_date: date) -> JobRun | None:
-    """The new ledger row if this process may run ``job`` for ``run_date``, else None (someone has).
+def claim(session: Session, job: str, night: date, run_date: date | None = None, trigger: str = "schedule") -> JobRun | None:
+    """The new ledger row if this process may run ``job`` for ``night``, else None (someone has).
 
-    Call inside a transaction; the claim holds once that transaction commits.
+    ``run_date`` is the planning day (default: the night's date). Call inside a
+    transaction; the claim holds once that transaction commits.
     """
     if session.get_bind().dialect.name == "postgresql":
-        locked = session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _lock_key(job, run_date)}).scalar()
+        locked = session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _lock_key(job, night)}).scalar()
         if not locked:
             return None
-    if session.scalars(select(JobRun).where(JobRun.job == job, JobRun.run_date == run_date)).first() is not None:
+    if session.scalars(select(JobRun).where(JobRun.job == job, JobRun.night == night)).first() is not None:
         return None
-    run = JobRun(job=job, run_date=run_date, claimed_by=claimer())
+    run = JobRun(job=job, night=night, run_date=run_date or night, trigger=trigger, claimed_by=claimer())
     try:
         with session.begin_nested():
             session.add(run)
@@ -74,5 +76,46 @@ def finish(session: Session, run: JobRun, status: str, stats: dict[str, Any], re
     run.finished_at = utcnow()
 
 
-def history(session: Session, job: str, limit: int = 30) -> list[JobRun]:
-    return list(session.scalars(select(JobRun).where(JobRun.job == job).order_by(JobRun.run_date.desc()).limit(limit)))
+def start_manual(session: Session, job: str, run_date: date) -> JobRun:
+    """A run started on demand (no night: never clashes with the ledger's nights)."""
+    run = JobRun(job=job, night=None, run_date=run_date, trigger="manual", claimed_by=claimer())
+    session.add(run)
+    session.flush()
+    return run
+
+
+def running(session: Session, job: str) -> JobRun | None:
+    return session.scalars(select(JobRun).where(JobRun.job == job, JobRun.status == "running").order_by(JobRun.id.desc())).first()
+
+
+def last_night(session: Session, job: str) -> date | None:
+    """The latest night the ledger holds for ``job`` (None: it has never run on schedule)."""
+    return session.scalars(select(JobRun.night).where(JobRun.job == job, JobRun.night.is_not(None)).order_by(JobRun.night.desc())).first()
+
+
+def abandon(session: Session, run: JobRun) -> None:
+    """A run still marked running whose process ended mid-run (killed, crashed, restarted): it
+    is marked failed. The plan it was computing was never published (publishing is one transaction)."""
+    finish(session, run, "failed", run.stats, {"summary": "interrupted: the process ended before the run finished; the plan was not changed"}, None)
+
+
+def alive(claimed_by: str, started_at: datetime, now: datetime, longest: float) -> bool:
+    """Whether a run marked running may still be running: on this host, its process exists;
+    elsewhere, it started less than ``longest`` seconds ago."""
+    host, _, pid = claimed_by.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    if started_at.tzinfo is None:  # SQLite returns naive UTC
+        started_at = started_at.replace(tzinfo=now.tzinfo)
+    return (now - started_at).total_seconds() < longest
+
+
+def history(session: Session, job: str, limit: int = 30, offset: int = 0) -> list[JobRun]:
+    query = select(JobRun).where(JobRun.job == job).order_by(JobRun.started_at.desc(), JobRun.id.desc())
+    return list(session.scalars(query.limit(limit).offset(offset)))

@@ -347,7 +347,7 @@ def confirm(session: Session, proposal_id: str, rank: int, settings: Settings, a
     version.unschedulable = [u for u in version.unschedulable if u["patient"] != patient.id]
     patient.status = "scheduled"
     proposal.status = "confirmed"
-    _supersede_proposals(session, patient.id)
+    supersede_proposals(session, patient.id)
     session.flush()
     _record_moves(session, option["moves"], patient.id, proposal.id, version.id, actor)
     record(
@@ -385,7 +385,7 @@ def _record_moves(session: Session, moves: list[dict[str, Any]], for_patient: st
     for pid, steps in sorted(by_patient.items()):
         details = {"for_patient": for_patient, "proposal": proposal_id, "plan_version": version, "moves": steps}
         session.add(EventRow(patient_id=pid, kind="moved", details=details, created_by=actor.name))
-        _supersede_proposals(session, pid)
+        supersede_proposals(session, pid)
         record(
             session,
             actor,
@@ -459,7 +459,7 @@ def _active_patient(session: Session, patient_id: str) -> PatientRow:
     return patient
 
 
-def _supersede_proposals(session: Session, patient_id: str) -> None:
+def supersede_proposals(session: Session, patient_id: str) -> None:
     for p in session.scalars(select(ProposalRow).where(ProposalRow.patient_id == patient_id, ProposalRow.status == "open")):
         p.status = "superseded"
 
@@ -488,7 +488,7 @@ def release_bookings(
         released = [b for b in rows if b.step not in order or order.index(b.step) >= order.index(from_step)]
     else:
         released = [b for b in rows if b.first_day >= today]
-    _supersede_proposals(session, patient_id)
+    supersede_proposals(session, patient_id)
     session.add(EventRow(patient_id=patient_id, kind=kind, details=details, created_by=actor.name))
     version = None
     if released:
@@ -636,11 +636,14 @@ def publish_plan(
     status: str,
     settings: Settings,
     actor: Actor,
+    why: dict[str, str] | None = None,
 ) -> PlanVersion:
     """Make ``plan``'s bookings of ``patients`` current (their not-started bookings replaced), in one transaction.
 
     ``base_changes`` is the plan head's change count the plan was computed on:
-    if anyone wrote since, the plan is stale and Conflict is raised.
+    if anyone wrote since, the plan is stale and Conflict is raised. A booking
+    that does not move keeps its status; a new or moved one gets ``status`` and,
+    as the reason it is where it is, ``why[patient]`` if given.
     """
     head = state.lock_plan(session)
     if head.changes != base_changes + 1:
@@ -661,7 +664,8 @@ def publish_plan(
             if old.first_day < today:
                 continue  # started: stays as it is
             old.to_version = version.id
-        _add_booking(session, booking, status, f"{kind} by {actor.name} (plan version {version.id})", version.id)
+        reason_here = (why or {}).get(booking.patient) or f"{kind} by {actor.name}"
+        _add_booking(session, booking, status, f"{reason_here} (plan version {version.id})", version.id)
     for old in current.values():  # booked before, not in the new plan (the patient became unschedulable)
         if old.first_day >= today:
             old.to_version = version.id

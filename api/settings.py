@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pathway.catalogue import DEFAULT_CATALOGUE
@@ -33,8 +35,21 @@ class Settings(BaseSettings):
     freeze_working_days: int = Field(default=3, ge=0, le=30, description="working days ahead whose bookings others' proposals never move")
     alternatives: int = Field(default=3, ge=0, le=10, description="ranked alternatives offered with a proposal")
     solver_threads: int = Field(default=2, ge=1, le=16, description="solves running at once; more wait their turn")
+    nightly_enabled: bool = Field(default=True, description="run the nightly re-solve inside the service (off: only on demand)")
+    nightly_at: str = Field(default="02:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="local time of the nightly re-solve (HH:MM)")
+    nightly_timezone: str = Field(default="Europe/London", description="time zone of nightly_at (IANA name)")
+    nightly_time_limit: float = Field(default=20.0, gt=0, le=3600, description="seconds for the nightly CP-SAT solve")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+
+    @field_validator("nightly_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/London)") from None
+        return value
 
     def planning_day(self) -> date:
         return self.today or date.today()

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from pathway.catalogue import Catalogue
+from pathway.catalogue import Catalogue, StepKind
 from pathway.cohort import Problem, parse_cohort
 from pathway.errors import validation_error
 from pathway.plan import Booking, Plan, Unschedulable
@@ -171,6 +171,7 @@ def build_problem(
     include: set[str] | None = None,
     fixed: frozenset[str] | set[str] = frozenset(),
     reopened: frozenset[str] | set[str] = frozenset(),
+    hold_products: bool = False,
 ) -> Problem:
     """Every active patient (or those in ``include``) as a Problem planned from ``today``.
 
@@ -178,7 +179,11 @@ def build_problem(
     or before ``freeze_until``, become the patient's frozen steps. Patients in
     ``fixed`` keep every current booking frozen; patients in ``reopened`` only
     the ones that have started (``freeze_until`` does not hold them).
+    ``hold_products``: once a patient's cells are collected, the product's
+    processing, manufacture and release bookings are frozen too (the nightly
+    re-solve never moves a product that exists).
     """
+    cat = catalogue(session)
     query = select(PatientRow).where(PatientRow.status != "withdrawn").order_by(PatientRow.id)
     bookings = select(BookingRow).where(BookingRow.to_version.is_(None))
     if include is not None:
@@ -193,8 +198,12 @@ def build_problem(
     for row in session.scalars(query):
         fields = patient_fields(row)
         limit = date.max if row.id in fixed else started if row.id in reopened else last_frozen
+        mine = booked.get(row.id, [])
+        held = hold_products and row.id not in reopened and _collected(cat, row.pathway, mine, today)
         fields["frozen"] = [
-            {"step": b.step, "first_day": b.first_day.isoformat()} for b in booked.get(row.id, []) if b.first_day <= limit
+            {"step": b.step, "first_day": b.first_day.isoformat()}
+            for b in mine
+            if b.first_day <= limit or (held and cat.template(row.pathway).step(b.step).kind in PRODUCT_KINDS)
         ]
         patients.append(fields)
     raw = {
@@ -203,7 +212,17 @@ def build_problem(
         "horizon": {"start": today.isoformat(), "days": horizon_days},
         "patients": patients,
     }
-    return parse_cohort(raw, source="database", catalogue=catalogue(session))
+    return parse_cohort(raw, source="database", catalogue=cat)
+
+
+COLLECTION_KINDS = {StepKind.apheresis, StepKind.donor_collection}
+PRODUCT_KINDS = {StepKind.processing, StepKind.manufacture, StepKind.release}
+
+
+def _collected(cat: Catalogue, pathway: str, bookings: list[BookingRow], today: date) -> bool:
+    """Whether a collection of this patient's cells has started before ``today``."""
+    template = cat.template(pathway)
+    return any(b.first_day < today and template.step(b.step).kind in COLLECTION_KINDS for b in bookings)
 
 
 def current_plan(session: Session) -> Plan:

@@ -93,6 +93,27 @@ class ObjectiveWeights(Model):
         return self
 
 
+class StabilityWeights(Model):
+    """What moving a booking that people already know costs a re-plan, in the objective's units.
+
+    Moving one booking costs ``per_booking`` plus ``per_day`` for each day it
+    moves, times ``confirmed_factor`` if it was confirmed to the patient and
+    times ``soon_factor`` if it starts within ``soon_days`` of the re-plan.
+    These are policy weights, not clinical numbers (shared/domain.md gives
+    none): with the defaults a routine patient's planned pathway moves for a
+    gain of about a week, a confirmed one almost never for gain alone.
+    """
+
+    per_booking: int = Field(default=5, ge=0)
+    per_day: int = Field(default=1, ge=0)
+    confirmed_factor: int = Field(default=3, ge=1)
+    soon_days: int = Field(default=14, ge=0)
+    soon_factor: int = Field(default=2, ge=1)
+
+    def factor(self, confirmed: bool, days_ahead: int) -> int:
+        return (self.confirmed_factor if confirmed else 1) * (self.soon_factor if days_ahead < self.soon_days else 1)
+
+
 class Site(Model):
     name: str
     country: str = "GB"
@@ -102,6 +123,7 @@ class Site(Model):
     resources: tuple[Resource, ...]
     capacity_changes: tuple[CapacityChange, ...] = ()
     objective: ObjectiveWeights = ObjectiveWeights()
+    stability: StabilityWeights = StabilityWeights()
 
     @model_validator(mode="after")
     def _references(self) -> "Site":

@@ -16,10 +16,12 @@ cost`` per patient tightens the proven bound.
 Move penalty (optional, for "minimal disruption"): given ``current``, the start
 day each patient's steps have in the plan people already know, every not-frozen
 step of those patients gets a shift variable ``|start - current start|`` in
-days, and the objective gains ``move_weight * shift`` (+ ``moved_step_weight``
-for every step whose start changes at all). The shifts and their unweighted sum
-(``CohortModel.disruption``) are returned, so a caller may also build its own
-objective from them (propose: disruption first, then the new patient's cost).
+days, and the objective gains the step's ``MoveCost``: ``per_day * shift``, plus
+``per_move`` if its start changes at all. The costs may differ per step (the
+nightly re-solve weighs confirmed and near-term bookings more). The shifts and
+their unweighted sum (``CohortModel.disruption``) are returned, so a caller may
+also build its own objective from them (propose: disruption first, then the new
+patient's cost).
 """
 
 from __future__ import annotations
@@ -31,6 +33,17 @@ from solver.baseline import Schedule, residual_after_frozen
 from solver.instance import Instance, PatientSpec
 from solver.objective import cost_terms, unscheduled_penalty
 from solver.params import cp_model
+
+
+@dataclass(frozen=True)
+class MoveCost:
+    """What moving one booking costs in the objective: per day moved, and once if it moves at all."""
+
+    per_day: int = 0
+    per_move: int = 0
+
+
+NO_MOVE_COST = MoveCost()
 
 
 @dataclass
@@ -57,8 +70,7 @@ def build_model(
     hint: dict[str, Schedule | None] | None = None,
     everyone: bool = False,
     current: dict[str, list[int | None]] | None = None,
-    move_weight: int = 0,
-    moved_step_weight: int = 0,
+    move_costs: MoveCost | dict[str, dict[int, MoveCost]] = NO_MOVE_COST,
 ) -> CohortModel:
     """The model of ``patients`` on ``instance`` (frozen bookings of every patient of the instance are fixed load).
 
@@ -67,10 +79,10 @@ def build_model(
     ``current``: patient id -> current start day of each step, in the order of
     ``PatientSpec.steps`` (None: step not booked now, no penalty). For every
     not-frozen step with a current start, a shift variable ``|start - current|``
-    is added to ``CohortModel.shifts``, and the objective gains
-    ``move_weight * shift`` plus ``moved_step_weight`` if the step moves at all.
-    With both weights 0 the shifts are still built (for a caller's own
-    objective) but the objective is unchanged. An unscheduled patient's starts
+    is added to ``CohortModel.shifts``, and the objective gains the step's
+    ``MoveCost`` (``move_costs``: one for every step, or per patient a dict of
+    step index -> cost; a step not in it moves free). With no cost the shifts are still built
+    (for a caller's own objective) but the objective is unchanged. An unscheduled patient's starts
     are free, so the solver leaves its shifts at their least; the unscheduled
     penalty already outweighs any move.
     """
@@ -138,13 +150,14 @@ def build_model(
 
         if current is not None and pid in current:
             shifts[pid] = _shifts(model, spec, starts, current[pid])
-            for _, shift in shifts[pid]:
-                if move_weight:
-                    objective.append(move_weight * shift)
-                if moved_step_weight:
+            for index, shift in shifts[pid]:
+                cost = move_costs if isinstance(move_costs, MoveCost) else move_costs.get(pid, {}).get(index, NO_MOVE_COST)
+                if cost.per_day:
+                    objective.append(cost.per_day * shift)
+                if cost.per_move:
                     moved = model.new_bool_var(f"{shift.name}:moved")
                     model.add(shift == 0).only_enforce_if(~moved)
-                    objective.append(moved_step_weight * moved)
+                    objective.append(cost.per_move * moved)
 
         if hint is not None:
             schedule = hint.get(pid)

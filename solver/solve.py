@@ -63,7 +63,7 @@ def solve(problem: Problem, method: Method = "cp-sat", options: SolveOptions | N
     stats["best_bound"] = max(stats.get("best_bound", 0), relaxation_bound)
     stats["gap"] = _gap(stats["objective"], stats["best_bound"])
     stats["wall_time_s"] = round(time.perf_counter() - started, 3)
-    return _plan(problem, instance, method, schedules, alone, blocked, stats)
+    return plan_from_schedules(problem, instance, method, schedules, alone, blocked, stats)
 
 
 def evaluate(instance: Instance, schedules: dict[str, Schedule | None], skip=frozenset()) -> int:
@@ -185,7 +185,8 @@ def _alone_infusion(problem: Problem, patient, extra_days: int = 0):
     return found[0].date_of(found[1][found[0].patients[0].infusion]) if found else None
 
 
-def _plan(problem, instance: Instance, method, schedules, alone, blocked, stats) -> Plan:
+def plan_from_schedules(problem, instance: Instance, method, schedules, alone, blocked, stats) -> Plan:
+    """The Plan of ``schedules`` (start days per patient): bookings, outcomes, unschedulable patients with reasons."""
     bookings = []
     outcomes = []
     unschedulable = list(blocked.values())

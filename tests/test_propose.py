@@ -17,7 +17,7 @@ from pathway.plan import Plan
 from pathway.rules import check_plan
 from solver.baseline import Schedule, greedy
 from solver.instance import build_instance
-from solver.model import build_model
+from solver.model import MoveCost, build_model
 from solver.objective import cost_terms
 from solver.params import cp_model, new_solver
 from solver.propose import Option, Proposal, propose
@@ -325,7 +325,7 @@ def test_move_penalty_measures_shifts_and_keeps_the_current_plan_when_heavy(smal
     assert solver.value(cohort.disruption) == total >= 7 * len(cohort.shifts["S-ASCT-1"]) > 0
 
     # Each day moved costs more than any day gained: nothing moves.
-    for kwargs in ({"move_weight": 1000}, {"moved_step_weight": 100_000}):
+    for kwargs in ({"move_costs": MoveCost(per_day=1000)}, {"move_costs": MoveCost(per_move=100_000)}):
         cohort, solver = solved(**kwargs)
         assert solver.value(cohort.disruption) == 0
         for pv in cohort.patients:

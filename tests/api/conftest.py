@@ -39,7 +39,7 @@ def reset_postgres(url: str = POSTGRES_URL) -> str:
 
 def make_settings(url: str, **overrides) -> Settings:
     """Settings for a test database: today is the small cohort's first day, solves are short."""
-    values = dict(today=TODAY, horizon_days=200, solve_time_limit=3, propose_time_limit=1, alternatives=1) | overrides
+    values = dict(today=TODAY, horizon_days=200, solve_time_limit=3, propose_time_limit=1, alternatives=1, nightly_enabled=False) | overrides
     return Settings(database_url=url, _env_file=None, **values)
 
 

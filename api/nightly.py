@@ -1,0 +1,455 @@
+"""The nightly re-solve: every night the plan is re-optimised around what happened that day.
+
+A run (``execute``):
+
+1. **Claim.** A scheduled night is claimed in the run ledger (``api.ledger``),
+   so however many server processes share the database one of them runs it.
+   An admin's run needs no claim.
+2. **Read** in a short transaction: every active patient as a Problem in which
+   what has started, every booking inside the freeze window (the next
+   ``freeze_working_days`` working days) and every product already collected
+   are frozen; the current plan; which bookings were confirmed to the patient.
+   If nothing has changed since the last finished run (same fingerprint of
+   patients, bookings, capacity changes, catalogue and day), the plan is kept
+   without a solve: two runs in a row move nothing.
+3. **Solve** outside any transaction (``solver.resolve``): minimal disruption,
+   the current plan as the hint and the fallback.
+4. **Publish** in one transaction, together with the ledger row's result. It
+   succeeds only if nobody changed the plan during the solve (the plan head's
+   change count); a confirmation that landed meanwhile makes the run read and
+   solve again (up to ``ATTEMPTS`` times), so it is never lost. A crash or kill
+   before this commit leaves the previous plan current and intact; the ledger
+   row stays ``running`` until a server starts and marks it failed.
+5. **Report:** per patient, every booking moved (from, to, why), patients who
+   became unschedulable first; moved patients get a ``moved`` event.
+
+``NightlyScheduler`` runs it inside the service: APScheduler 3's background
+scheduler with a cron trigger (02:30 Europe/London by default), a generous
+misfire grace, coalescing and one instance at a time; at start-up a night
+missed while no server ran is run once (only the latest missed night).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import ledger, services, state, views
+from api.audit import Actor, record
+from api.db import CapacityChangeRow, EventRow, JobRun, PatientRow, utcnow
+from api.settings import Settings
+from api.state import Conflict, NotFound
+from pathway.cohort import Problem
+from pathway.plan import Plan
+from solver.resolve import Resolution, resolve
+
+log = logging.getLogger("vein2vein.nightly")
+
+JOB = "nightly"
+NIGHTLY = Actor("nightly", "admin")  # who the plan versions, events and audit rows name
+ATTEMPTS = 3  # read-solve-publish rounds before a run gives up on a plan that keeps changing
+MISFIRE_GRACE_S = 12 * 3600  # a night's run delayed (suspended host, busy executor) still runs the same day
+EVENT_WORDS = {"referral": "new referral", "deferral": "deferral", "oos": "product out of specification", "withdrawal": "withdrawal"}
+
+
+# -- one run ------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class NightlyInput:
+    problem: Problem
+    current: Plan
+    confirmed: set[tuple[str, str]]
+    base_changes: int
+    base_version: int | None
+    fingerprint: str
+    freeze_until: date
+
+
+def fingerprint(session: Session, settings: Settings) -> str:
+    """A hash of everything a nightly run plans from: the day, patients, current bookings,
+    capacity changes and catalogue versions. Equal fingerprints: nothing to re-plan."""
+    rows = session.scalars(select(PatientRow).where(PatientRow.status != "withdrawn").order_by(PatientRow.id))
+    content = {
+        "today": settings.planning_day().isoformat(),
+        "settings": [settings.horizon_days, settings.freeze_working_days],
+        "catalogue": [state.latest(session, "pathways").id, state.latest(session, "site").id],
+        "changes": [state.change_dict(c) for c in state.active_changes(session)],
+        "patients": [state.patient_fields(r) | {"status": r.status} for r in rows],
+        "bookings": sorted((b.patient_id, b.step, b.first_day.isoformat(), b.last_day.isoformat(), b.status) for b in state.current_rows(session)),
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def prepare(session: Session, settings: Settings) -> NightlyInput:
+    today = settings.planning_day()
+    freeze_until = state.working_days_after(state.site(session), today, settings.freeze_working_days)
+    problem = state.build_problem(session, today, settings.horizon_days, freeze_until=freeze_until, hold_products=True)
+    rows = state.current_rows(session)
+    version = state.current_version(session)
+    return NightlyInput(
+        problem=problem,
+        current=state.current_plan(session),
+        confirmed={(b.patient_id, b.step) for b in rows if b.status == "confirmed"},
+        base_changes=state.head(session).changes,
+        base_version=version.id if version else None,
+        fingerprint=fingerprint(session, settings),
+        freeze_until=freeze_until,
+    )
+
+
+def solve(data: NightlyInput, settings: Settings) -> Resolution:
+    """The re-solve itself (no database)."""
+    from solver.solve import SolveOptions
+
+    return resolve(data.problem, data.current, data.confirmed, SolveOptions(time_limit=settings.nightly_time_limit, workers=4))
+
+
+def execute(sessions: sessionmaker, settings: Settings, run_id: int, after_solve: Callable[[int], None] | None = None) -> None:
+    """Carry out the claimed run ``run_id`` and record its outcome in the ledger; never raises.
+
+    ``after_solve(attempt)`` is called between a solve and its publish (tests use it to land a
+    real confirmation at exactly that moment)."""
+    started = time.perf_counter()
+    stats: dict[str, Any] = {"attempts": 0}
+    try:
+        for attempt in range(1, ATTEMPTS + 1):
+            stats["attempts"] = attempt
+            with sessions() as session, session.begin():
+                data = prepare(session, settings)
+                previous = _last_finished(session, run_id)
+            since = previous.started_at if previous else None
+            if previous is not None and previous.stats.get("fingerprint") == data.fingerprint:
+                with sessions() as session, session.begin():
+                    summary = f"nothing changed since run {previous.id}: the plan stays as it is"
+                    _keep(session, run_id, data, stats | {"fingerprint": data.fingerprint, "skipped_solve": True}, summary, started)
+                return
+            resolution = solve(data, settings)
+            if after_solve is not None:
+                after_solve(attempt)
+            try:
+                with sessions() as session, session.begin():
+                    _publish(session, run_id, data, resolution, settings, since, stats, started)
+                return
+            except Conflict:
+                log.info("nightly run %s: the plan changed during the solve (attempt %d); reading it again", run_id, attempt)
+        with sessions() as session, session.begin():
+            summary = f"the plan changed during each of {ATTEMPTS} solves; nothing was published (the next run tries again)"
+            ledger.finish(session, session.get(JobRun, run_id), "failed", stats | _elapsed(started), {"summary": summary}, None)
+    except Exception as exc:  # the service stays up; the ledger says what failed, the log has the trace
+        log.exception("nightly run %s failed", run_id)
+        with sessions() as session, session.begin():
+            summary = f"failed: {type(exc).__name__}; the plan was not changed"
+            ledger.finish(session, session.get(JobRun, run_id), "failed", stats | _elapsed(started), {"summary": summary}, None)
+
+
+def _elapsed(started: float) -> dict[str, float]:
+    return {"wall_time_s": round(time.perf_counter() - started, 3)}
+
+
+def _last_finished(session: Session, run_id: int) -> JobRun | None:
+    query = select(JobRun).where(JobRun.job == JOB, JobRun.id != run_id, JobRun.status.in_(("published", "kept")))
+    return session.scalars(query.order_by(JobRun.finished_at.desc(), JobRun.id.desc())).first()
+
+
+def _keep(session: Session, run_id: int, data: NightlyInput, stats: dict[str, Any], summary: str, started: float) -> None:
+    version = state.current_version(session)
+    report = {
+        "summary": summary,
+        "from_version": data.base_version,
+        "to_version": None,
+        "bookings_moved": 0,
+        "unschedulable": list(version.unschedulable) if version else [],
+        "patients": [],
+    }
+    stats = stats | {"bookings_moved": 0} | _elapsed(started)
+    ledger.finish(session, session.get(JobRun, run_id), "kept", stats, report, None)
+
+
+def _publish(
+    session: Session, run_id: int, data: NightlyInput, resolution: Resolution, settings: Settings, since: datetime | None, stats: dict[str, Any], started: float
+) -> None:
+    """Make the re-solved plan current, or keep the current one if nothing in it changes (one transaction)."""
+    current = {(b.patient, b.step): b for b in data.current.bookings}
+    added = [b for b in resolution.plan.bookings if (b.patient, b.step) not in current]
+    stats = stats | resolution.stats
+    if not resolution.moves and not added:
+        summary = "the re-solve found no plan better than the current one by more than moving bookings costs: nothing moved"
+        _keep(session, run_id, data, stats | {"fingerprint": data.fingerprint}, summary, started)
+        return
+    affected = _affected(session, data, resolution, since)
+    why = _reasons(session, data, resolution, affected, since)
+    active = {p.id for p in data.problem.patients}
+    run = session.get(JobRun, run_id)
+    reason = f"nightly re-solve of {run.run_date.isoformat()} (run {run.id})"
+    version = services.publish_plan(session, resolution.plan, active, data.base_changes, "nightly", reason, "planned", settings, NIGHTLY, why)
+    moved_by_patient: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for m in resolution.moves:
+        moved_by_patient[m.patient].append(
+            {"step": m.step, "from_first_day": m.from_first_day.isoformat(), "to_first_day": m.to_first_day.isoformat() if m.to_first_day else None}
+        )
+    for pid, moves in sorted(moved_by_patient.items()):
+        session.add(EventRow(patient_id=pid, kind="moved", details={"nightly_run": run.id, "plan_version": version.id, "moves": moves, "why": why.get(pid, "")}, created_by=NIGHTLY.name))
+        services.supersede_proposals(session, pid)
+    session.flush()
+    report = views.diff(session, version.parent_id, version.id)
+    for entry in report["patients"]:
+        for change in entry["changes"]:
+            change["why"] = why.get(entry["patient"], change.get("why", ""))
+    unaffected = [m for m in resolution.moves if m.patient not in affected]
+    report["summary"] = (
+        f"{len(resolution.moves)} booking(s) of {len(moved_by_patient)} patient(s) moved, "
+        f"{len(added)} booking(s) added; {len(unaffected)} moved booking(s) belong to patients no event touched"
+    )
+    stats = stats | {
+        "fingerprint": fingerprint(session, settings),
+        "bookings_added": len(added),
+        "moved_unaffected": len(unaffected),
+        "affected_patients": len(affected),
+    } | _elapsed(started)
+    ledger.finish(session, run, "published", stats, report, version.id)
+    record(session, NIGHTLY, "nightly.published", "plan_version", version.id, None, {"run": run.id, "bookings_moved": len(resolution.moves)})
+
+
+def _events_since(session: Session, since: datetime | None) -> list[EventRow]:
+    query = select(EventRow).where(EventRow.kind != "moved")
+    if since is not None:
+        query = query.where(EventRow.created_at >= since)
+    return list(session.scalars(query.order_by(EventRow.id)))
+
+
+def _affected(session: Session, data: NightlyInput, resolution: Resolution, since: datetime | None) -> set[str]:
+    """Patients an event touched directly: no standing schedule before the run (new, released,
+    broken by a change), or an event of their own since the last run."""
+    active = {p.id for p in data.problem.patients}
+    own = {e.patient_id for e in _events_since(session, since) if e.patient_id in active}
+    return set(resolution.unplanned) | set(resolution.broken) | own
+
+
+def _reasons(session: Session, data: NightlyInput, resolution: Resolution, affected: set[str], since: datetime | None) -> dict[str, str]:
+    """Why each patient's bookings move or appear, in a coordinator's words."""
+    events = _events_since(session, since)
+    own: dict[str, list[EventRow]] = defaultdict(list)
+    for e in events:
+        if e.patient_id:
+            own[e.patient_id].append(e)
+    site_changes = [_change_words(session, e) for e in events if e.patient_id is None]
+    freed = [f"{e.patient_id}'s withdrawal" for e in events if e.kind == "withdrawal"] + site_changes
+    before = {(b.patient, b.step): b.first_day for b in data.current.bookings}
+    new = {(b.patient, b.step): b.first_day for b in resolution.plan.bookings}
+    specs = {p.id: data.problem.steps(p) for p in data.problem.patients}
+    touched = {m.patient for m in resolution.moves} | {b.patient for b in resolution.plan.bookings if (b.patient, b.step) not in before}
+    out = {}
+    for pid in sorted(touched):
+        if own.get(pid):
+            words = "; ".join(_event_words(e) for e in own[pid])
+            out[pid] = f"after {words}"
+        elif pid in resolution.broken:
+            rules = ", ".join(sorted(set(resolution.broken[pid])))
+            cause = f" after {'; '.join(site_changes)}" if site_changes else ""
+            out[pid] = f"its bookings broke {rules}{cause}"
+        elif pid in resolution.unplanned:
+            out[pid] = "not planned before (no standing schedule)"
+        else:
+            infusion = next((s.step.name for s in specs[pid] if s.step.kind.value == "infusion"), None)
+            was, now = before.get((pid, infusion)), new.get((pid, infusion))
+            if was and now and now < was:
+                opened = f" (after {'; '.join(freed[:3])})" if freed else ""
+                out[pid] = f"a better slot opened{opened}: infusion {now:%a %d %b %Y} instead of {was:%a %d %b %Y}"
+            else:
+                names = sorted(affected)[:5]
+                more = f" and {len(affected) - 5} more" if len(affected) > 5 else ""
+                out[pid] = f"moved to make room for {', '.join(names)}{more}" if names else "moved for a better plan overall"
+    return out
+
+
+def _event_words(event: EventRow) -> str:
+    words = EVENT_WORDS.get(event.kind, event.kind)
+    details = event.details or {}
+    if event.kind == "deferral" and details.get("from_date"):
+        words += f" (not before {details['from_date']})"
+    if event.kind == "oos" and details.get("redo"):
+        words += f" ({details['redo']})"
+    return f"{words} on {event.created_at:%d %b %Y}"
+
+
+def _change_words(session: Session, event: EventRow) -> str:
+    d = event.details or {}
+    where = f"{d.get('centre')}/{d.get('resource')}" if d.get("centre") else str(d.get("resource"))
+    kind = "closure" if event.kind == "closure" else "capacity change"
+    return f"{kind} {d.get('id')} of {where} {d.get('first_day')}..{d.get('last_day')}"
+
+
+# -- starting runs ------------------------------------------------------------------------------
+def longest_run_s(settings: Settings) -> float:
+    """How long a run may take at most before a 'running' ledger row from another host counts as abandoned."""
+    return ATTEMPTS * (settings.nightly_time_limit + 60) + 600
+
+
+def recover(session: Session, settings: Settings) -> list[int]:
+    """Mark runs whose process ended mid-run as failed; returns their ids."""
+    now = utcnow()
+    out = []
+    for run in session.scalars(select(JobRun).where(JobRun.job == JOB, JobRun.status == "running")):
+        if not ledger.alive(run.claimed_by, run.started_at, now, longest_run_s(settings)):
+            ledger.abandon(session, run)
+            out.append(run.id)
+    return out
+
+
+def claim_night(sessions: sessionmaker, settings: Settings, night: date, trigger: str) -> int | None:
+    with sessions() as session, session.begin():
+        run = ledger.claim(session, JOB, night, settings.planning_day(), trigger)
+        return run.id if run is not None else None
+
+
+def start_manual(session: Session, settings: Settings) -> JobRun:
+    """An admin's run: refused while another run is in progress."""
+    recover(session, settings)
+    busy = ledger.running(session, JOB)
+    if busy is not None:
+        raise Conflict(f"nightly run {busy.id} is in progress (started {busy.started_at:%H:%M:%S} UTC); wait for it to finish")
+    return ledger.start_manual(session, JOB, settings.planning_day())
+
+
+def last_fire(trigger: CronTrigger, now: datetime) -> datetime | None:
+    """The trigger's latest fire time at or before ``now`` (None if none in the last two days)."""
+    fire = trigger.get_next_fire_time(None, now - timedelta(days=2))
+    last = None
+    while fire is not None and fire <= now:
+        last = fire
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+    return last
+
+
+def missed_night(session: Session, trigger: CronTrigger, now: datetime) -> date | None:
+    """The night to catch up at start-up: the latest scheduled night, if the ledger has no run
+    for it. Nights before it are not run (coalesced): the latest one re-plans everything."""
+    fire = last_fire(trigger, now)
+    if fire is None:
+        return None
+    night = fire.date()
+    done = session.scalars(select(JobRun.id).where(JobRun.job == JOB, JobRun.night == night)).first()
+    return None if done is not None else night
+
+
+# -- reading ------------------------------------------------------------------------------------
+def run_view(run: JobRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "job": run.job,
+        "run_date": run.run_date.isoformat(),
+        "night": run.night.isoformat() if run.night else None,
+        "trigger": run.trigger,
+        "status": run.status,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "claimed_by": run.claimed_by,
+        "plan_version": run.plan_version_id,
+        "bookings_moved": (run.stats or {}).get("bookings_moved", 0),
+        "summary": (run.report or {}).get("summary", ""),
+        "stats": {k: v for k, v in (run.stats or {}).items() if k != "fingerprint"},
+    }
+
+
+def get_run(session: Session, run_id: int) -> JobRun:
+    run = session.get(JobRun, run_id)
+    if run is None or run.job != JOB:
+        raise NotFound(f"no nightly run {run_id}")
+    return run
+
+
+def latest_report(session: Session) -> dict[str, Any]:
+    """The last finished run with its report (a run still going is not shown until it ends)."""
+    query = select(JobRun).where(JobRun.job == JOB, JobRun.status != "running").order_by(JobRun.finished_at.desc(), JobRun.id.desc())
+    run = session.scalars(query).first()
+    if run is None:
+        raise NotFound("no nightly run yet")
+    return {"run": run_view(run), "report": run.report}
+
+
+# -- inside the service -------------------------------------------------------------------------
+class NightlyScheduler:
+    """The nightly job inside one server process (every process has one; the ledger picks the runner)."""
+
+    def __init__(self, sessions: sessionmaker, settings: Settings):
+        self.sessions = sessions
+        self.settings = settings
+        self.trigger = ledger.night_trigger(settings.nightly_at, settings.nightly_timezone)
+        self.scheduler: BackgroundScheduler | None = None
+        self.manual: ThreadPoolExecutor | None = None
+
+    def start(self, now: datetime | None = None) -> date | None:
+        """Start the scheduler (if enabled); returns the missed night it will run now, if any."""
+        self.manual = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nightly-manual")
+        with self.sessions() as session, session.begin():
+            abandoned = recover(session, self.settings)
+        if abandoned:
+            log.warning("nightly runs %s were interrupted (their process ended mid-run): marked failed", abandoned)
+        if not self.settings.nightly_enabled:
+            return None
+        zone = ZoneInfo(self.settings.nightly_timezone)
+        self.scheduler = BackgroundScheduler(
+            timezone=zone,
+            executors={"default": JobExecutor(max_workers=1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_S},
+        )
+        self.scheduler.add_job(self.run_scheduled, self.trigger, id=JOB, name="nightly re-solve")
+        now = now or datetime.now(zone)
+        with self.sessions() as session:
+            missed = missed_night(session, self.trigger, now)
+        if missed is not None:
+            log.info("the nightly run of %s was missed while no server ran: running it now", missed)
+            self.scheduler.add_job(self.run_night, args=(missed, "catch-up"), id=f"{JOB}-catch-up", name="missed nightly re-solve")
+        self.scheduler.start()
+        return missed
+
+    def stop(self) -> None:
+        """Stop taking runs; a run in progress finishes first (its publish is one transaction anyway)."""
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.scheduler = None
+        if self.manual is not None:
+            self.manual.shutdown(wait=True)
+            self.manual = None
+
+    def next_run(self) -> datetime | None:
+        job = self.scheduler.get_job(JOB) if self.scheduler else None
+        return job.next_run_time if job else None
+
+    def run_scheduled(self) -> None:
+        """The cron job: tonight's run, if no other process has claimed it."""
+        self.run_night(datetime.now(ZoneInfo(self.settings.nightly_timezone)).date(), "schedule")
+
+    def run_night(self, night: date, trigger: str) -> int | None:
+        run_id = claim_night(self.sessions, self.settings, night, trigger)
+        if run_id is None:
+            log.info("the nightly run of %s is claimed by another process", night)
+            return None
+        log.info("nightly run %s (%s of %s) started", run_id, trigger, night)
+        execute(self.sessions, self.settings, run_id)
+        return run_id
+
+    def run_now(self, actor: Actor) -> dict[str, Any]:
+        """An admin's run: recorded at once (ledger and audit), carried out in the background."""
+        with self.sessions() as session, session.begin():
+            run = start_manual(session, self.settings)
+            record(session, actor, "nightly.run_now", "job_run", run.id)
+            run_id = run.id
+            view = run_view(run)
+        assert self.manual is not None, "the nightly job is not started"
+        self.manual.submit(execute, self.sessions, self.settings, run_id)
+        return view

@@ -1,0 +1,67 @@
+"""The web pages (issue 5): served by the same app, everything local (no CDN, no build step).
+
+Each page is a static HTML shell under ``/ui/...`` with one ES module of its own
+(``api/static/js/``). The shells carry no data and need no token; the modules
+read everything from the JSON API with the bearer token kept in the browser's
+``sessionStorage`` (never in a URL).
+
+| URL                     | page                                                     |
+|-------------------------|----------------------------------------------------------|
+| ``/ui/sign-in``         | paste a token; ``GET /me`` tells the name and role       |
+| ``/ui/capacity``        | heatmap of resources x days, closures, bottleneck        |
+| ``/ui/patients``        | every referral: pathway, status, next step               |
+| ``/ui/patients/{id}``   | one patient's timeline and the coordinator's actions     |
+| ``/ui/plan-changes``    | the last nightly run's diff, unschedulable patients first |
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+STATIC = Path(__file__).resolve().parent / "static"
+PAGES = {
+    "sign-in": "sign-in.html",
+    "capacity": "capacity.html",
+    "patients": "patients.html",
+    "plan-changes": "plan-changes.html",
+}
+# the shells hold no data, but a stale shell after an upgrade would load stale modules
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+def _page(name: str) -> FileResponse:
+    return FileResponse(STATIC / name, media_type="text/html", headers=NO_CACHE)
+
+
+def mount(app: FastAPI) -> None:
+    """Add the pages' routes (``/ui/...``, ``/`` redirects there) and the static files (``/static``)."""
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/ui/capacity", status_code=307)
+
+    @app.get("/ui", include_in_schema=False)
+    @app.get("/ui/", include_in_schema=False)
+    def ui_home() -> RedirectResponse:
+        return RedirectResponse("/ui/capacity", status_code=307)
+
+    for slug, filename in PAGES.items():
+        app.add_api_route(f"/ui/{slug}", _shell(filename), methods=["GET"], include_in_schema=False)
+
+    @app.get("/ui/patients/{patient_id}", include_in_schema=False)
+    def patient_page(patient_id: str) -> FileResponse:
+        # the module reads the id from the URL and asks the API, which answers 404 for an unknown one
+        return _page("patient.html")
+
+
+def _shell(filename: str):
+    def page() -> FileResponse:
+        return _page(filename)
+
+    page.__name__ = f"page_{filename.removesuffix('.html').replace('-', '_')}"
+    return page
