@@ -10,6 +10,8 @@ v2v demo [--port P]                      fresh SQLite database, regional cohort 
 v2v db init                              migrate the schema, load the catalogue and site
 v2v token create NAME --role ROLE        print a new bearer token (shown once)
 v2v import COHORT [--time-limit S]       register a cohort's patients and plan them
+v2v nightly run [--night DATE]           the nightly re-solve, now (claims the night: once per night)
+v2v nightly history [--limit N]          the last runs: status, bookings moved, summary
 
 Bad input never shows a traceback: one line naming the file, the field and the
 problem, and exit code 2.
@@ -30,6 +32,15 @@ EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT = 0, 1, 2
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message}\n")
+
+
+def _iso_date(value: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _positive(value: str) -> float:
@@ -98,6 +109,11 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("action", choices=["create", "revoke", "list"])
     token.add_argument("name", nargs="?")
     token.add_argument("--role", choices=["coordinator", "lab_manager", "admin"], help="for create")
+
+    night = sub.add_parser("nightly", help="the nightly re-solve, by hand (e.g. from a system timer), and its history")
+    night.add_argument("action", choices=["run", "history"])
+    night.add_argument("--night", type=_iso_date, help="the night to run (default: today in V2V_NIGHTLY_TIMEZONE)")
+    night.add_argument("--limit", type=int, default=10, help="runs shown by history (default 10)")
 
     imp = sub.add_parser("import", help="register a cohort file's patients and plan them")
     imp.add_argument("cohort", type=Path)
@@ -330,6 +346,43 @@ def _import(args) -> int:
     return EXIT_OK
 
 
+def _nightly(args) -> int:
+    import logging
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from api import ledger, nightly
+    from api.db import JobRun, make_engine, make_sessionmaker
+    from api.setup import init_database
+
+    settings = _settings()
+    init_database(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        if args.action == "history":
+            with sessions() as session:
+                for run in ledger.history(session, nightly.JOB, max(1, args.limit)):
+                    view = nightly.run_view(run)
+                    print(f"{view['id']}\t{view['started_at'][:19]}\t{view['trigger']}\t{view['status']}\t{view['bookings_moved']} moved\t{view['summary']}")
+            return EXIT_OK
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        with sessions() as session, session.begin():
+            nightly.recover(session, settings)
+        night = args.night or datetime.now(ZoneInfo(settings.nightly_timezone)).date()
+        run_id = nightly.claim_night(sessions, settings, night, "schedule")
+        if run_id is None:
+            raise InputError("nightly", "--night", f"the nightly run of {night.isoformat()} has been claimed already (v2v nightly history)")
+        print(f"nightly run {run_id} of {night.isoformat()} started", flush=True)
+        nightly.execute(sessions, settings, run_id)
+        with sessions() as session:
+            run = session.get(JobRun, run_id)
+            print(f"nightly run {run_id}: {run.status}: {run.report.get('summary', '')}")
+            return EXIT_OK if run.status != "failed" else EXIT_VIOLATIONS
+    finally:
+        engine.dispose()
+
+
 COMMANDS = {
     "solve": _solve,
     "check": _check,
@@ -341,6 +394,7 @@ COMMANDS = {
     "db": _db,
     "token": _token,
     "import": _import,
+    "nightly": _nightly,
 }
 
 if __name__ == "__main__":

@@ -131,12 +131,15 @@ def execute(sessions: sessionmaker, settings: Settings, run_id: int, after_solve
             with sessions() as session, session.begin():
                 data = prepare(session, settings)
                 previous = _last_finished(session, run_id)
-            since = previous.started_at if previous else None
+                # events since the last run are news; before any run, those since the current plan was made
+                version = state.current_version(session)
+                since = previous.started_at if previous else version.created_at if version else None
             if previous is not None and previous.stats.get("fingerprint") == data.fingerprint:
                 with sessions() as session, session.begin():
                     summary = f"nothing changed since run {previous.id}: the plan stays as it is"
                     _keep(session, run_id, data, stats | {"fingerprint": data.fingerprint, "skipped_solve": True}, summary, started)
                 return
+            log.info("nightly run %s: solving (attempt %d, %d patients)", run_id, attempt, len(data.problem.patients))
             resolution = solve(data, settings)
             if after_solve is not None:
                 after_solve(attempt)

@@ -30,6 +30,7 @@ from datetime import date
 from pathway.cohort import FrozenBooking, Problem
 from pathway.plan import Plan
 from pathway.rules import check_plan
+from pathway.usage import resource_load
 from solver.baseline import Schedule, capacity_free, greedy
 from solver.instance import Instance, build_instance
 from solver.model import MoveCost, build_model
@@ -73,10 +74,7 @@ def resolve(problem: Problem, current: Plan, confirmed: set[tuple[str, str]], op
     weights = problem.site.objective
     stats: dict = {"patients": len(instance.patients)}
 
-    broken: dict[str, list[str]] = {}
-    for violation in check_plan(problem, current):
-        if violation.patient:
-            broken.setdefault(violation.patient, []).append(violation.rule)
+    broken = _broken(problem, current)
     was = _current_starts(instance, current)
     standing = {
         spec.id: Schedule(was[spec.id], cost_terms(spec, weights).evaluate(was[spec.id]))
@@ -123,6 +121,20 @@ def resolve(problem: Problem, current: Plan, confirmed: set[tuple[str, str]], op
     stats["bookings_moved"] = len(moves)
     stats["patients_moved"] = len({m.patient for m in moves})
     return Resolution(plan, moves, broken, unplanned, stats)
+
+
+def _broken(problem: Problem, current: Plan) -> dict[str, list[str]]:
+    """Patient -> the rules its current bookings break today. A CAPACITY violation is the site's,
+    not one patient's: every patient booked in the overbooked cell is counted (the move
+    penalty then decides which of them moves)."""
+    out: dict[str, set[str]] = {}
+    for violation in check_plan(problem, current):
+        if violation.patient:
+            out.setdefault(violation.patient, set()).add(violation.rule)
+    for *_, uses in resource_load(problem, current.bookings).overbooked(problem.site):
+        for use in uses:
+            out.setdefault(use.patient, set()).add("CAPACITY")
+    return {p: sorted(rules) for p, rules in out.items()}
 
 
 def _current_starts(instance: Instance, current: Plan) -> dict[str, list[int | None]]:

@@ -14,8 +14,10 @@ from datetime import date
 import pytest
 from sqlalchemy import text
 
-from api.db import make_engine
+from api import state
+from api.db import make_engine, make_sessionmaker
 from api.settings import Settings
+from pathway.rules import check_plan
 from api.setup import init_database, load_cohort, new_token
 from tests.paths import COHORTS
 
@@ -92,3 +94,38 @@ def client(small_site, tokens):
 
 def auth(client, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {client.tokens[role]}"}
+
+
+def assert_plan_valid(settings) -> None:
+    """The current plan of every patient it books (referrals awaiting a proposal aside) breaks no rule."""
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            plan = state.current_plan(session)
+            planned = {b.patient for b in plan.bookings} | {u.patient for u in plan.unschedulable}
+            today = settings.planning_day()
+            freeze_until = state.working_days_after(state.site(session), today, settings.freeze_working_days)
+            # as the service sees it: what has started, what lies in the freeze window and collected
+            # products are fixed (an unschedulable patient may keep those, and only those)
+            problem = state.build_problem(
+                session, today, settings.horizon_days, freeze_until=freeze_until, include=planned, hold_products=True
+            )
+            violations = check_plan(problem, plan)
+    finally:
+        engine.dispose()
+    assert [v.message for v in violations] == []
+
+
+def run_nightly(settings: Settings, night: date | None = None, trigger: str = "schedule", after_solve=None) -> int:
+    """One nightly run on ``settings``' database, here and now (claimed for ``night``, default the planning day)."""
+    from api import nightly
+
+    engine = make_engine(settings.database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        run_id = nightly.claim_night(sessions, settings, night or settings.planning_day(), trigger)
+        assert run_id is not None, "that night has been run already"
+        nightly.execute(sessions, settings, run_id, after_solve)
+        return run_id
+    finally:
+        engine.dispose()

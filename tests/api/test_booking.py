@@ -11,27 +11,11 @@ from datetime import date, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from api import state
 from api.app import create_app
 from api.db import make_engine, make_sessionmaker
-from pathway.rules import check_plan
-from tests.api.conftest import auth
+from tests.api.conftest import assert_plan_valid, auth
 
 AXI_CEL_STEPS = ["apheresis", "manufacture", "release", "conditioning", "infusion", "inpatient", "high_risk_window"]
-
-
-def assert_plan_valid(settings) -> None:
-    """The current plan of every patient it books (referrals awaiting a proposal aside) breaks no rule."""
-    engine = make_engine(settings.database_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            plan = state.current_plan(session)
-            planned = {b.patient for b in plan.bookings} | {u.patient for u in plan.unschedulable}
-            problem = state.build_problem(session, settings.planning_day(), settings.horizon_days, include=planned)
-            violations = check_plan(problem, plan)
-    finally:
-        engine.dispose()
-    assert [v.message for v in violations] == []
 
 
 def refer(client, patient_id: str, pathway: str = "axi-cel", approval: str = "2027-01-04", **extra) -> None:

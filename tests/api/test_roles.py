@@ -27,7 +27,7 @@ from sqlalchemy import text
 
 from api.db import make_engine
 from api.setup import new_token
-from tests.api.conftest import ROLES, auth, fresh_database, prepared_site
+from tests.api.conftest import ROLES, auth, fresh_database, prepared_site, run_nightly
 
 PUBLIC: tuple[str, ...] = ()  # no token needed
 ANYONE = ("coordinator", "lab_manager", "admin")
@@ -79,7 +79,9 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("GET", "/docs/oauth2-redirect"): Probe(PUBLIC, "/docs/oauth2-redirect", public=True),
     ("GET", "/redoc"): Probe(PUBLIC, "/redoc", public=True),
     # everyone with a token reads
+    ("GET", "/me"): Probe(ANYONE, "/me"),
     ("GET", "/catalogue"): Probe(ANYONE, "/catalogue"),
+    ("GET", "/jobs/nightly/report"): Probe(ANYONE, "/jobs/nightly/report"),
     ("GET", "/plans"): Probe(ANYONE, "/plans"),
     ("GET", "/plans/current"): Probe(ANYONE, "/plans/current"),
     ("GET", "/plans/diff"): Probe(ANYONE, "/plans/diff", params={"from": 1, "to": 1}),
@@ -121,6 +123,9 @@ ROUTES: dict[tuple[str, str], Probe] = {
     # admin only
     ("PUT", "/catalogue/{kind}"): Probe(ADMIN, "/catalogue/site", body=_site),
     ("GET", "/audit"): Probe(ADMIN, "/audit"),
+    ("GET", "/jobs/nightly/runs"): Probe(ADMIN, "/jobs/nightly/runs"),
+    ("GET", "/jobs/nightly/runs/{run_id}"): Probe(ADMIN, "/jobs/nightly/runs/1"),
+    ("POST", "/jobs/nightly/runs"): Probe(ADMIN, "/jobs/nightly/runs", expect=202),
 }
 
 GUARDED = sorted(key for key, probe in ROUTES.items() if not probe.public)
@@ -158,7 +163,9 @@ def _stored(client, key: tuple[str, str]) -> tuple[Any, ...]:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def site(request, tmp_path_factory):
     url = fresh_database(request.param, tmp_path_factory.mktemp("roles"))
-    return prepared_site(url, "roles")
+    settings, tokens = prepared_site(url, "roles")
+    run_nightly(settings)  # run 1: the report and run routes have something to show
+    return settings, tokens
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +250,7 @@ def test_what_each_role_may_do(client):
         assert "coordinator" in ROUTES[key].allowed, key
     for key in (("POST", "/capacity/changes"), ("DELETE", "/capacity/changes/{change_id}")):
         assert ROUTES[key].allowed == LAB_MANAGER, key
-    for key in (("GET", "/audit"), ("PUT", "/catalogue/{kind}")):
+    for key in (("GET", "/audit"), ("PUT", "/catalogue/{kind}"), ("POST", "/jobs/nightly/runs"), ("GET", "/jobs/nightly/runs")):
         assert ROUTES[key].allowed == ADMIN, key
     assert all("admin" in ROUTES[k].allowed for k in GUARDED)
 

@@ -92,9 +92,17 @@ async function adminPanel(onRun) {
     }
   });
   let history = el("p", { class: "muted" }, "No runs yet.");
+  let schedule = null;
   try {
     const runs = await api("GET", "/jobs/nightly/runs");
     const list = Array.isArray(runs) ? runs : runs.runs || [];
+    if (runs.schedule) {
+      schedule = el(
+        "p",
+        { id: "schedule" },
+        runs.enabled === false ? `The nightly schedule (${runs.schedule}) is switched off: runs start only from here.` : `Every night at ${runs.schedule}; next run ${runs.next_run ? timestamp(runs.next_run) : "not scheduled"}.`,
+      );
+    }
     if (list.length) {
       history = el(
         "div",
@@ -110,7 +118,7 @@ async function adminPanel(onRun) {
   } catch (error) {
     history = el("p", { class: "muted" }, `The run history cannot be read: ${error.message}`);
   }
-  return el("section", { class: "panel", "aria-labelledby": "admin-title", id: "admin-panel" }, el("h2", { id: "admin-title" }, "Runs (admin)"), el("div", { class: "summary-line" }, button), box, el("h3", {}, "History"), history);
+  return el("section", { class: "panel", "aria-labelledby": "admin-title", id: "admin-panel" }, el("h2", { id: "admin-title" }, "Runs (admin)"), schedule, el("div", { class: "summary-line" }, button), box, el("h3", {}, "History"), history);
 }
 
 /** Poll the run history until run `id` is no longer running (at most about five minutes). */

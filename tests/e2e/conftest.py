@@ -1,0 +1,181 @@
+"""End-to-end fixtures: a real server process on a real SQLite database holding the demo (the
+regional cohort, planned and confirmed, as ``v2v demo`` makes it), and Debian's headless
+Chromium driven by Playwright.
+
+Without /usr/bin/chromium the tests are skipped, except in CI (the ``CI`` variable set), where
+``.ci/run`` installs it and a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from urllib.parse import quote
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.conftest import TODAY, make_settings
+from tests.paths import COHORTS, ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "out" / "screenshots"
+DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
+ROLES = ("coordinator", "lab_manager", "admin")
+DESKTOP = {"width": 1280, "height": 900}
+TABLET = {"width": 768, "height": 1024}
+
+
+def _require_browser() -> None:
+    problem = None
+    if not CHROMIUM.exists():
+        problem = f"{CHROMIUM} is missing (Debian's chromium package; .ci/run installs it)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            problem = "the playwright package is missing (pip install -e '.[test]')"
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests cannot run in CI: {problem}", pytrace=False)
+        pytest.skip(problem)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """The API and pages in their own process (``v2v serve``), as a deployment runs them."""
+
+    def __init__(self, url: str, tokens: dict[str, str], log: Path):
+        self.url = url
+        self.tokens = tokens
+        self.log = log
+
+    def api(self, role: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.tokens[role]}"}, timeout=60)
+
+    def get(self, role: str, path: str, **params):
+        with self.api(role) as client:
+            response = client.get(path, params=params)
+        response.raise_for_status()
+        return response.json()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Iterator[Server]:
+    _require_browser()
+    from api.setup import init_database, load_cohort, new_token
+
+    directory = tmp_path_factory.mktemp("e2e")
+    url = f"sqlite:///{directory / 'demo.db'}"
+    # the demo: the regional cohort (100 patients) planned and confirmed; today is its first day
+    settings = make_settings(url, horizon_days=365, solve_time_limit=3)
+    init_database(settings)
+    load_cohort(settings, COHORTS / "regional.json", time_limit=3)
+    tokens = {role: new_token(settings, f"e2e-{role}", role) for role in ROLES}
+
+    port = _free_port()
+    env = os.environ.copy()
+    env.update(
+        DATABASE_URL=url,
+        V2V_TODAY=TODAY.isoformat(),
+        V2V_HORIZON_DAYS="365",
+        V2V_SOLVE_TIME_LIMIT="3",
+        V2V_PROPOSE_TIME_LIMIT="1",
+        V2V_ALTERNATIVES="1",
+        V2V_NIGHTLY_ENABLED="false",
+        V2V_NIGHTLY_TIME_LIMIT="3",
+        V2V_HOST="127.0.0.1",
+        V2V_PORT=str(port),
+    )
+    v2v = Path(sys.executable).with_name("v2v")
+    command = [str(v2v)] if v2v.exists() else [sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main())"]
+    log = directory / "server.log"
+    with open(log, "wb") as out:
+        # the working directory is the temporary one, so no developer's .env is read
+        process = subprocess.Popen([*command, "serve"], cwd=directory, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()[-3000:]}", pytrace=False)
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server did not answer within 60 s:\n{log.read_text()[-3000:]}", pytrace=False)
+            time.sleep(0.2)
+        yield Server(base, tokens, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser, server) -> Iterator[Callable]:
+    """open_page(role, path, viewport=DESKTOP): a fresh browser context signed in through the
+    sign-in page as ``role``, at ``path``. Script errors on any page fail the test."""
+    contexts = []
+    errors: list[str] = []
+
+    def open_(role: str, path: str = "/ui/capacity", viewport: dict | None = None):
+        context = browser.new_context(viewport=viewport or DESKTOP, locale="en-GB", timezone_id="Europe/London")
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{server.url}/ui/sign-in?next={quote(path)}")
+        page.fill("#token", server.tokens[role])
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"**{path}*")
+        page.wait_for_selector("#site-header .who-name")
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    assert not errors, f"script errors in the pages: {errors}"
+
+
+def screenshot(page, name: str, full_page: bool = True) -> Path:
+    """Save a screenshot as a test artefact (out/screenshots); with V2V_DOCS_SCREENSHOTS=1 also
+    refresh the README's copy in docs/screenshots."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    if os.environ.get("V2V_DOCS_SCREENSHOTS"):
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS_SCREENSHOTS / path.name)
+    return path
+
+
+@pytest.fixture
+def shoot() -> Callable:
+    return screenshot
