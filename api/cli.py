@@ -261,6 +261,7 @@ def _serve(args) -> int:
 
 def _run_server(settings) -> int:
     import gc
+    import logging
 
     import uvicorn
 
@@ -274,6 +275,8 @@ def _run_server(settings) -> int:
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
 
+    # the service's own log lines (nightly runs: ids, dates and counts, never patient data)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"vein2vein API on http://{settings.host}:{settings.port} (OpenAPI: /docs)", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
     return EXIT_OK

@@ -129,3 +129,18 @@ def run_nightly(settings: Settings, night: date | None = None, trigger: str = "s
         return run_id
     finally:
         engine.dispose()
+
+
+def refer_directly(settings: Settings, patient_id: str, pathway: str = "axi-cel") -> None:
+    """Register a referral through the service layer (for tests with no HTTP client)."""
+    from api import services
+    from api.audit import SYSTEM
+    from api.schemas import ReferralIn
+
+    referral = ReferralIn(id=patient_id, centre="liverpool", pathway=pathway, approval_date=settings.planning_day())
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session, session.begin():
+            services.register_referral(session, referral.model_dump(mode="json", exclude={"nhs_number"}), None, settings, SYSTEM)
+    finally:
+        engine.dispose()

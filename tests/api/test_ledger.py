@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -83,3 +84,95 @@ def test_one_claim_per_job_and_date_among_racing_processes(database_url):
         runs = history(session, "nightly")
         assert [(r.run_date, r.status) for r in runs] == [(night + timedelta(days=1), "running"), (night, "kept")]
     engine.dispose()
+
+
+# -- missed nights, and the scheduler in a server process -----------------------------------------
+def _ledger(tmp_path, *nights: date):
+    from api.db import JobRun
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    migrate.upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session, session.begin():
+        for night in nights:
+            session.add(JobRun(job="nightly", night=night, run_date=night, status="kept", claimed_by="elsewhere:1"))
+    return engine, sessions
+
+
+@pytest.mark.parametrize(
+    "now, done, missed",
+    [
+        # down from Friday evening to Monday morning: only Monday's night is run, once
+        (datetime(2027, 1, 11, 9, 0, tzinfo=LONDON), [date(2027, 1, 8)], date(2027, 1, 11)),
+        # started at 01:00: the latest night is yesterday's, and it ran
+        (datetime(2027, 1, 11, 1, 0, tzinfo=LONDON), [date(2027, 1, 10)], None),
+        # started at 01:00, yesterday's night missed: yesterday's is run (not today's, still ahead)
+        (datetime(2027, 1, 11, 1, 0, tzinfo=LONDON), [date(2027, 1, 9)], date(2027, 1, 10)),
+        # tonight's ran already: nothing to catch up
+        (datetime(2027, 1, 11, 9, 0, tzinfo=LONDON), [date(2027, 1, 11)], None),
+        # the morning the clocks go forward, and the morning they go back
+        (datetime(2027, 3, 28, 7, 0, tzinfo=LONDON), [date(2027, 3, 27)], date(2027, 3, 28)),
+        (datetime(2027, 10, 31, 7, 0, tzinfo=LONDON), [date(2027, 10, 30)], date(2027, 10, 31)),
+        # a new installation: the last night is planned at once
+        (datetime(2027, 1, 11, 9, 0, tzinfo=LONDON), [], date(2027, 1, 11)),
+    ],
+)
+def test_the_night_missed_while_no_server_ran_is_found_date_in_date_out(tmp_path, now, done, missed):
+    from api.nightly import missed_night
+
+    engine, sessions = _ledger(tmp_path, *done)
+    try:
+        with sessions() as session:
+            assert missed_night(session, night_trigger(), now) == missed
+    finally:
+        engine.dispose()
+
+
+def test_a_server_start_runs_the_missed_night_once_and_schedules_the_next(small_site):
+    """The real scheduler, real runs: started with the last night missed, it runs it at once (one
+    ledger row, trigger catch-up); started again, it finds nothing to catch up."""
+    from api.db import JobRun
+    from api.nightly import JOB, MISFIRE_GRACE_S, NightlyScheduler
+    from sqlalchemy import select
+
+    settings = small_site.model_copy(update={"nightly_enabled": True})
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        first = NightlyScheduler(sessions, settings)
+        missed = first.start()
+        assert missed == datetime.now(LONDON).date() or missed == datetime.now(LONDON).date() - timedelta(days=1)
+        job = first.scheduler.get_job(JOB)
+        assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, MISFIRE_GRACE_S)
+        assert job.next_run_time == night_trigger().get_next_fire_time(None, datetime.now(LONDON))
+        deadline = datetime.now() + timedelta(seconds=60)
+        while datetime.now() < deadline:
+            with sessions() as session:
+                runs = list(session.scalars(select(JobRun)))
+            if runs and runs[0].status != "running":
+                break
+            time.sleep(0.1)
+        first.stop()
+        assert [(r.night, r.trigger, r.status) for r in runs] == [(missed, "catch-up", "kept")]
+
+        second = NightlyScheduler(sessions, settings)
+        assert second.start() is None
+        second.stop()
+        with sessions() as session:
+            assert len(list(session.scalars(select(JobRun)))) == 1
+    finally:
+        engine.dispose()
+
+
+def test_with_the_job_switched_off_nothing_is_scheduled(small_site):
+    """(Admins can still run it: test_nightly's run-now test runs with the job switched off.)"""
+    from api.nightly import NightlyScheduler
+
+    engine = make_engine(small_site.database_url)
+    try:
+        nightly = NightlyScheduler(make_sessionmaker(engine), small_site)  # nightly_enabled=False in tests
+        assert nightly.start() is None
+        assert nightly.scheduler is None and nightly.next_run() is None
+        nightly.stop()
+    finally:
+        engine.dispose()

@@ -287,12 +287,42 @@ def test_a_tablet_needs_no_sideways_scrolling(open_page, shoot, path):
         shoot(page, "capacity-tablet", full_page=False)
 
 
-# -- plan changes (last: the nightly re-solve changes the plan) -------------------------------
-def test_admin_runs_the_nightly_resolve_and_everyone_sees_its_changes(open_page, server, shoot):
+# -- plan changes (last: a closure and the nightly re-solve change the plan) ------------------
+def test_a_closure_and_the_nightly_resolve_show_on_the_plan_changes_page(open_page, server, shoot):
     page = open_page("coordinator", "/ui/plan-changes")
     page.wait_for_selector("#no-report")  # no run yet: a friendly empty state
     assert page.locator("#run-now").count() == 0  # only admins start a run
     shoot(page, "plan-changes-empty", full_page=False)
+
+    # a referral that cannot be scheduled in the horizon (checkpoint inhibitor washout)
+    with server.api("coordinator") as api:
+        answer = api.post(
+            "/patients",
+            json={"id": "E2E-NOFIT-1", "centre": "liverpool", "pathway": "axi-cel", "approval_date": FIRST,
+                  "last_doses": {"checkpoint_inhibitor": "2028-03-01"}},
+        )
+        assert answer.status_code == 201, answer.text
+
+    # the lab manager cuts the beds to one for a week, through the page's form
+    page = open_page("lab_manager", "/ui/capacity")
+    form = page.locator("#change-form")
+    form.wait_for()
+    page.select_option("#change-resource", value='{"resource":"bed","centre":"liverpool"}')
+    page.fill("#change-first", "2027-01-25")
+    page.fill("#change-last", "2027-01-31")
+    page.fill("#change-capacity", "1")
+    page.fill("#change-reason", "ward refurbishment")
+    form.get_by_role("button", name="Add change").click()
+    page.wait_for_selector("#change-result:not([hidden])")
+    table = server.get("lab_manager", "/capacity", **{"from": "2027-01-25", "to": "2027-01-31", "resource": "liverpool/bed"})
+    overbooked = {(o["resource"], o["day"]) for o in table["summary"]["overbooked"]}
+    assert overbooked, "one bed for a week should break some stays"
+    broken = sorted({p["patient"] for c in table["cells"] if (c["resource"], c["day"]) in overbooked for p in c["patients"]})
+    items = page.locator("#change-result li")
+    assert sorted(items.nth(i).get_attribute("data-patient") for i in range(items.count())) == broken
+    page.wait_for_selector("#changes >> text=ward refurbishment")
+    for resource, day in overbooked:  # the heatmap redraws with the overbooked cells marked
+        assert "over" in page.locator(f'button.cell[data-resource="{resource}"][data-day="{day}"]').get_attribute("class").split()
 
     page = open_page("admin", "/ui/plan-changes")
     page.wait_for_selector("#admin-panel")
@@ -304,21 +334,25 @@ def test_admin_runs_the_nightly_resolve_and_everyone_sees_its_changes(open_page,
     assert nightly["run"]["trigger"] == "manual"
     facts = page.inner_text("#run-facts")
     assert nightly["run"]["status"] in facts and long_day(nightly["run"]["run_date"]) in facts
-    if report["unschedulable"]:
-        items = page.locator("#unschedulable li")
-        assert [items.nth(i).get_attribute("data-patient") for i in range(items.count())] == [u["patient"] for u in report["unschedulable"]]
-    else:
-        page.wait_for_selector("#unschedulable-none")
-    if report["patients"]:
-        shown = page.locator("#plan-changes tbody tr")
-        order = []
-        for i in range(shown.count()):
-            patient = shown.nth(i).get_attribute("data-patient")
-            if not order or order[-1] != patient:
-                order.append(patient)
-        assert order == [p["patient"] for p in report["patients"]]  # the API's order: unschedulable first
-    else:
-        page.wait_for_selector("#no-changes")
+    assert report["summary"] in page.inner_text("#report-summary")
+
+    # unschedulable patients first, each with its reason
+    assert "E2E-NOFIT-1" in [u["patient"] for u in report["unschedulable"]]
+    items = page.locator("#unschedulable li")
+    assert [items.nth(i).get_attribute("data-patient") for i in range(items.count())] == [u["patient"] for u in report["unschedulable"]]
+    for u in report["unschedulable"]:
+        assert u["reason"] in page.locator(f'#unschedulable li[data-patient="{u["patient"]}"]').inner_text()
+
+    # then every changed booking, in the API's order (the broken stays had to move)
+    assert report["patients"]
+    shown = page.locator("#plan-changes tbody tr")
+    order = []
+    for i in range(shown.count()):
+        patient = shown.nth(i).get_attribute("data-patient")
+        if not order or order[-1] != patient:
+            order.append(patient)
+    assert order == [p["patient"] for p in report["patients"]]
+    assert shown.count() == sum(len(p["changes"]) for p in report["patients"])
     assert page.locator("#run-history tbody tr").count() >= 1
     shoot(page, "plan-changes")
 

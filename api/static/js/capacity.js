@@ -93,6 +93,17 @@ export function describe(cell) {
   return text;
 }
 
+/** "liverpool/manufacturing_device" -> "manufacturing device" over "liverpool";
+ *  "manufacturer_slot:axi-cel" -> "axi-cel" over "manufacturer slots a week". */
+function resourceLabel(resource) {
+  const [kind, product] = resource.split(":");
+  if (product) return [el("span", {}, product), el("span", { class: "resource-where" }, `${kind.replace(/_/g, " ")}s a week`)];
+  const slash = resource.indexOf("/");
+  const centre = slash >= 0 ? resource.slice(0, slash) : "";
+  const name = resource.slice(slash + 1).replace(/_/g, " ");
+  return [el("span", {}, name), centre ? el("span", { class: "resource-where" }, centre) : null];
+}
+
 function byResource(cells) {
   const rows = new Map();
   for (const cell of cells) {
@@ -127,7 +138,7 @@ function heatmap(table, onPick) {
       "th",
       { scope: "row", class: "resource", title: resource },
       isBottleneck ? el("span", { class: "visually-hidden" }, "Bottleneck: ") : null,
-      resource,
+      resourceLabel(resource),
       isBottleneck ? " ⚑" : null,
     );
     const tds = cells.map((cell) => {
@@ -405,7 +416,7 @@ function reportBroken(box, added) {
   clear(
     box,
     el("p", {}, `Change ${added.id} added. It breaks the bookings of:`),
-    el("ul", {}, added.broken.map((b) => el("li", {}, el("a", { href: `/ui/patients/${encodeURIComponent(b.patient)}` }, b.patient), ` · ${b.steps.map(stepName).join(", ")} on ${b.days.map(shortDay).join(", ")}`))),
+    el("ul", {}, added.broken.map((b) => el("li", { dataset: { patient: b.patient } }, el("a", { href: `/ui/patients/${encodeURIComponent(b.patient)}` }, b.patient), ` · ${b.steps.map(stepName).join(", ")} on ${b.days.map(shortDay).join(", ")}`))),
     can(who.role, "replan") ? replan : null,
   );
   box.hidden = false;
