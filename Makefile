@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench bench-api install
+.PHONY: run test bench bench-api bench-nightly install
 
 install: $(VENV)/.installed
 
@@ -26,3 +26,6 @@ bench: install
 
 bench-api: install
 	$(BIN)/v2v bench --api both --markdown out/bench.md
+
+bench-nightly: install
+	$(BIN)/v2v bench --nightly --markdown out/bench.md

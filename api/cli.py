@@ -4,7 +4,7 @@ v2v solve COHORT [--time-limit S] [--method M] [--reproducible] [--out PLAN.json
 v2v check COHORT PLAN            exit 0 clean, 1 violations listed, 2 bad input
 v2v explain COHORT PLAN --patient ID
 v2v schema [cohort|plan|catalogue|site]
-v2v bench [--quick]
+v2v bench [--quick] [--api [DB] | --nightly] [--markdown FILE]
 v2v serve [--host H] [--port P]          the API on the configured database
 v2v demo [--port P]                      fresh SQLite database, regional cohort planned and confirmed, served
 v2v db init                              migrate the schema, load the catalogue and site
@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmark CP-SAT against greedy and the capacity-free bound")
     bench.add_argument("--quick", action="store_true", help="small and regional only, short limits")
+    bench.add_argument("--nightly", action="store_true", help="benchmark the nightly re-solve instead (regional, one OOS event)")
     bench.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     bench.add_argument(
         "--api",
@@ -229,6 +230,10 @@ def _schema(args) -> int:
 
 
 def _bench(args) -> int:
+    if args.nightly:
+        from bench.nightly import main as nightly_main
+
+        return nightly_main(markdown=args.markdown)
     if args.api:
         from bench.api import main as api_main
 

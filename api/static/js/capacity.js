@@ -235,7 +235,7 @@ function attachTooltip(grid) {
     tip.style.top = `${Math.max(4, top)}px`;
   };
   const hide = () => { tip.hidden = true; };
-  grid.addEventListener("mouseover", (e) => { const b = e.target.closest("button.cell"); if (b) show(b); });
+  grid.addEventListener("mouseover", (e) => { const b = e.target.closest("button.cell"); if (b) show(b); else hide(); });
   grid.addEventListener("mouseleave", hide);
   grid.addEventListener("focusin", (e) => { const b = e.target.closest("button.cell"); if (b) show(b); });
   grid.addEventListener("focusout", hide);
