@@ -31,12 +31,12 @@ from pathway.cohort import FrozenBooking, Problem
 from pathway.plan import Plan
 from pathway.rules import check_plan
 from pathway.usage import resource_load
-from solver.baseline import Schedule, capacity_free, greedy
+from solver.baseline import Schedule, greedy
 from solver.instance import Instance, build_instance
 from solver.model import MoveCost, build_model
 from solver.objective import cost_terms
 from solver.params import cp_model, new_solver
-from solver.solve import SolveOptions, evaluate, plan_from_schedules, unschedulable_alone
+from solver.solve import SolveOptions, evaluate, groundwork, plan_from_schedules
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,10 +67,8 @@ class Resolution:
 def resolve(problem: Problem, current: Plan, confirmed: set[tuple[str, str]], options: SolveOptions | None = None) -> Resolution:
     options = options or SolveOptions()
     started = time.perf_counter()
-    instance = build_instance(problem)
-    alone = capacity_free(instance)
-    blocked = unschedulable_alone(problem, instance, alone)
-    schedulable = [p for p in instance.patients if alone[p.id] is not None]
+    base = groundwork(problem)
+    instance, alone, blocked, schedulable = base.instance, base.alone, base.blocked, base.schedulable
     weights = problem.site.objective
     stats: dict = {"patients": len(instance.patients)}
 

@@ -35,13 +35,29 @@ class SolveOptions:
     reproducible: bool = False  # one worker, deterministic time limit: same input -> same plan
 
 
-def solve(problem: Problem, method: Method = "cp-sat", options: SolveOptions | None = None) -> Plan:
-    options = options or SolveOptions()
-    started = time.perf_counter()
+@dataclasses.dataclass
+class Groundwork:
+    """What every whole-cohort solve starts from: the instance, each patient's capacity-free
+    schedule, who cannot be scheduled even alone (with the rule), and everyone else."""
+
+    instance: Instance
+    alone: dict[str, Schedule | None]
+    blocked: dict[str, Unschedulable]
+    schedulable: list[PatientSpec]
+
+
+def groundwork(problem: Problem) -> Groundwork:
     instance = build_instance(problem)
     alone = capacity_free(instance)
     blocked = unschedulable_alone(problem, instance, alone)
-    schedulable = [p for p in instance.patients if alone[p.id] is not None]
+    return Groundwork(instance, alone, blocked, [p for p in instance.patients if alone[p.id] is not None])
+
+
+def solve(problem: Problem, method: Method = "cp-sat", options: SolveOptions | None = None) -> Plan:
+    options = options or SolveOptions()
+    started = time.perf_counter()
+    base = groundwork(problem)
+    instance, alone, blocked, schedulable = base.instance, base.alone, base.blocked, base.schedulable
     stats: dict = {"patients": len(instance.patients)}
 
     if method == "capacity-free":

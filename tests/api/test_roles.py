@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import text
 
 from api.db import make_engine
+from api.pages import PAGES
 from api.setup import new_token
 from tests.api.conftest import ROLES, auth, fresh_database, prepared_site, run_nightly
 
@@ -78,6 +79,10 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("GET", "/docs"): Probe(PUBLIC, "/docs", public=True),
     ("GET", "/docs/oauth2-redirect"): Probe(PUBLIC, "/docs/oauth2-redirect", public=True),
     ("GET", "/redoc"): Probe(PUBLIC, "/redoc", public=True),
+    # the pages: HTML shells holding no data (their scripts read the API with the signed-in token)
+    **{("GET", path): Probe(PUBLIC, path, public=True) for path in ("/", "/ui", "/ui/")},
+    **{("GET", f"/ui/{slug}"): Probe(PUBLIC, f"/ui/{slug}", public=True) for slug in PAGES},
+    ("GET", "/ui/patients/{patient_id}"): Probe(PUBLIC, "/ui/patients/S-AXI-1", public=True),
     # everyone with a token reads
     ("GET", "/me"): Probe(ANYONE, "/me"),
     ("GET", "/catalogue"): Probe(ANYONE, "/catalogue"),

@@ -226,6 +226,7 @@ def test_coordinator_proposes_and_confirms_a_schedule_and_the_api_agrees(open_pa
 
     timeline = server.get("coordinator", "/patients/E2E-AXI-1/timeline")
     assert timeline["status"] == "scheduled"
+    assert page.inner_text("#fact-status") == "scheduled"
     booked = [s for s in timeline["steps"] if s["first_day"]]
     assert booked and all(s["status"] == "confirmed" for s in booked)
     for s in booked:

@@ -41,7 +41,7 @@ function facts(patient) {
     ["Target infusion", patient.target_infusion_date ? longDay(patient.target_infusion_date) : "none"],
     ["Blackouts", patient.blackouts.length ? patient.blackouts.map((b) => dayRange(b.first_day, b.last_day)).join("; ") : "none"],
   ];
-  return el("dl", { class: "facts", id: "facts" }, pairs.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
+  return el("dl", { class: "facts", id: "facts" }, pairs.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", { id: k === "Status" ? "fact-status" : null }, v))));
 }
 
 // -- the Gantt --------------------------------------------------------------------------------
@@ -189,6 +189,7 @@ function drawTimeline() {
     eventsTable(timeline.events),
   );
   document.getElementById("status-line").textContent = `${timeline.pathway} · ${timeline.status}`;
+  document.getElementById("fact-status").textContent = timeline.status; // a confirm or a release changes it
 }
 
 // -- actions ----------------------------------------------------------------------------------
