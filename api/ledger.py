@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import socket
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,8 +44,11 @@ def _lock_key(job: str, run_date: date) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+_INCARNATION = secrets.token_hex(4)  # tells this process from an earlier one that had the same pid (a restarted container)
+
+
 def claimer() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{socket.gethostname()}:{os.getpid()}:{_INCARNATION}"
 
 
 def claim(session: Session, job: str, night: date, run_date: date | None = None, trigger: str = "schedule") -> JobRun | None:
@@ -57,8 +61,9 @@ def claim(session: Session, job: str, night: date, run_date: date | None = None,
         locked = session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _lock_key(job, night)}).scalar()
         if not locked:
             return None
-    if session.scalars(select(JobRun).where(JobRun.job == job, JobRun.night == night)).first() is not None:
-        return None
+    existing = session.scalars(select(JobRun).where(JobRun.job == job, JobRun.night == night)).first()
+    if existing is not None:
+        return _retake(session, existing, run_date or night, trigger) if interrupted(existing) else None
     run = JobRun(job=job, night=night, run_date=run_date or night, trigger=trigger, claimed_by=claimer())
     try:
         with session.begin_nested():
@@ -95,25 +100,48 @@ def last_night(session: Session, job: str) -> date | None:
 
 def abandon(session: Session, run: JobRun) -> None:
     """A run still marked running whose process ended mid-run (killed, crashed, restarted): it
-    is marked failed. The plan it was computing was never published (publishing is one transaction)."""
-    finish(session, run, "failed", run.stats, {"summary": "interrupted: the process ended before the run finished; the plan was not changed"}, None)
+    is marked failed. The plan it was computing was never published (publishing is one transaction).
+    Its night may be claimed again (``claim``)."""
+    summary = "interrupted: the process ended before the run finished; the plan was not changed"
+    finish(session, run, "failed", run.stats, {"summary": summary, "interrupted": True}, None)
+
+
+def interrupted(run: JobRun) -> bool:
+    return run.status == "failed" and bool((run.report or {}).get("interrupted"))
+
+
+def _retake(session: Session, run: JobRun, run_date: date, trigger: str) -> JobRun | None:
+    """Claim an interrupted night again: a guarded update, so of two claimers only one wins."""
+    taken = session.execute(
+        update(JobRun)
+        .where(JobRun.id == run.id, JobRun.status == "failed")
+        .values(status="running", claimed_by=claimer(), started_at=utcnow(), finished_at=None, run_date=run_date, trigger=trigger, stats={}, report={})
+    )
+    if taken.rowcount != 1:
+        return None
+    session.refresh(run)
+    return run
 
 
 def alive(claimed_by: str, started_at: datetime, now: datetime, longest: float) -> bool:
-    """Whether a run marked running may still be running: on this host, its process exists;
-    elsewhere, it started less than ``longest`` seconds ago."""
-    host, _, pid = claimed_by.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+    """Whether a run marked running may still be running. Never once it is older than ``longest``
+    seconds; on this host, only if its process exists (and, for this very pid, is this process)."""
     if started_at.tzinfo is None:  # SQLite returns naive UTC
         started_at = started_at.replace(tzinfo=now.tzinfo)
-    return (now - started_at).total_seconds() < longest
+    if (now - started_at).total_seconds() >= longest:
+        return False
+    host, pid, incarnation = (claimed_by.split(":") + ["", ""])[:3]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    if int(pid) == os.getpid():
+        return incarnation == _INCARNATION
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
 
 
 def history(session: Session, job: str, limit: int = 30, offset: int = 0) -> list[JobRun]:

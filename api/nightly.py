@@ -39,7 +39,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -95,6 +95,9 @@ def fingerprint(session: Session, settings: Settings) -> str:
 
 
 def prepare(session: Session, settings: Settings) -> NightlyInput:
+    # The change counter first: on PostgreSQL (READ COMMITTED) each later statement may see newer
+    # writes, each of which moved the counter on, so publishing on this base then fails safe.
+    base_changes = state.head(session).changes
     today = settings.planning_day()
     freeze_until = state.working_days_after(state.site(session), today, settings.freeze_working_days)
     problem = state.build_problem(session, today, settings.horizon_days, freeze_until=freeze_until, hold_products=True)
@@ -104,7 +107,7 @@ def prepare(session: Session, settings: Settings) -> NightlyInput:
         problem=problem,
         current=state.current_plan(session),
         confirmed={(b.patient_id, b.step) for b in rows if b.status == "confirmed"},
-        base_changes=state.head(session).changes,
+        base_changes=base_changes,
         base_version=version.id if version else None,
         fingerprint=fingerprint(session, settings),
         freeze_until=freeze_until,
@@ -152,8 +155,10 @@ def execute(sessions: sessionmaker, settings: Settings, run_id: int, after_solve
         with sessions() as session, session.begin():
             summary = f"the plan changed during each of {ATTEMPTS} solves; nothing was published (the next run tries again)"
             ledger.finish(session, session.get(JobRun, run_id), "failed", stats | _elapsed(started), {"summary": summary}, None)
-    except Exception as exc:  # the service stays up; the ledger says what failed, the log has the trace
-        log.exception("nightly run %s failed", run_id)
+    except Exception as exc:  # the service stays up; the ledger says what failed
+        # messages can carry patient ids: the error level names the type only, the trace is for debugging
+        log.error("nightly run %s failed: %s", run_id, type(exc).__name__)
+        log.debug("nightly run %s failed", run_id, exc_info=True)
         with sessions() as session, session.begin():
             summary = f"failed: {type(exc).__name__}; the plan was not changed"
             ledger.finish(session, session.get(JobRun, run_id), "failed", stats | _elapsed(started), {"summary": summary}, None)
@@ -189,7 +194,9 @@ def _publish(
     current = {(b.patient, b.step): b for b in data.current.bookings}
     added = [b for b in resolution.plan.bookings if (b.patient, b.step) not in current]
     stats = stats | resolution.stats
-    if not resolution.moves and not added:
+    refused_before = {u.patient for u in data.current.unschedulable}
+    refused_now = {u.patient for u in resolution.plan.unschedulable}
+    if not resolution.moves and not added and refused_now == refused_before:
         summary = "the re-solve found no plan better than the current one by more than moving bookings costs: nothing moved"
         _keep(session, run_id, data, stats | {"fingerprint": data.fingerprint}, summary, started)
         return
@@ -212,10 +219,12 @@ def _publish(
     for entry in report["patients"]:
         for change in entry["changes"]:
             change["why"] = why.get(entry["patient"], change.get("why", ""))
-    unaffected = [m for m in resolution.moves if m.patient not in affected]
+    moved = [m for m in resolution.moves if m.to_first_day is not None]
+    unaffected = [m for m in moved if m.patient not in affected]
     report["summary"] = (
-        f"{len(resolution.moves)} booking(s) of {len(moved_by_patient)} patient(s) moved, "
-        f"{len(added)} booking(s) added; {len(unaffected)} moved booking(s) belong to patients no event touched"
+        f"{len(moved)} booking(s) of {len({m.patient for m in moved})} patient(s) moved, "
+        f"{len(added)} added, {len(resolution.moves) - len(moved)} removed; "
+        f"{len(unaffected)} moved booking(s) belong to patients no event touched"
     )
     stats = stats | {
         "fingerprint": fingerprint(session, settings),
@@ -224,7 +233,7 @@ def _publish(
         "affected_patients": len(affected),
     } | _elapsed(started)
     ledger.finish(session, run, "published", stats, report, version.id)
-    record(session, NIGHTLY, "nightly.published", "plan_version", version.id, None, {"run": run.id, "bookings_moved": len(resolution.moves)})
+    record(session, NIGHTLY, "nightly.published", "plan_version", version.id, None, {"run": run.id, "bookings_moved": len(moved)})
 
 
 def _events_since(session: Session, since: datetime | None) -> list[EventRow]:
@@ -243,40 +252,65 @@ def _affected(session: Session, data: NightlyInput, resolution: Resolution, sinc
 
 
 def _reasons(session: Session, data: NightlyInput, resolution: Resolution, affected: set[str], since: datetime | None) -> dict[str, str]:
-    """Why each patient's bookings move or appear, in a coordinator's words."""
+    """Why each patient's bookings move, appear or go, in a coordinator's words."""
     events = _events_since(session, since)
     own: dict[str, list[EventRow]] = defaultdict(list)
     for e in events:
         if e.patient_id:
             own[e.patient_id].append(e)
-    site_changes = [_change_words(session, e) for e in events if e.patient_id is None]
-    freed = [f"{e.patient_id}'s withdrawal" for e in events if e.kind == "withdrawal"] + site_changes
+    site_changes = [e for e in events if e.patient_id is None and e.kind in ("closure", "capacity_change")]
+    freed = [f"{e.patient_id}'s withdrawal" for e in events if e.kind == "withdrawal"]
+    freed += [_change_words(e) for e in site_changes if e.kind == "capacity_change"]  # a closure frees nothing
     before = {(b.patient, b.step): b.first_day for b in data.current.bookings}
     new = {(b.patient, b.step): b.first_day for b in resolution.plan.bookings}
-    specs = {p.id: data.problem.steps(p) for p in data.problem.patients}
-    touched = {m.patient for m in resolution.moves} | {b.patient for b in resolution.plan.bookings if (b.patient, b.step) not in before}
+    placed = {b.patient for b in resolution.plan.bookings if (b.patient, b.step) not in before}
+    touched = {m.patient for m in resolution.moves} | placed
+    helped = sorted((placed | {m.patient for m in resolution.moves}) & affected)  # affected patients this plan serves
+    refused = {u.patient: u.reason for u in resolution.plan.unschedulable}
     out = {}
-    for pid in sorted(touched):
-        if own.get(pid):
-            words = "; ".join(_event_words(e) for e in own[pid])
-            out[pid] = f"after {words}"
+    for pid in sorted(touched | (set(refused) - {u.patient for u in data.current.unschedulable})):
+        patient = data.problem.patient(pid)
+        if pid in refused:
+            out[pid] = f"unschedulable: {refused[pid]}"
+        elif own.get(pid):
+            out[pid] = "after " + "; ".join(_event_words(e) for e in own[pid])
         elif pid in resolution.broken:
-            rules = ", ".join(sorted(set(resolution.broken[pid])))
-            cause = f" after {'; '.join(site_changes)}" if site_changes else ""
-            out[pid] = f"its bookings broke {rules}{cause}"
+            rules = resolution.broken[pid]
+            hits = [_change_words(e) for e in site_changes if "CAPACITY" in rules and _hits(data, patient, e)]
+            out[pid] = f"its bookings broke {', '.join(rules)}" + (f" after {'; '.join(hits)}" if hits else "")
         elif pid in resolution.unplanned:
             out[pid] = "not planned before (no standing schedule)"
         else:
-            infusion = next((s.step.name for s in specs[pid] if s.step.kind.value == "infusion"), None)
+            infusion = next((s.step.name for s in data.problem.steps(patient) if s.step.kind.value == "infusion"), None)
             was, now = before.get((pid, infusion)), new.get((pid, infusion))
+            others = [h for h in helped if h != pid]
             if was and now and now < was:
                 opened = f" (after {'; '.join(freed[:3])})" if freed else ""
                 out[pid] = f"a better slot opened{opened}: infusion {now:%a %d %b %Y} instead of {was:%a %d %b %Y}"
+            elif others:
+                more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+                out[pid] = f"moved to make room for {', '.join(others[:5])}{more}"
             else:
-                names = sorted(affected)[:5]
-                more = f" and {len(affected) - 5} more" if len(affected) > 5 else ""
-                out[pid] = f"moved to make room for {', '.join(names)}{more}" if names else "moved for a better plan overall"
+                out[pid] = "moved for a better plan overall (the plan's cost, moves included, went down)"
     return out
+
+
+def _hits(data: NightlyInput, patient, event: EventRow) -> bool:
+    """Whether a capacity change's resource and days meet one of the patient's current bookings."""
+    d = event.details or {}
+    first, last = date.fromisoformat(d["first_day"]), date.fromisoformat(d["last_day"])
+    booked = data.current.bookings_of(patient.id)
+    for step in data.problem.steps(patient):
+        booking = booked.get(step.step.name)
+        if booking is None:
+            continue
+        for resource, _, days in step.resources:
+            if resource.kind != d.get("resource") or (d.get("centre") and resource.centre != d["centre"]):
+                continue
+            end = booking.first_day + timedelta(days=(7 if resource.period == "week" else days) - 1)
+            if booking.first_day <= last and first <= end:
+                return True
+    return False
 
 
 def _event_words(event: EventRow) -> str:
@@ -289,7 +323,7 @@ def _event_words(event: EventRow) -> str:
     return f"{words} on {event.created_at:%d %b %Y}"
 
 
-def _change_words(session: Session, event: EventRow) -> str:
+def _change_words(event: EventRow) -> str:
     d = event.details or {}
     where = f"{d.get('centre')}/{d.get('resource')}" if d.get("centre") else str(d.get("resource"))
     kind = "closure" if event.kind == "closure" else "capacity change"
@@ -345,8 +379,8 @@ def missed_night(session: Session, trigger: CronTrigger, now: datetime) -> date 
     if fire is None:
         return None
     night = fire.date()
-    done = session.scalars(select(JobRun.id).where(JobRun.job == JOB, JobRun.night == night)).first()
-    return None if done is not None else night
+    done = session.scalars(select(JobRun).where(JobRun.job == JOB, JobRun.night == night)).first()
+    return night if done is None or ledger.interrupted(done) else None
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -358,14 +392,19 @@ def run_view(run: JobRun) -> dict[str, Any]:
         "night": run.night.isoformat() if run.night else None,
         "trigger": run.trigger,
         "status": run.status,
-        "started_at": run.started_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "started_at": _utc(run.started_at).isoformat(),
+        "finished_at": _utc(run.finished_at).isoformat() if run.finished_at else None,
         "claimed_by": run.claimed_by,
         "plan_version": run.plan_version_id,
         "bookings_moved": (run.stats or {}).get("bookings_moved", 0),
         "summary": (run.report or {}).get("summary", ""),
         "stats": {k: v for k, v in (run.stats or {}).items() if k != "fingerprint"},
     }
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands back naive UTC, PostgreSQL aware: the API always says UTC with its offset."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def get_run(session: Session, run_id: int) -> JobRun:
@@ -448,11 +487,12 @@ class NightlyScheduler:
 
     def run_now(self, actor: Actor) -> dict[str, Any]:
         """An admin's run: recorded at once (ledger and audit), carried out in the background."""
+        if self.manual is None:
+            raise Conflict("the service is stopping: no new nightly run")
         with self.sessions() as session, session.begin():
             run = start_manual(session, self.settings)
             record(session, actor, "nightly.run_now", "job_run", run.id)
             run_id = run.id
             view = run_view(run)
-        assert self.manual is not None, "the nightly job is not started"
         self.manual.submit(execute, self.sessions, self.settings, run_id)
         return view

@@ -6,7 +6,7 @@ Every setting is listed in the README's Configuration section.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     )
     catalogue_file: Path = Field(default=DEFAULT_CATALOGUE, description="pathway catalogue loaded into an empty database")
     site: str = Field(default="default", description="site file (fixtures/catalogue/sites/NAME.yaml) loaded into an empty database")
-    today: date | None = Field(default=None, description="planning date; unset: the server's local date")
+    today: date | None = Field(default=None, description="planning date; unset: today in nightly_timezone")
     horizon_days: int = Field(default=365, ge=28, le=800, description="days planned ahead from today")
     solve_time_limit: float = Field(default=10.0, gt=0, le=600, description="seconds for a whole-cohort solve")
     propose_time_limit: float = Field(default=0.5, gt=0, le=60, description="seconds for one proposal (fast path and alternatives)")
@@ -52,4 +52,5 @@ class Settings(BaseSettings):
         return value
 
     def planning_day(self) -> date:
-        return self.today or date.today()
+        """``today`` if set, else today's date where the site is (``nightly_timezone``), whatever the server's zone."""
+        return self.today or datetime.now(ZoneInfo(self.nightly_timezone)).date()

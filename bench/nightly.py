@@ -13,7 +13,8 @@
    - the **nightly** run (``solver.resolve`` through ``api.nightly``, published).
    For both: bookings moved, and how many of them belong to patients the event
    did not touch; and the checker's verdict on the resulting plan.
-4. The nightly run again on the unchanged state: bookings moved (expected 0).
+4. The nightly run again on the unchanged state (the inputs' fingerprint is the same: no solve),
+   and on the next day with no new event (a full solve): bookings moved.
 """
 
 from __future__ import annotations
@@ -117,14 +118,18 @@ def main(markdown: Path | None = None) -> int:
             second, wall = _run(sessions, later, later.today + timedelta(days=1))
             s = second["stats"]
             rows.append((f"after one OOS event ({patient}, re-manufacture): nightly run wall s", f"{wall:.1f}"))
-            rows.append(("  nightly: bookings moved (of patients the event did not touch)", f"{s.get('bookings_moved', 0)} ({s.get('moved_unaffected', 0)})"))
+            rows.append(("  nightly: bookings moved (of patients the event did not touch), removed", f"{s.get('bookings_moved', 0)} ({s.get('moved_unaffected', 0)}), {s.get('bookings_removed', 0)}"))
             rows.append(("  nightly: bookings added, status, checker violations", f"{s.get('bookings_added', 0)}, {second['status']}, {_violations(sessions, later)}"))
             rows.append(("  from-scratch re-solve: bookings moved (of patients the event did not touch)", f"{len(moved)} ({len(scratch_unaffected)})"))
             rows.append(("  from-scratch re-solve: patients moved, wall s, checker violations", f"{len({b.patient for b in moved})}, {scratch_wall:.1f}, {scratch_violations}"))
             rows.append(("  objective: current -> nightly / from scratch", f"{s.get('current_objective')} -> {s.get('objective')} / {scratch.stats.get('objective')}"))
 
             third, wall = _run(sessions, later, later.today + timedelta(days=2))
-            rows.append(("the same night again, nothing changed: bookings moved, wall s", f"{third['stats'].get('bookings_moved', 0)}, {wall:.2f}"))
+            rows.append(("the same day again, nothing changed: bookings moved, wall s", f"{third['stats'].get('bookings_moved', 0)}, {wall:.2f}"))
+            tomorrow = _settings(url, later.today + timedelta(days=1))
+            fourth, wall = _run(sessions, tomorrow, tomorrow.today)
+            s = fourth["stats"]
+            rows.append(("the next day, no new event (a full solve): bookings moved / removed, status, wall s", f"{s.get('bookings_moved', 0)} / {s.get('bookings_removed', 0)}, {fourth['status']}, {wall:.1f}"))
             with sessions() as session:
                 rows.append(("current plan version after the runs", str(state.current_version(session).id)))
         finally:

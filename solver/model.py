@@ -71,10 +71,12 @@ def build_model(
     everyone: bool = False,
     current: dict[str, list[int | None]] | None = None,
     move_costs: MoveCost | dict[str, dict[int, MoveCost]] = NO_MOVE_COST,
+    required: frozenset[str] | set[str] = frozenset(),
 ) -> CohortModel:
     """The model of ``patients`` on ``instance`` (frozen bookings of every patient of the instance are fixed load).
 
     ``everyone``: schedule every patient (the caller knows a plan with all of them exists).
+    ``required``: schedule these patients (the caller knows a plan with all of them exists).
 
     ``current``: patient id -> current start day of each step, in the order of
     ``PatientSpec.steps`` (None: step not booked now, no penalty). For every
@@ -98,7 +100,7 @@ def build_model(
     for spec in patients:
         pid = spec.id
         present = model.new_bool_var(f"{pid}:scheduled")
-        if everyone:
+        if everyone or pid in required:
             model.add(present == 1)
         starts = []
         for step in spec.steps:
@@ -158,6 +160,7 @@ def build_model(
                     moved = model.new_bool_var(f"{shift.name}:moved")
                     model.add(shift == 0).only_enforce_if(~moved)
                     objective.append(cost.per_move * moved)
+                    objective.append(cost.per_move * (1 - present))
 
         if hint is not None:
             schedule = hint.get(pid)

@@ -91,7 +91,14 @@ def resolve(problem: Problem, current: Plan, confirmed: set[tuple[str, str]], op
     everyone = all(repair.get(p.id) is not None for p in schedulable)
     lower = {p.id: alone[p.id].cost for p in schedulable if alone[p.id].optimal}
     cohort = build_model(
-        instance, schedulable, lower, repair, everyone=everyone, current={p: s for p, s in was.items() if p not in blocked}, move_costs=costs
+        instance,
+        schedulable,
+        lower,
+        repair,
+        everyone=everyone,
+        current={p: s for p, s in was.items() if p not in blocked},
+        move_costs=costs,
+        required=set(standing),  # a schedule that stands is never dropped (the repair keeps them all)
     )
     solver = new_solver(options.time_limit, options.workers, options.reproducible)
     status = solver.solve(cohort.model)
@@ -116,7 +123,8 @@ def resolve(problem: Problem, current: Plan, confirmed: set[tuple[str, str]], op
     stats["wall_time_s"] = round(time.perf_counter() - started, 3)
     plan = plan_from_schedules(problem, instance, "resolve", chosen, alone, blocked, stats)
     moves = _moves(current, plan)
-    stats["bookings_moved"] = len(moves)
+    stats["bookings_moved"] = sum(1 for m in moves if m.to_first_day is not None)
+    stats["bookings_removed"] = sum(1 for m in moves if m.to_first_day is None)
     stats["patients_moved"] = len({m.patient for m in moves})
     return Resolution(plan, moves, broken, unplanned, stats)
 
@@ -163,18 +171,21 @@ def _move_costs(instance: Instance, problem: Problem, current: Plan, confirmed: 
 
 
 def _move_penalty(instance: Instance, schedules: dict[str, Schedule | None], was, costs) -> int:
-    """The move penalty of ``schedules`` against the current starts (an unscheduled patient moves nothing)."""
+    """The move penalty of ``schedules`` against the current starts, as the model counts it."""
     total = 0
     for spec in instance.patients:
         schedule = schedules.get(spec.id)
-        if schedule is None or spec.id not in was:
+        if spec.id not in was:
             continue
         for step in spec.steps:
             before = was[spec.id][step.index]
-            if before is None or step.frozen is not None or schedule.starts[step.index] == before:
+            if before is None or step.frozen is not None:
                 continue
             cost = costs.get(spec.id, {}).get(step.index, MoveCost())
-            total += cost.per_move + cost.per_day * abs(schedule.starts[step.index] - before)
+            if schedule is None:  # dropped: costs what moving it would, at least
+                total += cost.per_move
+            elif schedule.starts[step.index] != before:
+                total += cost.per_move + cost.per_day * abs(schedule.starts[step.index] - before)
     return total
 
 

@@ -176,3 +176,25 @@ def test_with_the_job_switched_off_nothing_is_scheduled(small_site):
         nightly.stop()
     finally:
         engine.dispose()
+
+
+def test_on_postgresql_a_night_locked_by_another_claimer_is_refused_before_any_row_exists():
+    """The advisory lock, not only the UNIQUE row: while one transaction holds the night's lock
+    (its insert not yet committed), a second claimer gives up at once instead of waiting."""
+    from api.ledger import _lock_key
+    from sqlalchemy import text
+    from tests.api.conftest import reset_postgres
+
+    engine = make_engine(reset_postgres())
+    try:
+        migrate.upgrade(engine)
+        night = date(2027, 1, 4)
+        with engine.connect() as holder:
+            holder.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key("nightly", night)})
+            with make_sessionmaker(engine)() as session, session.begin():
+                assert claim(session, "nightly", night) is None
+            holder.rollback()
+        with make_sessionmaker(engine)() as session, session.begin():
+            assert claim(session, "nightly", night) is not None  # the lock gone, the night is free
+    finally:
+        engine.dispose()

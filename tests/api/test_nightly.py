@@ -7,6 +7,8 @@ through the independent rule checker.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from datetime import date, timedelta
 
@@ -60,6 +62,21 @@ def test_two_runs_in_a_row_on_unchanged_data_move_nothing(client, small_site):
     assert _bookings(small_site) == before  # not a booking, not a status changed
     assert client.get("/plans/current", headers=auth(client, "admin")).json()["id"] == 2  # no new plan version
     assert_plan_valid(small_site)
+
+
+def test_the_next_night_with_nothing_new_solves_again_and_moves_nothing(client, small_site):
+    """The day moves on, so the fingerprint differs and the solver runs: it still moves nothing,
+    drops nothing and adds nothing."""
+    before = _bookings(small_site)
+    first = _run(small_site, run_nightly(small_site))
+    tomorrow = small_site.model_copy(update={"today": TODAY + timedelta(days=1)})
+    second = _run(tomorrow, run_nightly(tomorrow, TODAY + timedelta(days=1)))
+    assert not second.stats.get("skipped_solve") and second.stats["status"] == "OPTIMAL"
+    for run in (first, second):
+        assert run.status == "kept", run.report
+        assert (run.stats["bookings_moved"], run.stats["bookings_removed"]) == (0, 0)
+    assert _bookings(tomorrow) == before
+    assert_plan_valid(tomorrow)
 
 
 def test_an_admin_runs_it_now_and_sees_history_and_report(client, small_site):
@@ -125,7 +142,9 @@ def test_a_closure_moves_only_what_it_breaks_and_the_report_names_it(client, sma
     assert all(after[key][:2] == b[:2] for key, b in before.items() if b[0] <= freeze_until)
     entry = next(p for p in run.report["patients"] if p["patient"] == victim[0])
     assert all(f"closure {made.json()['id']}" in c["why"] and "CAPACITY" in c["why"] for c in entry["changes"]), [c["why"] for c in entry["changes"]]
-    assert run.stats["bookings_moved"] == sum(len(p["changes"]) for p in run.report["patients"])
+    changes = [c["change"] for p in run.report["patients"] for c in p["changes"]]
+    assert run.stats["bookings_moved"] == run.report["bookings_moved"] == changes.count("moved")
+    assert run.stats["bookings_removed"] == changes.count("removed")
     events = client.get(f"/patients/{victim[0]}/timeline", headers=auth(client, "coordinator")).json()["events"]
     assert events[-1]["kind"] == "moved" and events[-1]["details"]["nightly_run"] == run.id
     assert_plan_valid(small_site)
@@ -144,6 +163,15 @@ def test_a_patient_who_became_unschedulable_is_listed_first_with_the_reason(clie
     assert {c["change"] for c in run.report["patients"][0]["changes"]} == {"removed"}
     assert client.get(f"/patients/{patient}", headers=auth(client, "coordinator")).json()["status"] == "unschedulable"
     assert_plan_valid(small_site)
+
+
+def test_a_new_referral_that_cannot_be_placed_is_reported_unschedulable(client, small_site):
+    """No booking changes at all, yet the run publishes: who is unschedulable changed."""
+    refer(client, "N-NOROOM-1", earliest_start=(TODAY + timedelta(days=199)).isoformat())
+    run = _run(small_site, run_nightly(small_site))
+    assert run.status == "published" and run.stats["bookings_moved"] == 0
+    assert [u["patient"] for u in run.report["unschedulable"]] == ["N-NOROOM-1"]
+    assert client.get("/patients/N-NOROOM-1", headers=auth(client, "coordinator")).json()["status"] == "unschedulable"
 
 
 def test_a_confirmation_that_lands_during_the_solve_is_not_lost(client, small_site):
@@ -207,16 +235,21 @@ def test_collected_products_are_held_and_the_run_leaves_them_where_they_are(smal
 PRODUCT = ("processing", "manufacture", "release")
 
 
-def test_an_interrupted_run_is_marked_failed_at_start_up_and_the_next_night_runs(small_site):
+def test_an_interrupted_run_is_marked_failed_at_start_up_and_its_night_runs_again(small_site):
+    host = socket.gethostname()
     engine = make_engine(small_site.database_url)
     try:
         sessions = make_sessionmaker(engine)
         with sessions() as session, session.begin():
             dead = ledger.claim(session, nightly.JOB, TODAY - timedelta(days=1))
-            dead.claimed_by = f"{ledger.claimer().rpartition(':')[0]}:{2**22 + 12345}"  # no such process
-            dead_id = dead.id
+            dead.claimed_by = f"{host}:{2**22 + 12345}:0badf00d"  # no such process
+            restarted = ledger.claim(session, nightly.JOB, TODAY - timedelta(days=2))
+            restarted.claimed_by = f"{host}:{os.getpid()}:0badf00d"  # our pid, an earlier incarnation (a restarted container)
+            alive = ledger.claim(session, nightly.JOB, TODAY - timedelta(days=3))  # this very process: still running
+            dead_id, restarted_id, alive_id = dead.id, restarted.id, alive.id
         with sessions() as session, session.begin():
-            assert nightly.recover(session, small_site) == [dead_id]
+            assert sorted(nightly.recover(session, small_site)) == [dead_id, restarted_id]
+            assert session.get(JobRun, alive_id).status == "running"
         with sessions() as session:
             run = session.get(JobRun, dead_id)
             assert run.status == "failed" and "interrupted" in run.report["summary"] and run.plan_version_id is None
@@ -224,4 +257,5 @@ def test_an_interrupted_run_is_marked_failed_at_start_up_and_the_next_night_runs
             assert session.scalars(select(BookingRow.id).where(BookingRow.from_version > 2)).first() is None
     finally:
         engine.dispose()
-    assert _run(small_site, run_nightly(small_site)).status == "kept"
+    again = _run(small_site, run_nightly(small_site, TODAY - timedelta(days=1)))  # the interrupted night is claimed again
+    assert again.id == dead_id and again.status == "kept" and again.claimed_by == ledger.claimer()
