@@ -159,7 +159,8 @@ def _summary(cells: list[dict[str, Any]]) -> dict[str, Any]:
     by_resource: dict[str, list[float]] = defaultdict(list)
     overbooked = []
     for c in cells:
-        by_resource[c["resource"]].append(level(c))
+        if c["capacity"]:  # a closed day has no utilisation (its bookings show as overbooked)
+            by_resource[c["resource"]].append(level(c))
         if c["booked"] > c["capacity"]:
             overbooked.append({"resource": c["resource"], "day": c["day"], "booked": c["booked"], "capacity": c["capacity"]})
     means = {rid: sum(v) / len(v) for rid, v in by_resource.items() if v}

@@ -140,13 +140,14 @@ def browser(server):
 
 @pytest.fixture
 def open_page(browser, server) -> Iterator[Callable]:
-    """open_page(role, path, viewport=DESKTOP): a fresh browser context signed in through the
-    sign-in page as ``role``, at ``path``. Script errors on any page fail the test."""
+    """open_page(role, path, viewport=DESKTOP, timezone="Europe/London"): a fresh browser context
+    signed in through the sign-in page as ``role``, at ``path``. Script errors on any page fail the
+    test: uncaught ones, and the ones a page catches and shows in its error box."""
     contexts = []
     errors: list[str] = []
 
-    def open_(role: str, path: str = "/ui/capacity", viewport: dict | None = None):
-        context = browser.new_context(viewport=viewport or DESKTOP, locale="en-GB", timezone_id="Europe/London")
+    def open_(role: str, path: str = "/ui/capacity", viewport: dict | None = None, timezone: str = "Europe/London"):
+        context = browser.new_context(viewport=viewport or DESKTOP, locale="en-GB", timezone_id=timezone)
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()
@@ -160,6 +161,10 @@ def open_page(browser, server) -> Iterator[Callable]:
 
     yield open_
     for context in contexts:
+        for page in context.pages:
+            box = page.locator("#page-error")
+            if box.count() and box.is_visible():
+                errors.append(f"{page.url}: {box.inner_text()}")
         context.close()
     assert not errors, f"script errors in the pages: {errors}"
 

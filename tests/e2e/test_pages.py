@@ -63,6 +63,12 @@ def test_sign_in_refuses_an_unknown_token_naming_the_field_then_accepts_a_real_o
         page.get_by_role("button", name="Sign out").click()
         page.wait_for_url("**/ui/sign-in")
         assert page.evaluate("sessionStorage.getItem('v2v.token')") is None
+
+        # a token revoked (or unknown) while the tab kept it: the next page signs out and asks again
+        page.evaluate("sessionStorage.setItem('v2v.token', 'v2v_revoked-meanwhile')")
+        page.goto(f"{server.url}/ui/capacity")
+        page.wait_for_url("**/ui/sign-in?next=*")
+        assert page.evaluate("sessionStorage.getItem('v2v.token')") is None
     finally:
         context.close()
 
@@ -131,6 +137,37 @@ def test_capacity_shows_closures_and_a_bad_range_names_the_field(open_page, serv
     page.wait_for_selector("#range-form + [role=alert]:not([hidden])")
     assert "to: is before from" in page.inner_text("#range-form + [role=alert]")
     assert page.get_attribute("#to", "aria-invalid") == "true"
+
+
+def test_a_closure_on_a_booked_day_stays_visible_and_withdrawing_it_clears_the_answer(open_page, server):
+    """A closed day that still has bookings is the one a lab manager must see: overbooked *and* closed.
+    Withdrawn again, the heatmap is as before and the answer about it is gone."""
+    busy = max(
+        (c for c in server.get("lab_manager", "/capacity", **{"from": FIRST, "to": LAST, "resource": "liverpool/apheresis_machine"})["cells"] if c["booked"]),
+        key=lambda c: (c["booked"], c["day"]),
+    )
+    page = open_page("lab_manager", f"/ui/capacity?from={busy['day']}&to={busy['day']}")
+    form = page.locator("#change-form")
+    form.wait_for()
+    page.select_option("#change-resource", value='{"resource":"apheresis_machine","centre":"liverpool"}')
+    page.fill("#change-first", busy["day"])
+    page.fill("#change-last", busy["day"])
+    page.fill("#change-reason", "machine service")
+    form.get_by_role("button", name="Add change").click()
+    page.wait_for_selector("#change-result:not([hidden])")
+    assert page.evaluate("document.activeElement.id") == "change-result"  # the keyboard continues from the answer
+    button = page.locator(f'button.cell[data-resource="liverpool/apheresis_machine"][data-day="{busy["day"]}"]')
+    assert {"over", "closed-over"} <= set(button.get_attribute("class").split())
+    assert button.inner_text() == str(busy["booked"])
+    assert "closed: machine service" in button.get_attribute("aria-label")
+
+    row = page.locator("#changes tr", has_text="machine service")
+    row.get_by_role("button", name="Withdraw").click()
+    page.wait_for_selector("#changes >> text=machine service", state="detached")
+    assert page.locator("#change-result").is_hidden()  # no answer left about a change that is gone
+    assert page.evaluate("document.activeElement.id") == "changes-title"
+    assert "closed-over" not in page.locator(f'button.cell[data-resource="liverpool/apheresis_machine"][data-day="{busy["day"]}"]').get_attribute("class")
+    assert all(c["reason"] != "machine service" for c in server.get("lab_manager", "/capacity/changes"))
 
 
 def test_keyboard_reaches_a_heatmap_cell_with_tab_and_opens_it_with_enter(open_page, server):
@@ -203,7 +240,8 @@ def test_coordinator_proposes_and_confirms_a_schedule_and_the_api_agrees(open_pa
             json={"id": "E2E-AXI-1", "centre": "liverpool", "pathway": "axi-cel", "approval_date": FIRST, "urgency": "soon"},
         )
         assert answer.status_code == 201, answer.text
-    page = open_page("coordinator", "/ui/patients")
+    # a browser eight hours west of UTC: ISO dates must not shift a day
+    page = open_page("coordinator", "/ui/patients", timezone="America/Los_Angeles")
     page.locator('#patients tr[data-patient="E2E-AXI-1"]').get_by_role("link").click()
     page.wait_for_url("**/ui/patients/E2E-AXI-1")
     page.wait_for_selector("#gantt-empty")  # nothing booked yet

@@ -30,10 +30,14 @@ let range;
 const page = () => document.getElementById("page");
 
 // -- the range --------------------------------------------------------------------------------
+const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
+
 function rangeFromUrl(today) {
+  // a hand-edited address with a bad date falls back to the default rather than breaking the page
   const query = new URLSearchParams(location.search);
-  const from = query.get("from") || today;
-  const to = query.get("to") || addDays(from, DEFAULT_DAYS - 1);
+  const asked = (name) => (ISO_DAY.test(query.get(name) || "") && !Number.isNaN(Date.parse(query.get(name))) ? query.get(name) : null);
+  const from = asked("from") || today;
+  const to = asked("to") || addDays(from, DEFAULT_DAYS - 1);
   return { from, to };
 }
 
@@ -70,7 +74,7 @@ function rangeForm(onShow) {
 
 // -- the heatmap ------------------------------------------------------------------------------
 function level(cell) {
-  if (cell.booked > cell.capacity) return "over";
+  if (cell.booked > cell.capacity) return cell.capacity === 0 && cell.note ? "over closed-over" : "over";
   if (cell.capacity === 0) return cell.note ? "closed" : "none";
   const u = cell.booked / cell.capacity;
   if (u === 0) return "u0";
@@ -156,7 +160,7 @@ function heatmap(table, onPick) {
           "aria-pressed": "false",
           dataset: { resource: cell.resource, day: cell.day },
         },
-        cls === "closed" ? "×" : cls === "none" ? "" : String(cell.booked),
+        cls === "closed" ? "×" : cls === "none" ? "" : String(cell.booked), // closed but still booked: the count shows
       );
       button.addEventListener("click", () => onPick(cell, button));
       button.cellData = cell;
@@ -248,7 +252,7 @@ function attachTooltip(grid) {
 function legend() {
   const items = [
     ["u0", "empty"], ["u1", "up to 25%"], ["u2", "up to 50%"], ["u3", "up to 75%"], ["u4", "under 100%"],
-    ["u5", "full"], ["over", "overbooked"], ["closed", "closed"], ["none", "no capacity that day"],
+    ["u5", "full"], ["over", "overbooked"], ["closed", "closed"], ["over closed-over", "closed, bookings still on it"], ["none", "no capacity that day"],
   ];
   return el(
     "ul",
@@ -300,7 +304,7 @@ function showCell(region, cell) {
 
 // -- closures and capacity changes ------------------------------------------------------------
 function changesSection(site, changes, onChanged) {
-  const section = el("section", { class: "panel", "aria-labelledby": "changes-title" }, el("h2", { id: "changes-title" }, "Closures and capacity changes"));
+  const section = el("section", { class: "panel", "aria-labelledby": "changes-title" }, el("h2", { id: "changes-title", tabindex: "-1" }, "Closures and capacity changes"));
   const manage = can(who.role, "capacity-change");
   const box = el("div", { class: "message", role: "status", hidden: true });
   const rows = [
@@ -339,6 +343,9 @@ function changesSection(site, changes, onChanged) {
                               try {
                                 await busy(event.target, "Withdrawing…", () => api("DELETE", `/capacity/changes/${c.id}`));
                                 await onChanged();
+                                const stale = document.getElementById("change-result"); // it described a change that is gone
+                                if (stale) hideMessage(stale);
+                                document.getElementById("changes-title")?.focus();
                               } catch (error) {
                                 showError(box, error);
                               }
@@ -391,6 +398,8 @@ function changeForm(site, box, onChanged) {
       await onChanged();
       const result = document.getElementById("change-result");
       reportBroken(result, added);
+      result.setAttribute("tabindex", "-1");
+      result.focus(); // the form was redrawn: keyboard users continue from the answer
     } catch (error) {
       showError(box, error, form);
     }

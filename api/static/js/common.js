@@ -250,7 +250,8 @@ export function dayRange(first, last) {
 
 export function timestamp(iso) {
   if (!iso) return "";
-  return iso.replace("T", " ").replace(/\.\d+/, "").replace(/(Z|[+-]\d\d:\d\d)$/, "");
+  const at = new Date(iso.endsWith("Z") || /[+-]\d\d:\d\d$/.test(iso) ? iso : `${iso}Z`); // the API's times are UTC
+  return `${at.toISOString().slice(0, 19).replace("T", " ")} UTC`;
 }
 
 export function stepName(step) {
@@ -278,7 +279,15 @@ export async function startPage(active) {
     location.assign(`/ui/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`);
     return new Promise(() => {}); // the page is going away
   }
-  const [who, health] = await Promise.all([api("GET", "/me"), api("GET", "/health")]);
+  let who, health;
+  try {
+    [who, health] = await Promise.all([api("GET", "/me"), api("GET", "/health")]);
+  } catch (error) {
+    if (error.status !== 401) throw error;
+    sessionStorage.removeItem(TOKEN_KEY); // revoked or unknown: sign in again, then come back
+    location.assign(`/ui/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`);
+    return new Promise(() => {});
+  }
   sessionStorage.setItem(WHO_KEY, JSON.stringify(who));
   drawHeader(active, who, health.today);
   document.body.dataset.role = who.role;

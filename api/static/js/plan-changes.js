@@ -25,7 +25,7 @@ function runFacts(nightly) {
 }
 
 function unschedulableList(report) {
-  if (!report.unschedulable.length) return el("p", { id: "unschedulable-none", class: "muted" }, "Every patient has a schedule.");
+  if (!(report.unschedulable ?? []).length) return el("p", { id: "unschedulable-none", class: "muted" }, "Every patient has a schedule.");
   return el(
     "div",
     { class: "message error", id: "unschedulable" },
@@ -147,7 +147,9 @@ async function load() {
   clear(
     area,
     el("section", { class: "panel", "aria-labelledby": "run-title" }, el("h2", { id: "run-title" }, "Last nightly run"), runFacts(nightly)),
-    report
+    report && !Array.isArray(report.patients)
+      ? el("p", { id: "report-summary", class: "message error" }, report.summary || "This run has no report.") // a failed run: no diff
+      : report
       ? [
           el("p", { id: "report-summary" }, report.summary || ""),
           el("p", { class: "muted" }, `Plan version ${report.from_version} → ${report.to_version ?? "kept"}, ${report.bookings_moved} bookings moved.`),
