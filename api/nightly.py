@@ -194,7 +194,8 @@ def _publish(
     current = {(b.patient, b.step): b for b in data.current.bookings}
     added = [b for b in resolution.plan.bookings if (b.patient, b.step) not in current]
     stats = stats | resolution.stats
-    refused_before = {u.patient for u in data.current.unschedulable}
+    active = {p.id for p in data.problem.patients}
+    refused_before = {u.patient for u in data.current.unschedulable} & active  # a withdrawn patient's entry is history
     refused_now = {u.patient for u in resolution.plan.unschedulable}
     if not resolution.moves and not added and refused_now == refused_before:
         summary = "the re-solve found no plan better than the current one by more than moving bookings costs: nothing moved"
@@ -202,7 +203,6 @@ def _publish(
         return
     affected = _affected(session, data, resolution, since)
     why = _reasons(session, data, resolution, affected, since)
-    active = {p.id for p in data.problem.patients}
     run = session.get(JobRun, run_id)
     reason = f"nightly re-solve of {run.run_date.isoformat()} (run {run.id})"
     version = services.publish_plan(session, resolution.plan, active, data.base_changes, "nightly", reason, "planned", settings, NIGHTLY, why)
@@ -366,9 +366,13 @@ def last_fire(trigger: CronTrigger, now: datetime) -> datetime | None:
     """The trigger's latest fire time at or before ``now`` (None if none in the last two days)."""
     fire = trigger.get_next_fire_time(None, now - timedelta(days=2))
     last = None
-    while fire is not None and fire <= now:
+    for _ in range(100):  # at most a few fires in two days
+        if fire is None or fire > now:
+            break
         last = fire
-        fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+        # step in UTC: adding to a local time in October's repeated hour drops its fold and loops back
+        after = (fire.astimezone(timezone.utc) + timedelta(microseconds=1)).astimezone(fire.tzinfo)
+        fire = trigger.get_next_fire_time(fire, after)
     return last
 
 

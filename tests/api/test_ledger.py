@@ -198,3 +198,12 @@ def test_on_postgresql_a_night_locked_by_another_claimer_is_refused_before_any_r
             assert claim(session, "nightly", night) is not None  # the lock gone, the night is free
     finally:
         engine.dispose()
+
+
+def test_the_missed_night_is_found_for_a_time_in_octobers_repeated_hour():
+    """01:30 happens twice on the last Sunday of October: the search ends, on the later 01:30."""
+    from api.nightly import last_fire
+
+    now = datetime(2027, 10, 31, 9, 0, tzinfo=LONDON)
+    fire = last_fire(night_trigger("01:30"), now)
+    assert fire.astimezone(timezone.utc) == datetime(2027, 10, 31, 1, 30, tzinfo=timezone.utc)  # 01:30 GMT, the second one
