@@ -25,7 +25,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.db import JobRun, utcnow
+from api.db import JobRun, as_utc, utcnow
 
 
 def night_trigger(at: str = "02:30", timezone: str = "Europe/London") -> CronTrigger:
@@ -126,9 +126,7 @@ def _retake(session: Session, run: JobRun, run_date: date, trigger: str) -> JobR
 def alive(claimed_by: str, started_at: datetime, now: datetime, longest: float) -> bool:
     """Whether a run marked running may still be running. Never once it is older than ``longest``
     seconds; on this host, only if its process exists (and, for this very pid, is this process)."""
-    if started_at.tzinfo is None:  # SQLite returns naive UTC
-        started_at = started_at.replace(tzinfo=now.tzinfo)
-    if (now - started_at).total_seconds() >= longest:
+    if (now - as_utc(started_at)).total_seconds() >= longest:
         return False
     host, pid, incarnation = (claimed_by.split(":") + ["", ""])[:3]
     if host != socket.gethostname() or not pid.isdigit():

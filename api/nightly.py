@@ -40,7 +40,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
@@ -51,12 +51,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import ledger, services, state, views
 from api.audit import Actor, record
-from api.db import CapacityChangeRow, EventRow, JobRun, PatientRow, utcnow
+from api.db import EventRow, JobRun, PatientRow, as_utc, utcnow
 from api.settings import Settings
 from api.state import Conflict, NotFound
 from pathway.cohort import Problem
 from pathway.plan import Plan
-from solver.resolve import Resolution, resolve
+from pathway.usage import step_cells
+
+if TYPE_CHECKING:
+    from solver.resolve import Resolution
 
 log = logging.getLogger("vein2vein.nightly")
 
@@ -76,7 +79,6 @@ class NightlyInput:
     base_changes: int
     base_version: int | None
     fingerprint: str
-    freeze_until: date
 
 
 def fingerprint(session: Session, settings: Settings) -> str:
@@ -98,9 +100,7 @@ def prepare(session: Session, settings: Settings) -> NightlyInput:
     # The change counter first: on PostgreSQL (READ COMMITTED) each later statement may see newer
     # writes, each of which moved the counter on, so publishing on this base then fails safe.
     base_changes = state.head(session).changes
-    today = settings.planning_day()
-    freeze_until = state.working_days_after(state.site(session), today, settings.freeze_working_days)
-    problem = state.build_problem(session, today, settings.horizon_days, freeze_until=freeze_until, hold_products=True)
+    problem = state.held_problem(session, settings)
     rows = state.current_rows(session)
     version = state.current_version(session)
     return NightlyInput(
@@ -110,12 +110,12 @@ def prepare(session: Session, settings: Settings) -> NightlyInput:
         base_changes=base_changes,
         base_version=version.id if version else None,
         fingerprint=fingerprint(session, settings),
-        freeze_until=freeze_until,
     )
 
 
 def solve(data: NightlyInput, settings: Settings) -> Resolution:
     """The re-solve itself (no database)."""
+    from solver.resolve import resolve
     from solver.solve import SolveOptions
 
     return resolve(data.problem, data.current, data.confirmed, SolveOptions(time_limit=settings.nightly_time_limit, workers=4))
@@ -304,11 +304,9 @@ def _hits(data: NightlyInput, patient, event: EventRow) -> bool:
         booking = booked.get(step.step.name)
         if booking is None:
             continue
-        for resource, _, days in step.resources:
-            if resource.kind != d.get("resource") or (d.get("centre") and resource.centre != d["centre"]):
-                continue
-            end = booking.first_day + timedelta(days=(7 if resource.period == "week" else days) - 1)
-            if booking.first_day <= last and first <= end:
+        for resource, day, _ in step_cells(step, booking.first_day):  # the cells the checker counts
+            last_day = day + timedelta(days=6) if resource.period == "week" else day
+            if resource.kind == d.get("resource") and resource.centre == d.get("centre") and day <= last and first <= last_day:
                 return True
     return False
 
@@ -396,19 +394,14 @@ def run_view(run: JobRun) -> dict[str, Any]:
         "night": run.night.isoformat() if run.night else None,
         "trigger": run.trigger,
         "status": run.status,
-        "started_at": _utc(run.started_at).isoformat(),
-        "finished_at": _utc(run.finished_at).isoformat() if run.finished_at else None,
+        "started_at": as_utc(run.started_at).isoformat(),
+        "finished_at": as_utc(run.finished_at).isoformat() if run.finished_at else None,
         "claimed_by": run.claimed_by,
         "plan_version": run.plan_version_id,
         "bookings_moved": (run.stats or {}).get("bookings_moved", 0),
         "summary": (run.report or {}).get("summary", ""),
         "stats": {k: v for k, v in (run.stats or {}).items() if k != "fingerprint"},
     }
-
-
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands back naive UTC, PostgreSQL aware: the API always says UTC with its offset."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def get_run(session: Session, run_id: int) -> JobRun:

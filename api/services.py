@@ -526,7 +526,7 @@ def out_of_specification(session: Session, patient_id: str, redo: str, reason: s
     patient = _active_patient(session, patient_id)
     catalogue = state.catalogue(session)
     template = catalogue.template(patient.pathway)
-    kinds = {StepKind.apheresis, StepKind.donor_collection} if redo == "re-apheresis" else {StepKind.manufacture}
+    kinds = state.COLLECTION_KINDS if redo == "re-apheresis" else {StepKind.manufacture}
     restart = next((s for s in template.steps if s.kind in kinds), None)
     if restart is None:
         raise InputError("", "redo", f"pathway {patient.pathway!r} has no {redo.removeprefix('re-')} step")

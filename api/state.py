@@ -20,6 +20,7 @@ from pathway.cohort import Problem, parse_cohort
 from pathway.errors import validation_error
 from pathway.plan import Booking, Plan, Unschedulable
 from pathway.site import Site
+from api.settings import Settings
 from api.db import BookingRow, CapacityChangeRow, CatalogueVersion, PatientRow, PlanHead, PlanVersion
 
 
@@ -213,6 +214,14 @@ def build_problem(
         "patients": patients,
     }
     return parse_cohort(raw, source="database", catalogue=cat)
+
+
+def held_problem(session: Session, settings: Settings, include: set[str] | None = None) -> Problem:
+    """The Problem as the nightly re-solve sees it: what has started, every booking up to the
+    ``freeze_working_days``-th working day ahead and every collected product are fixed."""
+    today = settings.planning_day()
+    freeze_until = working_days_after(site(session), today, settings.freeze_working_days)
+    return build_problem(session, today, settings.horizon_days, freeze_until=freeze_until, include=include, hold_products=True)
 
 
 COLLECTION_KINDS = {StepKind.apheresis, StepKind.donor_collection}

@@ -57,9 +57,7 @@ def _violations(sessions, settings) -> int:
 
     with sessions() as session:
         plan = state.current_plan(session)
-        today = settings.planning_day()
-        freeze_until = state.working_days_after(state.site(session), today, settings.freeze_working_days)
-        problem = state.build_problem(session, today, settings.horizon_days, freeze_until=freeze_until, hold_products=True)
+        problem = state.held_problem(session, settings)
         return len(check_plan(problem, plan))
 
 

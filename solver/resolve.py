@@ -29,7 +29,7 @@ from datetime import date
 
 from pathway.cohort import FrozenBooking, Problem
 from pathway.plan import Plan
-from pathway.rules import check_plan
+from pathway.rules import RULES
 from pathway.usage import resource_load
 from solver.baseline import Schedule, greedy
 from solver.instance import Instance, build_instance
@@ -49,10 +49,6 @@ class Move:
     from_last_day: date
     to_first_day: date | None  # None: the patient is no longer scheduled
     to_last_day: date | None
-
-    @property
-    def days(self) -> int | None:
-        return None if self.to_first_day is None else (self.to_first_day - self.from_first_day).days
 
 
 @dataclasses.dataclass
@@ -134,9 +130,12 @@ def _broken(problem: Problem, current: Plan) -> dict[str, list[str]]:
     not one patient's: every patient booked in the overbooked cell is counted (the move
     penalty then decides which of them moves)."""
     out: dict[str, set[str]] = {}
-    for violation in check_plan(problem, current):
-        if violation.patient:
-            out.setdefault(violation.patient, set()).add(violation.rule)
+    for name, rule in RULES.items():
+        if name == "CAPACITY":
+            continue  # the site's violation, with no patient: the walk below names them
+        for violation in rule(problem, current):
+            if violation.patient:
+                out.setdefault(violation.patient, set()).add(violation.rule)
     for *_, uses in resource_load(problem, current.bookings).overbooked(problem.site):
         for use in uses:
             out.setdefault(use.patient, set()).add("CAPACITY")

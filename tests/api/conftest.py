@@ -8,9 +8,14 @@ V2V_TEST_POSTGRES_URL points elsewhere. Each test gets an empty ``public`` schem
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
 import warnings
+from collections.abc import Callable
 from datetime import date
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -92,6 +97,28 @@ def client(small_site, tokens):
         yield test_client
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_serving(base_url: str, process: subprocess.Popen, output: Callable[[], str], seconds: float = 60) -> None:
+    """Until ``GET /health`` answers 200; fails with the server's ``output()`` if it exits or takes too long."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{output()[-3000:]}", pytrace=False)
+        try:
+            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"the server did not answer within {seconds:.0f} s:\n{output()[-3000:]}", pytrace=False)
+        time.sleep(0.2)
+
+
 def auth(client, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {client.tokens[role]}"}
 
@@ -103,13 +130,9 @@ def assert_plan_valid(settings) -> None:
         with make_sessionmaker(engine)() as session:
             plan = state.current_plan(session)
             planned = {b.patient for b in plan.bookings} | {u.patient for u in plan.unschedulable}
-            today = settings.planning_day()
-            freeze_until = state.working_days_after(state.site(session), today, settings.freeze_working_days)
             # as the service sees it: what has started, what lies in the freeze window and collected
             # products are fixed (an unschedulable patient may keep those, and only those)
-            problem = state.build_problem(
-                session, today, settings.horizon_days, freeze_until=freeze_until, include=planned, hold_products=True
-            )
+            problem = state.held_problem(session, settings, include=planned)
             violations = check_plan(problem, plan)
     finally:
         engine.dispose()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from sqlalchemy import select
 from api import state
 from api.db import BookingRow, JobRun, make_engine, make_sessionmaker
 from api.setup import init_database, load_cohort, new_token
-from tests.api.conftest import fresh_database, make_settings, refer_directly
+from tests.api.conftest import free_port, fresh_database, make_settings, refer_directly, wait_until_serving
 from tests.paths import COHORTS, ROOT
 
 LONDON = ZoneInfo("Europe/London")
@@ -108,15 +107,9 @@ def test_a_run_killed_mid_solve_leaves_the_previous_plan_current_and_intact(kind
     assert finished.status == "published" and any(p["patient"] == "N-KILL-1" for p in finished.report["patients"])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def _servers(settings, count: int):
-    ports = [_free_port() for _ in range(count)]
+    ports = [free_port() for _ in range(count)]
     processes = []
     try:
         for port in ports:
@@ -125,16 +118,8 @@ def _servers(settings, count: int):
                 subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             )
         for port, process in zip(ports, processes):
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, process.stdout.read()
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.2)
+            # its output can be read whole only once it has exited (a pipe): that is when a failure shows it
+            wait_until_serving(f"http://127.0.0.1:{port}", process, lambda p=process: p.stdout.read() if p.poll() is not None else "")
         yield ports, processes
     finally:
         for process in processes:

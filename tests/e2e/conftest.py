@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from urllib.parse import quote
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import TODAY, make_settings
+from tests.api.conftest import TODAY, free_port, make_settings, wait_until_serving
 from tests.paths import COHORTS, ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -45,12 +43,6 @@ def _require_browser() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"browser tests cannot run in CI: {problem}", pytrace=False)
         pytest.skip(problem)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -84,7 +76,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
     load_cohort(settings, COHORTS / "regional.json", time_limit=3)
     tokens = {role: new_token(settings, f"e2e-{role}", role) for role in ROLES}
 
-    port = _free_port()
+    port = free_port()
     env = os.environ.copy()
     env.update(
         DATABASE_URL=url,
@@ -106,18 +98,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
         process = subprocess.Popen([*command, "serve"], cwd=directory, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()[-3000:]}", pytrace=False)
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not answer within 60 s:\n{log.read_text()[-3000:]}", pytrace=False)
-            time.sleep(0.2)
+        wait_until_serving(base, process, log.read_text)
         yield Server(base, tokens, log)
     finally:
         process.terminate()
