@@ -80,6 +80,37 @@ class Lag(Model):
         return self
 
 
+class PublishedRange(Model):
+    """A published range of days, and which end of it the catalogue's number takes.
+
+    Kept beside the number so the pages and explanations can say "6 weeks - 3
+    months published; this catalogue uses 42 days, the lower bound".
+    """
+
+    low: int = Field(ge=0)
+    high: int = Field(ge=0)
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "PublishedRange":
+        if self.high < self.low:
+            raise ValueError(f"published range {self.low}..{self.high}: high is below low")
+        return self
+
+    def choice(self, value: int) -> str:
+        """'the lower bound of the published 42-90 days', or where ``value`` sits in it."""
+        where = (
+            "the lower bound"
+            if value == self.low
+            else "the upper bound"
+            if value == self.high
+            else f"{value} days"
+            if self.low < value < self.high
+            else f"{value} days, outside"
+        )
+        return f"{where} of the published {self.low}-{self.high} days" + (f" ({self.source})" if self.source else "")
+
+
 class Step(Model):
     name: str = Field(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")
     kind: StepKind
@@ -94,6 +125,16 @@ class Step(Model):
     calendar_applies_to: Literal["start", "every_day"] = "start"
     uses: tuple[ResourceUse, ...] = ()
     lags: tuple[Lag, ...] = ()
+    published_days: PublishedRange | None = Field(
+        default=None, description="the published range the duration is taken from (e.g. sterility testing 7-14 days)"
+    )
+    repeat_if_infusion_slips: bool = Field(
+        default=False,
+        description=(
+            "conditioning only: once given, if the infusion can no longer fall inside its window after it "
+            "(the label's limit), conditioning is given again rather than the patient dropped"
+        ),
+    )
     note: str = ""
 
     @property
@@ -107,14 +148,46 @@ class Washout(Model):
     agent: str = Field(min_length=1)
     before: StepKind
     days: int = Field(ge=1)
+    published_days: PublishedRange | None = Field(default=None, description="the published range ``days`` is taken from")
     note: str = ""
+
+
+class Presence(Model):
+    """After a step starts (an infusion), the patient must be on hand for ``days`` days, that day included.
+
+    ``attend``: comes in (daily monitoring, checks in week 1); ``stay_near``:
+    stays within reach of the centre. Either way a blackout (a day the patient
+    cannot attend) inside the window breaks the rule (checker: PRESENCE); the
+    solver removes such start days from the step's domain (``solver.instance``).
+    """
+
+    after: str = Field(min_length=1, description="the step whose first day opens the window (an infusion)")
+    days: int = Field(ge=1)
+    need: Literal["attend", "stay_near"]
+    note: str = ""
+
+    def phrase(self) -> str:
+        what = "must attend the centre" if self.need == "attend" else "must stay near the centre"
+        return f"the {self.days} days from {self.after.replace('_', ' ')}, when the patient {what}"
 
 
 class Template(Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     name: str
     family: Literal["commercial_car_t", "in_house_car_t", "autologous_sct", "allogeneic_sct"]
-    graft_max_age_hours: int | None = Field(default=None, ge=1, description="fresh grafts only")
+    graft_max_age_hours: int | None = Field(default=None, ge=1, description="fresh grafts only: the hard limit")
+    graft_preferred_age_hours: int | None = Field(
+        default=None, ge=1, description="fresh grafts only: the age to stay under when possible (soft)"
+    )
+    risk_window_days: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "days from each infusion (that day included) that a monitoring step must cover: the high-risk "
+            "window with ICU back-up (checker: RISK_WINDOW)"
+        ),
+    )
+    presence: tuple[Presence, ...] = Field(default=(), description="presence needed after a step (checker: PRESENCE)")
     washout_set: str | None = None
     steps: tuple[Step, ...] = Field(min_length=1)
     note: str = ""
@@ -147,6 +220,15 @@ class Template(Model):
         kinds = [s.kind for s in self.steps]
         if kinds.count(StepKind.infusion) < 1:
             raise ValueError("a template needs an infusion step")
+        for i, step in enumerate(self.steps):
+            if step.repeat_if_infusion_slips and step.kind != StepKind.conditioning:
+                raise ValueError(f"steps[{i}] ({step.name}): repeat_if_infusion_slips is for conditioning steps only")
+        for i, presence in enumerate(self.presence):
+            if presence.after not in seen:
+                raise ValueError(f"presence[{i}]: after {presence.after!r}, which is not a step")
+        _require_release_lags(self)
+        _require_graft_age(self)
+        _require_risk_window(self)
         return self
 
     def step(self, name: str) -> Step:
@@ -155,8 +237,128 @@ class Template(Model):
                 return step
         raise KeyError(name)
 
+    def presence_after(self, step_name: str) -> list[Presence]:
+        return [p for p in self.presence if p.after == step_name]
+
     def steps_of(self, kind: StepKind) -> list[Step]:
         return [s for s in self.steps if s.kind == kind]
+
+
+def product_ready_step(template: Template, conditioning_index: int) -> Step | None:
+    """The step that makes the product available before the conditioning at ``conditioning_index``:
+    the last release before it, else the last processing (a stored harvest); None if neither
+    comes before it (a fresh allo graft, collected after conditioning starts)."""
+    earlier = template.steps[:conditioning_index]
+    for kind in (StepKind.release, StepKind.processing):
+        of_kind = [s for s in earlier if s.kind == kind]
+        if of_kind:
+            return of_kind[-1]
+    return None
+
+
+def _require_release_lags(template: Template) -> None:
+    """RELEASE_BEFORE_CONDITIONING has one home in the solver: this lag. Refuse a template without it.
+
+    Every conditioning step that has a product-ready step before it must carry a
+    ``rule: release_before_conditioning`` lag on that step whose minimum keeps
+    conditioning after the product's last day (anchor ``end`` with min >= 0, or
+    anchor ``start`` with min >= the step's duration).
+    """
+    for i, step in enumerate(template.steps):
+        if step.kind != StepKind.conditioning:
+            continue
+        ready = product_ready_step(template, i)
+        if ready is None:
+            continue
+        source = template.step(ready.same_duration_as) if ready.same_duration_as else ready
+        longest = max(ready.duration_days, source.max_duration_days or source.duration_days)
+        tied = [
+            lag
+            for lag in step.lags
+            if lag.after == ready.name
+            and lag.rule == "release_before_conditioning"
+            and lag.min >= (0 if lag.anchor == "end" else longest)
+        ]
+        if not tied:
+            raise ValueError(
+                f"steps[{i}] ({step.name}): conditioning must be tied to the product's release: add "
+                f"{{after: {ready.name}, anchor: end, min: 0, rule: release_before_conditioning}} to its lags "
+                "(conditioning never starts before the product is released)"
+            )
+
+
+def _require_graft_age(template: Template) -> None:
+    """A fresh graft (a donor collection followed by an infusion with no processing between) needs
+    its age limit, and a ``rule: graft_age`` lag that keeps the infusion inside it."""
+    for i, step in enumerate(template.steps):
+        if step.kind != StepKind.infusion:
+            continue
+        earlier = list(template.steps[:i])
+        collections = [j for j, s in enumerate(earlier) if s.kind == StepKind.donor_collection]
+        if not collections:
+            continue
+        stored = any(s.kind == StepKind.processing for s in earlier[collections[-1] :])
+        if stored:
+            continue
+        collection = earlier[collections[-1]]
+        if template.graft_max_age_hours is None:
+            raise ValueError(
+                f"steps[{i}] ({step.name}): a fresh graft is infused here, so the template needs graft_max_age_hours"
+            )
+        if not any(lag.after == collection.name and lag.rule == "graft_age" for lag in step.lags):
+            raise ValueError(
+                f"steps[{i}] ({step.name}): a fresh graft is infused here: add a lag after {collection.name!r} "
+                "with rule: graft_age that keeps the infusion inside graft_max_age_hours"
+            )
+    if template.graft_preferred_age_hours is not None and (
+        template.graft_max_age_hours is None or template.graft_preferred_age_hours > template.graft_max_age_hours
+    ):
+        raise ValueError("graft_preferred_age_hours needs graft_max_age_hours at or above it")
+
+
+def _risk_window_offsets(template: Template, monitoring: Step) -> dict[str, tuple[int, int]] | None:
+    """Each infusion step's start offset range from ``monitoring``'s start, from direct lags; None if unknown."""
+    infusions = [s for s in template.steps if s.kind == StepKind.infusion]
+    fixed = [lag for lag in monitoring.lags if lag.anchor == "start" and lag.min == lag.max]
+    anchor = next((lag for lag in fixed if lag.after in {s.name for s in infusions}), None)
+    if anchor is None:
+        return None
+    offsets = {anchor.after: (-anchor.min, -anchor.min)}
+    for infusion in infusions:
+        if infusion.name in offsets:
+            continue
+        link = next(
+            (lag for lag in infusion.lags if lag.after in offsets and lag.anchor == "start" and lag.max is not None), None
+        )
+        if link is None:
+            return None
+        low, high = offsets[link.after]
+        offsets[infusion.name] = (low + link.min, high + link.max)
+    return offsets
+
+
+def _require_risk_window(template: Template) -> None:
+    """With ``risk_window_days``, a monitoring step starts with the first infusion and lasts until
+    ``risk_window_days`` after the latest dose can fall (obe-cel's second dose too)."""
+    if template.risk_window_days is None:
+        return
+    monitoring = [s for s in template.steps if s.kind == StepKind.monitoring]
+    if not monitoring:
+        raise ValueError("risk_window_days needs a monitoring step (the high-risk window)")
+    step = monitoring[0]
+    offsets = _risk_window_offsets(template, step)
+    if offsets is None:
+        raise ValueError(
+            f"{step.name}: the high-risk window must start with an infusion (anchor: start, min = max) and every "
+            "other infusion must be tied to it by a bounded lag, so its cover can be checked"
+        )
+    for name, (_, latest) in offsets.items():
+        if latest + template.risk_window_days > step.duration_days:
+            raise ValueError(
+                f"{step.name}: {step.duration_days} days do not cover {template.risk_window_days} days after "
+                f"{name}, which can start up to {latest} days after the window opens "
+                f"(needs at least {latest + template.risk_window_days})"
+            )
 
 
 class Catalogue(Model):

@@ -27,6 +27,7 @@ from pathway.catalogue import (
 )
 from pathway.dates import IsoDate
 from pathway.errors import InputError, validation_error
+from pathway.inflight import Held, hold
 from pathway.site import CapacityChange, Resource, Site, Urgency
 
 SITES_DIR = DEFAULT_CATALOGUE.parent / "sites"
@@ -45,6 +46,11 @@ class DateRange(Model):
 
     def covers(self, day: date) -> bool:
         return self.first_day <= day <= self.last_day
+
+    def describe(self) -> str:
+        """'the patient is away Sun 08 Aug 2027 .. Tue 17 Aug 2027 (family wedding)'."""
+        reason = f" ({self.reason})" if self.reason else ""
+        return f"the patient is away {self.first_day:%a %d %b %Y} .. {self.last_day:%a %d %b %Y}{reason}"
 
 
 class FrozenBooking(Model):
@@ -144,6 +150,52 @@ class Problem:
 
     def steps(self, patient: Patient) -> tuple[PatientStep, ...]:
         return self._steps[patient.id]
+
+    @cached_property
+    def _held(self) -> dict[str, Held]:
+        return {p.id: self._hold(p) for p in self.patients}
+
+    def held(self, patient: Patient) -> Held:
+        """The patient's frozen steps as every plan must keep them: given, plus those held with them
+        (in flight), minus a conditioning that is given again (``pathway.inflight``)."""
+        return self._held[patient.id]
+
+    def frozen(self, patient: Patient) -> dict[str, date]:
+        """Step name -> first day, for every step the plan must keep as it is."""
+        return self.held(patient).frozen
+
+    def _hold(self, patient: Patient) -> Held:
+        durations = {ps.name: ps.duration for ps in self.steps(patient)}
+        given = {f.step: f.first_day for f in patient.frozen}
+        return hold(
+            self.template(patient),
+            durations,
+            given,
+            self.earliest_day(patient),
+            lambda step, day: self.unavailable(patient, step, day, durations[step.name]) is None,
+        )
+
+    def unavailable(self, patient: Patient, step: Step, first_day: date, duration: int) -> str | None:
+        """Why the patient's own rules rule out ``step`` starting on ``first_day`` (calendar, a blackout
+        on a day they must attend, a blackout inside the presence needed after it), or None."""
+        days = [first_day + timedelta(days=i) for i in range(duration)]
+        for day in days if step.calendar_applies_to == "every_day" else days[:1]:
+            if not self.site.is_open(step.calendar, day):
+                return self.site.closed_reason(step.calendar, day)
+        if step.patient_present:
+            for blackout in patient.blackouts:
+                if any(blackout.covers(d) for d in days):
+                    return blackout.describe()
+        return self.presence_clash(patient, step, first_day)
+
+    def presence_clash(self, patient: Patient, step: Step, first_day: date) -> str | None:
+        """Why a blackout rules out ``step`` on ``first_day`` because of the presence needed after it, or None."""
+        for presence in self.template(patient).presence_after(step.name):
+            last = first_day + timedelta(days=presence.days - 1)
+            for blackout in patient.blackouts:
+                if blackout.first_day <= last and blackout.last_day >= first_day:
+                    return f"{blackout.describe()}, inside {presence.phrase()}"
+        return None
 
     def patient(self, patient_id: str) -> Patient:
         for p in self.patients:
@@ -277,7 +329,11 @@ def parse_cohort(raw: object, source: str = "cohort", catalogue: Catalogue | Non
     catalogue = catalogue or load_catalogue()
     site = _site_from(cohort, source)
     _check_references(catalogue, site, cohort, source)
-    return Problem(catalogue=catalogue, site=site, cohort=cohort)
+    problem = Problem(catalogue=catalogue, site=site, cohort=cohort)
+    for i, patient in enumerate(problem.patients):
+        for step, why in problem.held(patient).refused.items():
+            raise InputError(source, f"patients[{i}].frozen", f"patient {patient.id}: {why}")
+    return problem
 
 
 def load_problem(path: Path | str, catalogue: Catalogue | None = None) -> Problem:

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import date, timedelta
 
-from pathway.catalogue import Lag, Model, StepKind, Template
+from pathway.catalogue import Lag, Model, StepKind, product_ready_step
 from pathway.cohort import Patient, PatientStep, Problem
 from pathway.dates import IsoDate
 from pathway.plan import Booking, Plan
@@ -204,7 +204,7 @@ def step_missing(problem: Problem, plan: Plan) -> list[Violation]:
     unschedulable = {u.patient for u in plan.unschedulable}
     for patient in problem.patients:
         own = booked.get(patient.id, {})
-        planned = set(own) - {f.step for f in patient.frozen}
+        planned = set(own) - set(problem.frozen(patient))
         if patient.id in unschedulable:
             if planned:
                 found.append(
@@ -285,18 +285,14 @@ def infusion_window(problem: Problem, plan: Plan) -> list[Violation]:
 
 
 # -- 6. RELEASE_BEFORE_CONDITIONING ----------------------------------------------------------
-def _product_ready_step(template: Template, conditioning_index: int):
-    """The step that makes the product available before this conditioning: release, else processing."""
-    earlier = template.steps[:conditioning_index]
-    for kind in (StepKind.release, StepKind.processing):
-        of_kind = [s for s in earlier if s.kind == kind]
-        if of_kind:
-            return of_kind[-1]
-    return None
-
-
 def release_before_conditioning(problem: Problem, plan: Plan) -> list[Violation]:
-    """Never start conditioning before the product is received and released at the centre."""
+    """Never start conditioning before the product is received and released at the centre.
+
+    Solver: the catalogue refuses a conditioning step without its
+    ``release_before_conditioning`` lag (``pathway.catalogue``), and the lag is a
+    model constraint (``solver.lags``). Here the rule is judged by step kind too,
+    so a hand-made plan or a bad catalogue cannot slip past.
+    """
     found = []
     booked = _booked(problem, plan)
     for patient in problem.patients:
@@ -305,7 +301,7 @@ def release_before_conditioning(problem: Problem, plan: Plan) -> list[Violation]
         for i, step in enumerate(template.steps):
             if step.kind != StepKind.conditioning or step.name not in bookings:
                 continue
-            ready = _product_ready_step(template, i)
+            ready = product_ready_step(template, i)
             if ready is None or ready.name not in bookings:
                 continue
             conditioning, product = bookings[step.name], bookings[ready.name]
@@ -440,7 +436,7 @@ def earliest_start(problem: Problem, plan: Plan) -> list[Violation]:
     booked = _booked(problem, plan)
     for patient in problem.patients:
         earliest = problem.earliest_day(patient)
-        frozen = {f.step for f in patient.frozen}
+        frozen = set(problem.frozen(patient))
         if earliest == patient.earliest_start:
             why = "the patient's earliest start"
         elif earliest == patient.approval_date:
@@ -532,27 +528,135 @@ def blackout(problem: Problem, plan: Plan) -> list[Violation]:
 
 # -- 13. FROZEN_CHANGED ---------------------------------------------------------------------------------
 def frozen_changed(problem: Problem, plan: Plan) -> list[Violation]:
-    """Every frozen booking stays in the plan on its frozen first day."""
+    """Every frozen booking stays in the plan on its frozen first day: those given, and the steps
+    held with them because they are already under way (``pathway.inflight``)."""
     found = []
     booked = _booked(problem, plan)
     for patient in problem.patients:
-        for frozen in patient.frozen:
-            booking = booked.get(patient.id, {}).get(frozen.step)
-            if booking is not None and booking.first_day == frozen.first_day:
+        held = problem.held(patient)
+        for step, first_day in held.frozen.items():
+            booking = booked.get(patient.id, {}).get(step)
+            if booking is not None and booking.first_day == first_day:
                 continue
             now = f"moved to {_day(booking.first_day)}" if booking is not None else "missing from the plan"
+            why = held.derived.get(step, "done or confirmed by a coordinator")
             found.append(
                 Violation(
                     rule="FROZEN_CHANGED",
                     patient=patient.id,
-                    step=frozen.step,
-                    day=frozen.first_day,
+                    step=step,
+                    day=first_day,
+                    message=f"Patient {patient.id}: {_step(step)} is fixed on {_day(first_day)} ({why}) but is {now}.",
+                )
+            )
+    return found
+
+
+# -- 14. IN_FLIGHT ---------------------------------------------------------------------------------------
+def in_flight(problem: Problem, plan: Plan) -> list[Violation]:
+    """A patient whose infusion is frozen (given, under way) is never listed unschedulable.
+
+    Solver: their steps after the infusion are held with it (``pathway.inflight``),
+    so nothing is left to place before the horizon and their load stays counted.
+    """
+    found = []
+    unschedulable = {u.patient: u for u in plan.unschedulable}
+    for patient in problem.patients:
+        entry = unschedulable.get(patient.id)
+        if entry is None:
+            continue
+        frozen = problem.frozen(patient)
+        infused = [s for s in problem.template(patient).steps_of(StepKind.infusion) if s.name in frozen]
+        if infused:
+            found.append(
+                Violation(
+                    rule="IN_FLIGHT",
+                    patient=patient.id,
+                    step=infused[0].name,
+                    day=frozen[infused[0].name],
                     message=(
-                        f"Patient {patient.id}: {_step(frozen.step)} is fixed on {_day(frozen.first_day)} "
-                        f"(done or confirmed by a coordinator) but is {now}."
+                        f"Patient {patient.id} was infused on {_day(frozen[infused[0].name])} but is listed as "
+                        f"unschedulable ({entry.rule}); a patient in flight keeps every step after the infusion."
                     ),
                 )
             )
+    return found
+
+
+# -- 15. PRESENCE -------------------------------------------------------------------------------------------
+def presence(problem: Problem, plan: Plan) -> list[Violation]:
+    """No blackout inside the days after an infusion when the patient must attend or stay near the centre.
+
+    Catalogue: ``presence`` per template (the product's label). Solver: the
+    infusion's start days whose window meets a blackout are taken out of its
+    domain (``solver.instance``).
+    """
+    found = []
+    booked = _booked(problem, plan)
+    for patient in problem.patients:
+        bookings = booked.get(patient.id, {})
+        for need in problem.template(patient).presence:
+            anchor = bookings.get(need.after)
+            if anchor is None:
+                continue
+            last = anchor.first_day + timedelta(days=need.days - 1)
+            for away in patient.blackouts:
+                if away.last_day < anchor.first_day or away.first_day > last:
+                    continue
+                first_clash = max(away.first_day, anchor.first_day)
+                offset = (first_clash - anchor.first_day).days
+                found.append(
+                    Violation(
+                        rule="PRESENCE",
+                        patient=patient.id,
+                        step=need.after,
+                        day=anchor.first_day,
+                        message=(
+                            f"Patient {patient.id}: {_step(need.after)} on {_day(anchor.first_day)}, but "
+                            f"{away.describe()}, from day {offset} after it, inside {need.phrase()} "
+                            f"(to {_day(last)})." + (f" ({need.note})" if need.note else "")
+                        ),
+                    )
+                )
+    return found
+
+
+# -- 16. RISK_WINDOW ------------------------------------------------------------------------------------------
+def risk_window(problem: Problem, plan: Plan) -> list[Violation]:
+    """The high-risk window (ICU back-up) covers ``risk_window_days`` from each infusion, every dose included.
+
+    Catalogue: a template with ``risk_window_days`` is refused unless its
+    monitoring step covers every dose at its latest (``pathway.catalogue``);
+    the step's fixed lag and duration then hold it in the solver.
+    """
+    found = []
+    booked = _booked(problem, plan)
+    for patient in problem.patients:
+        template = problem.template(patient)
+        if template.risk_window_days is None:
+            continue
+        bookings = booked.get(patient.id, {})
+        windows = [bookings[s.name] for s in template.steps_of(StepKind.monitoring) if s.name in bookings]
+        for step in template.steps_of(StepKind.infusion):
+            infusion = bookings.get(step.name)
+            if infusion is None:
+                continue
+            needed = [infusion.first_day + timedelta(days=i) for i in range(template.risk_window_days)]
+            uncovered = [d for d in needed if not any(w.first_day <= d <= w.last_day for w in windows)]
+            if uncovered:
+                found.append(
+                    Violation(
+                        rule="RISK_WINDOW",
+                        patient=patient.id,
+                        step=step.name,
+                        day=uncovered[0],
+                        message=(
+                            f"Patient {patient.id}: the {template.risk_window_days} days from {_step(step.name)} on "
+                            f"{_day(infusion.first_day)} need a high-risk place (ICU back-up), but "
+                            f"{_days(len(uncovered))} of them have none, from {_day(uncovered[0])}."
+                        ),
+                    )
+                )
     return found
 
 
@@ -570,6 +674,9 @@ RULES: dict[str, RuleFunction] = {
     "WASHOUT": washout,
     "BLACKOUT": blackout,
     "FROZEN_CHANGED": frozen_changed,
+    "IN_FLIGHT": in_flight,
+    "PRESENCE": presence,
+    "RISK_WINDOW": risk_window,
 }
 
 

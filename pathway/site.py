@@ -81,6 +81,11 @@ class ObjectiveWeights(Model):
     vein_to_vein: int = Field(default=3, ge=0)
     lateness: int = Field(default=2, ge=0)
     conditioning_to_infusion: int = Field(default=1, ge=0)
+    graft_over_preferred_age: int = Field(
+        default=50,
+        ge=0,
+        description="per day a fresh graft is older than its template's preferred age (48 h) at infusion",
+    )
     urgency_weights: dict[Urgency, int] = Field(default_factory=lambda: {"routine": 1, "soon": 2, "urgent": 4})
 
     @model_validator(mode="after")

@@ -71,19 +71,48 @@ def explain_patient(problem: Problem, plan: Plan, patient_id: str) -> PatientExp
         return PatientExplanation(patient_id, patient.pathway, summary, [])
 
     usage = _usage(problem, plan)
-    frozen = {f.step: f.first_day for f in patient.frozen}
+    held = problem.held(patient)
     steps = []
     for ps in problem.steps(patient):
         booking = booked.get(ps.name)
         if booking is None:
             continue
         explanation = StepExplanation(ps.name, booking.first_day, booking.last_day)
-        if ps.name in frozen:
+        if ps.name in held.derived:
+            explanation.reasons.append(f"frozen: {held.derived[ps.name]}")
+        elif ps.name in held.frozen:
             explanation.reasons.append("frozen: already done or fixed by a coordinator")
         else:
+            if ps.name in held.repeated:
+                explanation.reasons.append(held.repeated[ps.name])
             explanation.reasons.extend(_reasons(problem, patient, ps, booking.first_day, booked, usage))
+        if ps.step.published_days is not None:
+            explanation.reasons.append(f"lasts {ps.duration} days: {ps.step.published_days.choice(ps.duration)}")
+        explanation.reasons.extend(_presence_reasons(problem, patient, ps, booking.first_day))
         steps.append(explanation)
     return PatientExplanation(patient_id, patient.pathway, summary, steps)
+
+
+def _presence_reasons(problem: Problem, patient: Patient, ps: PatientStep, day: date) -> list[str]:
+    """The presence needed after the step (an infusion), and the earlier days it ruled out."""
+    reasons = []
+    first = problem.earliest_day(patient)
+    runs: list[tuple[str, date, date]] = []
+    for offset in range((day - first).days):
+        d = first + timedelta(days=offset)
+        clash = problem.presence_clash(patient, ps.step, d)
+        if clash is None:
+            continue
+        if runs and runs[-1][0] == clash and runs[-1][2] == d - timedelta(days=1):
+            runs[-1] = (clash, runs[-1][1], d)
+        else:
+            runs.append((clash, d, d))
+    for clash, start, end in runs:
+        when = _d(start) if start == end else f"{_d(start)} .. {_d(end)}"
+        reasons.append(f"not {when}: {clash}")
+    for presence in problem.template(patient).presence_after(ps.name):
+        reasons.append(f"then {presence.phrase()}" + (f" ({presence.note})" if presence.note else ""))
+    return reasons
 
 
 def _rigid_group(steps: list[PatientStep], name: str) -> dict[str, int]:
@@ -117,7 +146,8 @@ def _reasons(problem: Problem, patient: Patient, ps: PatientStep, day: date, boo
     washout = problem.washout_day(patient, ps.step.kind)
     if washout is not None:
         rule = washout[1]
-        bounds.append((washout[0], f"{rule.days} days after the last {rule.agent.replace('_', ' ')} (washout)"))
+        chosen = f"; {rule.published_days.choice(rule.days)}" if rule.published_days else ""
+        bounds.append((washout[0], f"{rule.days} days after the last {rule.agent.replace('_', ' ')} (washout{chosen})"))
     for lag in ps.step.lags:
         other = booked.get(lag.after)
         if other is None:
@@ -158,10 +188,9 @@ def _why_not(problem: Problem, patient: Patient, group: list[tuple[PatientStep, 
             closed = site.closed_reason(ps.step.calendar, day)
             if closed:
                 return closed if offset == 0 else f"{ps.name} would fall on {_d(day)}: {closed}"
-        if ps.step.patient_present:
-            for b in patient.blackouts:
-                if any(b.covers(day) for day in days):
-                    return f"patient unavailable {_d(b.first_day)} .. {_d(b.last_day)}" + (f" ({b.reason})" if b.reason else "")
+        unavailable = problem.unavailable(patient, ps.step, first, ps.duration)
+        if unavailable:
+            return unavailable if offset == 0 else f"{ps.name} would fall on {_d(first)}: {unavailable}"
     for ps, offset in group:
         first = start + timedelta(days=offset)
         for resource, cell, amount in step_cells(ps, first):

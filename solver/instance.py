@@ -73,6 +73,7 @@ class PatientSpec:
     infusion: int  # index of the first infusion step
     collection: int | None  # first apheresis / donor collection step, for vein-to-vein
     conditioning: int | None
+    graft_preferred_age_days: int | None = None  # fresh grafts: infusion - collection start, soft limit
 
     @property
     def id(self) -> str:
@@ -176,7 +177,7 @@ def build_instance(problem: Problem) -> Instance:
             capacity[r.id] = [problem.site.capacity_on(r, horizon.start + timedelta(days=d)) for d in range(last_day)]
 
     instance = Instance(problem, horizon.days, last_day, week_offset, capacity, weekly, resources)
-    first = min([0] + [instance.day_of(f.first_day) for p in problem.patients for f in p.frozen])
+    first = min([0] + [instance.day_of(d) for p in problem.patients for d in problem.frozen(p).values()])
     rules = _DayRules(problem, first, last_day)
     instance.patients = [_patient_spec(instance, rules, p) for p in problem.patients]
     return instance
@@ -186,7 +187,7 @@ def _patient_spec(instance: Instance, rules: _DayRules, patient: Patient) -> Pat
     problem = instance.problem
     steps = problem.steps(patient)
     index = {s.name: i for i, s in enumerate(steps)}
-    frozen = {f.step: instance.day_of(f.first_day) for f in patient.frozen}
+    frozen = {step: instance.day_of(day) for step, day in problem.frozen(patient).items()}
     earliest = instance.day_of(problem.earliest_day(patient))
     urgency = problem.site.objective.urgency_weights[patient.urgency]
 
@@ -217,7 +218,14 @@ def _patient_spec(instance: Instance, rules: _DayRules, patient: Patient) -> Pat
         infusion=kinds.index(StepKind.infusion),
         collection=collection,
         conditioning=conditioning,
+        graft_preferred_age_days=_graft_preferred_days(problem.template(patient)),
     )
+
+
+def _graft_preferred_days(template) -> int | None:
+    """A fresh graft's preferred age in whole days from the first collection day (48 h -> 2), or None."""
+    hours = template.graft_preferred_age_hours
+    return None if hours is None else hours // 24
 
 
 def _allowed_starts(instance: Instance, rules: _DayRules, patient: Patient, ps: PatientStep, spec: StepSpec, earliest: int):
@@ -246,9 +254,11 @@ def _allowed_starts(instance: Instance, rules: _DayRules, patient: Patient, ps: 
 
     open_prefix = rules.open_prefix(step.calendar)
     check_days = duration if step.calendar_applies_to == "every_day" else 1
-    blackouts = (
-        [(instance.day_of(b.first_day), instance.day_of(b.last_day)) for b in patient.blackouts] if step.patient_present else []
-    )
+    # Days the patient must be on hand if the step starts on s: [s, s + length) for each length.
+    # PATIENT_PRESENT steps for their own days; PRESENCE windows after an infusion.
+    on_hand = ([duration] if step.patient_present else []) + [p.days for p in problem.template(patient).presence_after(step.name)]
+    blackouts = [(instance.day_of(b.first_day), instance.day_of(b.last_day)) for b in patient.blackouts] if on_hand else []
+    on_hand_days = max(on_hand, default=0)
     shortages = [(rules.short_prefix(instance.resources[u.resource], u.amount), u) for u in spec.uses if not u.weekly]
     weekly = [u for u in spec.uses if u.weekly]
 
@@ -258,7 +268,7 @@ def _allowed_starts(instance: Instance, rules: _DayRules, patient: Patient, ps: 
         if rules.count(open_prefix, s, s + check_days) != check_days:
             counts["calendar"] += 1
             continue
-        if any(s <= b_last and b_first <= s + duration - 1 for b_first, b_last in blackouts):
+        if any(s <= b_last and b_first <= s + on_hand_days - 1 for b_first, b_last in blackouts):
             counts["blackout"] += 1
             continue
         if any(rules.count(prefix, s, s + u.days) for prefix, u in shortages) or any(
@@ -274,6 +284,10 @@ def _allowed_starts(instance: Instance, rules: _DayRules, patient: Patient, ps: 
         spec.blocked_rule = {"calendar": "CALENDAR", "blackout": "BLACKOUT", "capacity": "CAPACITY"}[worst]
         spec.blocked_by = {
             "calendar": f"no {step.calendar.replace('_', ' ')} is left for {step.name} inside the horizon",
-            "blackout": f"the patient's blackout dates cover every possible day for {step.name}",
+            "blackout": (
+                f"the patient's blackout dates ({', '.join(f'{b.first_day:%d %b} .. {b.last_day:%d %b %Y}' for b in patient.blackouts)}) "
+                f"cover every possible day for {step.name}"
+                + (" or the days after it when the patient must be on hand" if len(on_hand) > step.patient_present else "")
+            ),
             "capacity": f"the resources {step.name} needs are closed on every possible day",
         }[worst]

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from solver.baseline import Schedule, residual_after_frozen
 from solver.instance import Instance, PatientSpec
-from solver.objective import cost_terms, unscheduled_penalty
+from solver.objective import cost_terms, hinge_bound, unscheduled_penalty
 from solver.params import cp_model
 
 
@@ -135,12 +135,12 @@ def build_model(
 
         terms = cost_terms(spec, weights)
         linear = terms.constant + sum(c * starts[i] for i, c in terms.coefficients.items())
-        if terms.target is not None and terms.lateness_weight:
-            infusion = spec.steps[terms.infusion]
-            latest = infusion.frozen if infusion.frozen is not None else infusion.starts[-1]
-            late = model.new_int_var(0, max(0, latest - terms.target), f"{pid}:late")
-            model.add(late >= starts[terms.infusion] - terms.target).only_enforce_if(present)
-            linear += terms.lateness_weight * late
+        domains = [[s.frozen] if s.frozen is not None else s.starts for s in spec.steps]
+        for hinge in terms.hinges:
+            excess = model.new_int_var(0, hinge_bound(hinge, domains), f"{pid}:{hinge.name}")
+            base = starts[hinge.earlier] if hinge.earlier is not None else 0
+            model.add(excess >= starts[hinge.later] - base - hinge.allowance).only_enforce_if(present)
+            linear += hinge.weight * excess
         cost = model.new_int_var(0, penalty, f"{pid}:cost")
         model.add(cost == linear).only_enforce_if(present)
         model.add(cost == 0).only_enforce_if(~present)

@@ -4,10 +4,11 @@ cost = w_a * urgency * (infusion - approval)
      + w_v * (infusion - first collection)          [vein-to-vein]
      + w_c * (infusion - conditioning start)        [tie-break]
      + w_l * max(0, infusion - target)              [lateness]
+     + w_g * max(0, infusion - collection - 2)      [fresh graft older than its preferred 48 h]
 
-It is linear in the step start days plus one lateness term, so the CP-SAT
-model, the greedy baseline and the plan evaluator build it from the same
-``CostTerms``.
+It is linear in the step start days plus "hinge" terms ``w * max(0, a - b - k)``,
+so the CP-SAT model, the greedy baseline and the plan evaluator build it from
+the same ``CostTerms``.
 """
 
 from __future__ import annotations
@@ -19,21 +20,30 @@ from solver.instance import Instance, PatientSpec
 
 
 @dataclass(frozen=True)
+class Hinge:
+    """``weight * max(0, start[later] - start[earlier] - allowance)``; with no ``earlier``, ``start[later] - allowance``."""
+
+    weight: int
+    later: int
+    earlier: int | None
+    allowance: int
+    name: str
+
+    def excess(self, starts: list[int]) -> int:
+        base = starts[self.earlier] if self.earlier is not None else 0
+        return max(0, starts[self.later] - base - self.allowance)
+
+
+@dataclass(frozen=True)
 class CostTerms:
     coefficients: dict[int, int]  # step index -> coefficient on its start day
     constant: int
-    lateness_weight: int
-    target: int | None
     infusion: int
+    hinges: tuple[Hinge, ...] = ()
 
     def evaluate(self, starts: list[int]) -> int:
         linear = self.constant + sum(c * starts[i] for i, c in self.coefficients.items())
-        return linear + self.lateness_weight * self.lateness(starts)
-
-    def lateness(self, starts: list[int]) -> int:
-        if self.target is None:
-            return 0
-        return max(0, starts[self.infusion] - self.target)
+        return linear + sum(h.weight * h.excess(starts) for h in self.hinges)
 
 
 def cost_terms(spec: PatientSpec, weights: ObjectiveWeights) -> CostTerms:
@@ -51,8 +61,21 @@ def cost_terms(spec: PatientSpec, weights: ObjectiveWeights) -> CostTerms:
     if spec.conditioning is not None and weights.conditioning_to_infusion:
         add(spec.infusion, weights.conditioning_to_infusion)
         add(spec.conditioning, -weights.conditioning_to_infusion)
+    hinges = []
+    if spec.target is not None and weights.lateness:
+        hinges.append(Hinge(weights.lateness, spec.infusion, None, spec.target, "late"))
+    preferred = spec.graft_preferred_age_days
+    if preferred is not None and spec.collection is not None and weights.graft_over_preferred_age:
+        hinges.append(Hinge(weights.graft_over_preferred_age, spec.infusion, spec.collection, preferred, "graft_age"))
     coefficients = {i: c for i, c in coefficients.items() if c}
-    return CostTerms(coefficients, constant, weights.lateness, spec.target, spec.infusion)
+    return CostTerms(coefficients, constant, spec.infusion, tuple(hinges))
+
+
+def hinge_bound(hinge: Hinge, domains: list[list[int]]) -> int:
+    """The largest excess ``hinge`` can reach over ``domains`` (start days per step)."""
+    low = domains[hinge.earlier][0] if hinge.earlier is not None and domains[hinge.earlier] else 0
+    high = domains[hinge.later][-1] if domains[hinge.later] else 0
+    return max(0, high - low - hinge.allowance)
 
 
 def unscheduled_penalty(instance: Instance) -> int:
@@ -68,5 +91,6 @@ def unscheduled_penalty(instance: Instance) -> int:
         + weights.vein_to_vein
         + weights.conditioning_to_infusion
         + weights.lateness
+        + weights.graft_over_preferred_age
     )
     return per_patient * max(1, len(instance.patients)) + 1

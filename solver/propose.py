@@ -35,7 +35,7 @@ from pathway.plan import Booking, Plan
 from solver.baseline import Residual, Schedule, residual_after_frozen
 from solver.instance import Instance, PatientSpec, build_instance, resource_cells
 from solver.model import build_model
-from solver.objective import CostTerms, cost_terms
+from solver.objective import CostTerms, cost_terms, hinge_bound
 from solver.params import cp_model, new_solver
 from solver.single import best_single_schedule
 from solver.solve import blocking_cells, unschedulable_alone, resource_usage
@@ -149,10 +149,10 @@ def propose(
         infusion = spec.steps[spec.infusion]
         limit = found[0][spec.infusion] - 1 if found is not None else (infusion.starts or [-1])[-1]
         # The earliest infusion the patient's own rules allow (alone on the site): no option can beat it.
-        earliest = best_single_schedule(spec, alone_domains, CostTerms({spec.infusion: 1}, 0, 0, None, spec.infusion))
+        earliest = best_single_schedule(spec, alone_domains, CostTerms({spec.infusion: 1}, 0, spec.infusion))
         if earliest is not None and limit >= earliest[0][spec.infusion]:
             hi = found[0] if found is not None else None
-            own_frozen = {p.id: {f.step for f in p.frozen} for p in problem.patients}
+            own_frozen = {p.id: set(problem.frozen(p)) for p in problem.patients}
             neighbours = _neighbourhood(instance, spec, residual, alone_starts, hi, candidates, own_frozen)
             if neighbours and time.perf_counter() + MIN_SOLVE_S < deadline:
                 start = found[0] if found is not None else alone_starts
@@ -202,7 +202,7 @@ def _fixed_problem(problem: Problem, patient_id: str, booked: dict[str, dict[str
             if p.id == patient_id or p.id in free or p.frozen:
                 patients.append(p)
             continue
-        fixed = {**days, **{f.step: f.first_day for f in p.frozen}}
+        fixed = {**days, **problem.frozen(p)}
         frozen = tuple(FrozenBooking.model_construct(step=s, first_day=d) for s, d in fixed.items())
         patients.append(p.model_copy(update={"frozen": frozen}))
     return dataclasses.replace(problem, cohort=problem.cohort.model_copy(update={"patients": tuple(patients)}))
@@ -387,9 +387,5 @@ def _max_cost(spec: PatientSpec, terms: CostTerms) -> int:
         return max(c * days[0], c * days[-1]) if days else 0
 
     linear = terms.constant + sum(far(i, c) for i, c in terms.coefficients.items())
-    late = 0
-    if terms.target is not None:
-        infusion = spec.steps[terms.infusion]
-        last = infusion.frozen if infusion.frozen is not None else (infusion.starts or [terms.target])[-1]
-        late = terms.lateness_weight * max(0, last - terms.target)
-    return max(0, linear + late)
+    domains = [[s.frozen] if s.frozen is not None else s.starts for s in spec.steps]
+    return max(0, linear + sum(h.weight * hinge_bound(h, domains) for h in terms.hinges))

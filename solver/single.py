@@ -9,7 +9,7 @@ CP-SAT model is the simple, exact way to search them.
 from __future__ import annotations
 
 from solver.instance import PatientSpec
-from solver.objective import CostTerms
+from solver.objective import CostTerms, hinge_bound
 from solver.params import cp_model, new_solver
 
 
@@ -31,10 +31,11 @@ def best_single_schedule(
             if lag.max is not None:
                 model.add(starts[step.index] - anchor <= lag.max)
     objective = terms.constant + sum(c * starts[i] for i, c in terms.coefficients.items())
-    if terms.target is not None and terms.lateness_weight:
-        late = model.new_int_var(0, max(0, domains[terms.infusion][-1] - terms.target), "late")
-        model.add(late >= starts[terms.infusion] - terms.target)
-        objective += terms.lateness_weight * late
+    for hinge in terms.hinges:
+        excess = model.new_int_var(0, hinge_bound(hinge, domains), hinge.name)
+        base = starts[hinge.earlier] if hinge.earlier is not None else 0
+        model.add(excess >= starts[hinge.later] - base - hinge.allowance)
+        objective += hinge.weight * excess
     model.minimize(objective)
     solver = new_solver(time_limit, workers=1)
     status = solver.solve(model)

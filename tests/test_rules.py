@@ -20,6 +20,7 @@ import pytest
 
 from pathway.catalogue import Catalogue, load_catalogue, parse_catalogue
 from pathway.cohort import Problem, parse_cohort
+from pathway.errors import InputError
 from pathway.plan import Booking, Plan, Unschedulable
 from pathway.rules import RULES, Violation, check_plan
 
@@ -200,7 +201,7 @@ def test_rules_registry_names_every_rule():
     assert list(RULES) == [
         "UNKNOWN_BOOKING", "STEP_MISSING", "STEP_DURATION", "STEP_LAG", "INFUSION_WINDOW",
         "RELEASE_BEFORE_CONDITIONING", "GRAFT_AGE", "CALENDAR", "CAPACITY", "EARLIEST_START",
-        "WASHOUT", "BLACKOUT", "FROZEN_CHANGED",
+        "WASHOUT", "BLACKOUT", "FROZEN_CHANGED", "IN_FLIGHT", "PRESENCE", "RISK_WINDOW",
     ]  # fmt: skip
 
 
@@ -361,11 +362,23 @@ def test_conditioning_during_manufacture_fails():
     assert codes(found) == {"RELEASE_BEFORE_CONDITIONING"}
 
 
-def test_release_rule_holds_by_step_kind_even_without_the_catalogue_lag():
-    def drop_release_lag(template):
-        next(s for s in template["steps"] if s["name"] == "conditioning")["lags"] = []
+def drop_release_lag(template):
+    next(s for s in template["steps"] if s["name"] == "conditioning")["lags"] = []
 
-    catalogue = edited_catalogue("axi-cel", drop_release_lag)
+
+def test_catalogue_refuses_conditioning_not_tied_to_the_release():
+    with pytest.raises(InputError) as refused:
+        edited_catalogue("axi-cel", drop_release_lag)
+    assert "templates[0]: steps[3] (conditioning): conditioning must be tied to the product's release" in str(refused.value)
+
+
+def test_release_rule_holds_by_step_kind_even_without_the_catalogue_lag():
+    # The catalogue refuses such a template (above); built around its validation, the checker still catches it.
+    default = load_catalogue()
+    axi_cel = default.template("axi-cel")
+    steps = tuple(s.model_copy(update={"lags": ()}) if s.name == "conditioning" else s for s in axi_cel.steps)
+    templates = tuple(t.model_copy(update={"steps": steps}) if t.id == "axi-cel" else t for t in default.templates)
+    catalogue = default.model_copy(update={"templates": templates})
     problem = make_problem(patient(), catalogue=catalogue)
     clean = fresh_car_t(problem, "P001", **AXI_CEL)
     assert check_plan(problem, make_plan(clean)) == []
