@@ -171,6 +171,7 @@ class Problem:
             self.template(patient),
             durations,
             given,
+            self.horizon.start,
             self.earliest_day(patient),
             lambda step, day: self.unavailable(patient, step, day, durations[step.name]) is None,
         )

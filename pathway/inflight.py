@@ -4,13 +4,13 @@ A frozen booking (done, or fixed by a coordinator) can tie other steps to it.
 ``hold`` works out, for one patient:
 
 * **derived**: a step tied to a frozen step by a fixed lag (``min == max``) whose
-  day therefore falls before the patient's earliest day (it is already under
+  day therefore falls before the planning horizon starts (it is already under
   way: the stay that starts on the infusion day, the shipment on the collection
   day, the high-risk window) is frozen with it. Without this the step would
   need a day before the horizon, the patient would be reported unschedulable
   and the load of the stay and the ICU back-up place would be given away.
 * **refused**: a step tied to a frozen step by a range whose every day falls
-  before the earliest day (a product in QC after a frozen manufacture, say):
+  before the horizon starts (a product in QC after a frozen manufacture, say):
   the input must say when it happened. ``parse_cohort`` refuses it, naming the
   patient and the step.
 * **repeated**: a given conditioning marked ``repeat_if_infusion_slips`` whose
@@ -71,11 +71,16 @@ def hold(
     template: Template,
     durations: dict[str, int],
     given: dict[str, date],
+    today: date,
     earliest: date,
     infusion_day_possible: Callable[[Step, date], bool],
 ) -> Held:
     """The patient's frozen steps, in flight included (see the module docstring).
 
+    ``today``: the first day that is not history (the horizon's start); a step
+    held by a frozen one to a day before it is under way. ``earliest``: the
+    patient's first allowed day (approval, earliest start, horizon start), the
+    first day an infusion after a given conditioning could still be on.
     ``infusion_day_possible(step, day)``: the patient's own rules allow ``step``
     (an infusion) to start on ``day`` (calendar, blackouts, presence after it).
     """
@@ -117,7 +122,7 @@ def hold(
                 else:
                     target, other = before, after
                     low, high = _window_before(lag, frozen[after], durations[before])
-                if target in refused or high is None or high >= earliest:
+                if target in refused or high is None or high >= today:
                     continue
                 if low == high:
                     frozen[target] = low
@@ -127,6 +132,6 @@ def hold(
                     refused[target] = (
                         f"{target.replace('_', ' ')} is tied to {other.replace('_', ' ')} on {_day(frozen[other])}, "
                         f"so it started {'by' if low is None else f'between {_day(low)} and'} {_day(high)}, before "
-                        f"{_day(earliest)}: record it as frozen too (the day it started)"
+                        f"{_day(today)}: record it as frozen too (the day it started)"
                     )
     return Held(frozen, derived, repeated, refused)

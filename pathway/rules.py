@@ -274,13 +274,17 @@ def step_duration(problem: Problem, plan: Plan) -> list[Violation]:
 
 # -- 4. STEP_LAG -------------------------------------------------------------------------
 def step_lag(problem: Problem, plan: Plan) -> list[Violation]:
-    """Generic catalogue lags between steps (``rule: step_lag``)."""
+    """Generic catalogue lags between steps (``rule: step_lag``). Solver: ``solver.lags.add_lags``."""
     return _lag_violations(problem, plan, "step_lag", "STEP_LAG", "the pathway")
 
 
 # -- 5. INFUSION_WINDOW -------------------------------------------------------------------
 def infusion_window(problem: Problem, plan: Plan) -> list[Violation]:
-    """The product's infusion window after conditioning (``rule: infusion_window`` lags)."""
+    """The product's infusion window after conditioning (``rule: infusion_window`` lags).
+
+    Solver: ``solver.lags.add_lags``; a given conditioning whose window can no
+    longer be met is set aside and given again (``pathway.inflight``).
+    """
     return _lag_violations(problem, plan, "infusion_window", "INFUSION_WINDOW", "the product's infusion window")
 
 
@@ -336,7 +340,11 @@ def release_before_conditioning(problem: Problem, plan: Plan) -> list[Violation]
 
 # -- 7. GRAFT_AGE ------------------------------------------------------------------------
 def graft_age(problem: Problem, plan: Plan) -> list[Violation]:
-    """A fresh graft is infused within ``graft_max_age_hours`` of its collection, never before it."""
+    """A fresh graft is infused within ``graft_max_age_hours`` of its collection, never before it.
+
+    Solver: the template's ``graft_age`` lag (the catalogue refuses a fresh graft
+    without it), through ``solver.lags.add_lags``; the preferred age is a cost.
+    """
     found = []
     booked = _booked(problem, plan)
     for patient in problem.patients:
@@ -376,7 +384,10 @@ def graft_age(problem: Problem, plan: Plan) -> list[Violation]:
 
 # -- 8. CALENDAR -----------------------------------------------------------------------------
 def calendar(problem: Problem, plan: Plan) -> list[Violation]:
-    """The start day (or every day) of a step is open on the step's site calendar."""
+    """The start day (or every day) of a step is open on the step's site calendar.
+
+    Solver: a domain filter (``solver.instance``: allowed start days).
+    """
     found = []
     site = problem.site
     booked = _booked(problem, plan)
@@ -405,7 +416,11 @@ def calendar(problem: Problem, plan: Plan) -> list[Violation]:
 
 # -- 9. CAPACITY --------------------------------------------------------------------------------
 def capacity(problem: Problem, plan: Plan) -> list[Violation]:
-    """Daily resources per day and weekly resources per ISO week stay within capacity."""
+    """Daily resources per day and weekly resources per ISO week stay within capacity.
+
+    Solver: one cumulative per resource (``solver.model``), residual capacity in
+    the greedy baseline; frozen bookings are always counted.
+    """
     site = problem.site
     load = resource_load(problem, plan.bookings)  # every booking of a known step, duplicates included
     found = []
@@ -431,7 +446,10 @@ def capacity(problem: Problem, plan: Plan) -> list[Violation]:
 
 # -- 10. EARLIEST_START ---------------------------------------------------------------------------
 def earliest_start(problem: Problem, plan: Plan) -> list[Violation]:
-    """No step that is not frozen starts before approval, earliest_start or the horizon start."""
+    """No step that is not frozen starts before approval, earliest_start or the horizon start.
+
+    Solver: a domain filter (``solver.instance``).
+    """
     found = []
     booked = _booked(problem, plan)
     for patient in problem.patients:
@@ -463,7 +481,10 @@ def earliest_start(problem: Problem, plan: Plan) -> list[Violation]:
 
 # -- 11. WASHOUT ------------------------------------------------------------------------------------
 def washout(problem: Problem, plan: Plan) -> list[Violation]:
-    """Steps of a washout rule's kind start at least ``days`` after the last dose of its agent."""
+    """Steps of a washout rule's kind start at least ``days`` after the last dose of its agent.
+
+    Solver: a domain filter (``solver.instance``).
+    """
     found = []
     booked = _booked(problem, plan)
     for patient in problem.patients:
@@ -496,7 +517,10 @@ def washout(problem: Problem, plan: Plan) -> list[Violation]:
 
 # -- 12. BLACKOUT ------------------------------------------------------------------------------------
 def blackout(problem: Problem, plan: Plan) -> list[Violation]:
-    """Steps needing the patient in person avoid the patient's blackout days."""
+    """Steps needing the patient in person avoid the patient's blackout days.
+
+    Solver: a domain filter (``solver.instance``).
+    """
     found = []
     booked = _booked(problem, plan)
     for patient in problem.patients:

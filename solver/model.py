@@ -27,10 +27,12 @@ patient's cost).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from solver.baseline import Schedule, residual_after_frozen
 from solver.instance import Instance, PatientSpec
+from solver.lags import add_lags
 from solver.objective import cost_terms, hinge_bound, unscheduled_penalty
 from solver.params import cp_model
 
@@ -51,7 +53,10 @@ class PatientVars:
     spec: PatientSpec
     present: cp_model.IntVar
     starts: list  # IntVar or int (frozen)
-    cost: cp_model.IntVar
+    cost: cp_model.IntVar | None = None  # set by ``CohortModelBuilder.add_cost``
+
+    def values(self, solver: cp_model.CpSolver) -> list[int]:
+        return [v if isinstance(v, int) else solver.value(v) for v in self.starts]
 
 
 @dataclass
@@ -62,120 +67,144 @@ class CohortModel:
     shifts: dict[str, list[tuple[int, cp_model.IntVar]]] = field(default_factory=dict)
     disruption: cp_model.LinearExprT = 0  # sum of every shift, in days (unweighted)
 
+    def schedules(self, solver: cp_model.CpSolver, instance: Instance) -> dict[str, Schedule | None]:
+        """Every patient of ``instance``: the solved schedule of those present, None for the others."""
+        weights = instance.problem.site.objective
+        out: dict[str, Schedule | None] = {p.id: None for p in instance.patients}
+        for pv in self.patients:
+            if solver.boolean_value(pv.present):
+                starts = pv.values(solver)
+                out[pv.spec.id] = Schedule(starts, cost_terms(pv.spec, weights).evaluate(starts))
+        return out
 
-def build_model(
-    instance: Instance,
-    patients: list[PatientSpec],
-    lower_bounds: dict[str, int],
-    hint: dict[str, Schedule | None] | None = None,
-    everyone: bool = False,
-    current: dict[str, list[int | None]] | None = None,
-    move_costs: MoveCost | dict[str, dict[int, MoveCost]] = NO_MOVE_COST,
-    required: frozenset[str] | set[str] = frozenset(),
-) -> CohortModel:
-    """The model of ``patients`` on ``instance`` (frozen bookings of every patient of the instance are fixed load).
 
-    ``everyone``: schedule every patient (the caller knows a plan with all of them exists).
-    ``required``: schedule these patients (the caller knows a plan with all of them exists).
+class CohortModelBuilder:
+    """The CP-SAT model of ``patients`` on ``instance``, in named parts (see the module docstring).
 
-    ``current``: patient id -> current start day of each step, in the order of
-    ``PatientSpec.steps`` (None: step not booked now, no penalty). For every
-    not-frozen step with a current start, a shift variable ``|start - current|``
-    is added to ``CohortModel.shifts``, and the objective gains the step's
-    ``MoveCost`` (``move_costs``: one for every step, or per patient a dict of
-    step index -> cost; a step not in it moves free). With no cost the shifts are still built
-    (for a caller's own objective) but the objective is unchanged. An unscheduled patient's starts
-    are free, so the solver leaves its shifts at their least; the unscheduled
-    penalty already outweighs any move.
+    The constructor makes the variables (a start day per step on its allowed
+    days, a presence literal per patient) and the lags; then, as the caller
+    needs them: ``require`` (patients who must be scheduled), ``add_capacity``
+    (one cumulative per resource, frozen bookings of every patient of the
+    instance as fixed load), ``add_cost`` (the patients' costs and the
+    unscheduled penalty), ``add_move_penalty`` (shifts against a current plan),
+    ``add_hint``; ``build`` sets the objective.
     """
-    model = cp_model.CpModel()
-    weights = instance.problem.site.objective
-    penalty = unscheduled_penalty(instance)
-    daily: dict[str, list[tuple[cp_model.IntervalVar, int]]] = defaultdict(list)
-    weekly: dict[str, list[tuple[cp_model.IntervalVar, int]]] = defaultdict(list)
-    out: list[PatientVars] = []
-    objective = []
-    shifts: dict[str, list[tuple[int, cp_model.IntVar]]] = {}
 
-    for spec in patients:
-        pid = spec.id
-        present = model.new_bool_var(f"{pid}:scheduled")
-        if everyone or pid in required:
-            model.add(present == 1)
-        starts = []
+    def __init__(self, instance: Instance, patients: list[PatientSpec]):
+        self.instance = instance
+        self.model = cp_model.CpModel()
+        self._objective: list = []
+        self._shifts: dict[str, list[tuple[int, cp_model.IntVar]]] = {}
+        self._uses: dict[str, list[tuple[cp_model.IntervalVar, int]]] = defaultdict(list)
+        self.patients = [self._variables(spec) for spec in patients]
+
+    def _variables(self, spec: PatientSpec) -> PatientVars:
+        model = self.model
+        present = model.new_bool_var(f"{spec.id}:scheduled")
+        starts: list = [
+            step.frozen
+            if step.frozen is not None
+            else model.new_int_var_from_domain(cp_model.Domain.from_values(step.starts), f"{spec.id}:{step.name}")
+            for step in spec.steps
+        ]
+        add_lags(model, spec, starts, enforce=present)
         for step in spec.steps:
             if step.frozen is not None:
-                starts.append(step.frozen)
-            else:
-                domain = cp_model.Domain.from_values(step.starts)
-                starts.append(model.new_int_var_from_domain(domain, f"{pid}:{step.name}"))
-
-        for step in spec.steps:
-            for lag in step.lags:
-                if step.frozen is not None and spec.steps[lag.other].frozen is not None:
-                    continue  # both fixed: nothing to decide (the checker still judges them)
-                anchor = starts[lag.other] + (spec.steps[lag.other].duration if lag.anchor_end else 0)
-                model.add(starts[step.index] - anchor >= lag.min).only_enforce_if(present)
-                if lag.max is not None:
-                    model.add(starts[step.index] - anchor <= lag.max).only_enforce_if(present)
-
-            if step.frozen is not None:
-                continue  # its load is already taken off the capacity
+                continue  # its load is fixed capacity (``residual_after_frozen``)
             for use in step.uses:
-                name = f"{pid}:{step.name}:{use.resource}"
+                name = f"{spec.id}:{step.name}:{use.resource}"
                 if use.weekly:
-                    weeks = sorted({instance.week(d) for d in step.starts})
+                    weeks = sorted({self.instance.week(d) for d in step.starts})
                     week = model.new_int_var_from_domain(cp_model.Domain.from_values(weeks), f"{name}:week")
-                    model.add_division_equality(week, starts[step.index] + instance.week_offset, 7)
+                    model.add_division_equality(week, starts[step.index] + self.instance.week_offset, 7)
                     interval = model.new_optional_fixed_size_interval_var(week, 1, present, name)
-                    weekly[use.resource].append((interval, use.amount))
                 else:
                     interval = model.new_optional_fixed_size_interval_var(starts[step.index], use.days, present, name)
-                    daily[use.resource].append((interval, use.amount))
+                self._uses[use.resource].append((interval, use.amount))
+        return PatientVars(spec, present, starts)
 
-        terms = cost_terms(spec, weights)
-        linear = terms.constant + sum(c * starts[i] for i, c in terms.coefficients.items())
-        domains = [[s.frozen] if s.frozen is not None else s.starts for s in spec.steps]
-        for hinge in terms.hinges:
-            excess = model.new_int_var(0, hinge_bound(hinge, domains), f"{pid}:{hinge.name}")
-            base = starts[hinge.earlier] if hinge.earlier is not None else 0
-            model.add(excess >= starts[hinge.later] - base - hinge.allowance).only_enforce_if(present)
-            linear += hinge.weight * excess
-        cost = model.new_int_var(0, penalty, f"{pid}:cost")
-        model.add(cost == linear).only_enforce_if(present)
-        model.add(cost == 0).only_enforce_if(~present)
-        if spec.id in lower_bounds:
-            model.add(cost >= lower_bounds[spec.id]).only_enforce_if(present)
-        objective.append(cost)
-        objective.append(penalty * (1 - present))
-        out.append(PatientVars(spec, present, starts, cost))
+    def require(self, patient_ids: Collection[str] | None = None) -> "CohortModelBuilder":
+        """Schedule these patients (default: all); the caller knows a plan with all of them exists."""
+        for pv in self.patients:
+            if patient_ids is None or pv.spec.id in patient_ids:
+                self.model.add(pv.present == 1)
+        return self
 
-        if current is not None and pid in current:
-            shifts[pid] = _shifts(model, spec, starts, current[pid])
-            for index, shift in shifts[pid]:
+    def add_capacity(self) -> "CohortModelBuilder":
+        capacity = residual_after_frozen(self.instance).left
+        for rid, uses in self._uses.items():
+            _cumulative(self.model, rid, uses, capacity[rid])
+        return self
+
+    def add_cost(self, lower_bounds: dict[str, int] | None = None) -> "CohortModelBuilder":
+        """Each scheduled patient's cost (``solver.objective``), at least ``lower_bounds[id]``; the
+        unscheduled penalty for the others."""
+        model = self.model
+        weights = self.instance.problem.site.objective
+        penalty = unscheduled_penalty(self.instance)
+        for pv in self.patients:
+            spec, starts, pid = pv.spec, pv.starts, pv.spec.id
+            terms = cost_terms(spec, weights)
+            linear = terms.constant + sum(c * starts[i] for i, c in terms.coefficients.items())
+            domains = [[s.frozen] if s.frozen is not None else s.starts for s in spec.steps]
+            for hinge in terms.hinges:
+                excess = model.new_int_var(0, hinge_bound(hinge, domains), f"{pid}:{hinge.name}")
+                base = starts[hinge.earlier] if hinge.earlier is not None else 0
+                model.add(excess >= starts[hinge.later] - base - hinge.allowance).only_enforce_if(pv.present)
+                linear += hinge.weight * excess
+            pv.cost = model.new_int_var(0, penalty, f"{pid}:cost")
+            model.add(pv.cost == linear).only_enforce_if(pv.present)
+            model.add(pv.cost == 0).only_enforce_if(~pv.present)
+            if lower_bounds and pid in lower_bounds:
+                model.add(pv.cost >= lower_bounds[pid]).only_enforce_if(pv.present)
+            self._objective += [pv.cost, penalty * (1 - pv.present)]
+        return self
+
+    def add_move_penalty(
+        self,
+        current: dict[str, list[int | None]],
+        move_costs: MoveCost | dict[str, dict[int, MoveCost]] = NO_MOVE_COST,
+    ) -> "CohortModelBuilder":
+        """Shifts ``|start - current start|`` for every not-frozen step with a current start.
+
+        ``current``: patient id -> current start day of each step, in the order of
+        ``PatientSpec.steps`` (None: not booked now, no penalty). The objective gains
+        each step's ``MoveCost`` (one for every step, or per patient a dict of step
+        index -> cost; a step not in it moves free). With no cost the shifts are
+        only measured (``CohortModel.shifts``, ``disruption``), for a caller's own
+        objective. An unscheduled patient's starts are free, so its shifts stay at
+        their least; dropping a patient costs at least moving each of its bookings.
+        """
+        for pv in self.patients:
+            pid = pv.spec.id
+            if pid not in current:
+                continue
+            self._shifts[pid] = _shifts(self.model, pv.spec, pv.starts, current[pid])
+            for index, shift in self._shifts[pid]:
                 cost = move_costs if isinstance(move_costs, MoveCost) else move_costs.get(pid, {}).get(index, NO_MOVE_COST)
                 if cost.per_day:
-                    objective.append(cost.per_day * shift)
+                    self._objective.append(cost.per_day * shift)
                 if cost.per_move:
-                    moved = model.new_bool_var(f"{shift.name}:moved")
-                    model.add(shift == 0).only_enforce_if(~moved)
-                    objective.append(cost.per_move * moved)
-                    objective.append(cost.per_move * (1 - present))
+                    moved = self.model.new_bool_var(f"{shift.name}:moved")
+                    self.model.add(shift == 0).only_enforce_if(~moved)
+                    self._objective += [cost.per_move * moved, cost.per_move * (1 - pv.present)]
+        return self
 
-        if hint is not None:
-            schedule = hint.get(pid)
-            model.add_hint(present, schedule is not None)
+    def add_hint(self, hint: dict[str, Schedule | None]) -> "CohortModelBuilder":
+        """Start from these schedules (a patient hinted None is hinted unscheduled)."""
+        for pv in self.patients:
+            schedule = hint.get(pv.spec.id)
+            self.model.add_hint(pv.present, schedule is not None)
             if schedule is not None:
-                for var, value in zip(starts, schedule.starts):
+                for var, value in zip(pv.starts, schedule.starts):
                     if not isinstance(var, int):
-                        model.add_hint(var, value)
+                        self.model.add_hint(var, value)
+        return self
 
-    capacity = residual_after_frozen(instance).left
-    for rid, uses in (daily | weekly).items():
-        _cumulative(model, rid, uses, capacity[rid])
-    model.minimize(sum(objective))
-    disruption = sum(shift for steps in shifts.values() for _, shift in steps)
-    return CohortModel(model, out, shifts, disruption)
+    def build(self) -> CohortModel:
+        self.model.minimize(sum(self._objective))
+        disruption = sum(shift for steps in self._shifts.values() for _, shift in steps)
+        return CohortModel(self.model, self.patients, self._shifts, disruption)
 
 
 def _shifts(model: cp_model.CpModel, spec: PatientSpec, starts: list, current: list[int | None]):

@@ -13,7 +13,7 @@ dates. Two kinds of answer:
   sit on the resource-days (weeks) that keep the patient from an earlier
   schedule, nearest to the patient's capacity-free dates first, at most
   ``MAX_NEIGHBOURS``. Everyone else stays fixed load. CP-SAT
-  (``solver.model.build_model`` with its move penalty) minimises the days moved
+  (``solver.model.CohortModelBuilder`` with its move penalty) minimises the days moved
   (disruption), then the patient's cost, subject to ``infusion <= bound``;
   each answer tightens the bound to the day before its infusion.
 
@@ -34,7 +34,7 @@ from pathway.cohort import FrozenBooking, Problem
 from pathway.plan import Booking, Plan
 from solver.baseline import Residual, Schedule, residual_after_frozen
 from solver.instance import Instance, PatientSpec, build_instance, resource_cells
-from solver.model import build_model
+from solver.model import CohortModelBuilder
 from solver.objective import CostTerms, cost_terms, hinge_bound
 from solver.params import cp_model, new_solver
 from solver.single import best_single_schedule
@@ -157,10 +157,20 @@ def propose(
             if neighbours and time.perf_counter() + MIN_SOLVE_S < deadline:
                 start = found[0] if found is not None else alone_starts
                 lower = terms.evaluate(alone_starts) if alone[1] else 0
-                options = _alternatives(
-                    problem, patient_id, booked, neighbours, start, lower, limit, earliest[0][spec.infusion], alternatives,
-                    deadline, max_slip_days, movable_from,
-                )
+                options = AlternativeSearch(
+                    problem=problem,
+                    patient_id=patient_id,
+                    booked=booked,
+                    neighbours=neighbours,
+                    hint_starts=start,
+                    lower_bound=lower,
+                    latest_infusion=limit,
+                    earliest_infusion=earliest[0][spec.infusion],
+                    wanted=alternatives,
+                    deadline=deadline,
+                    max_slip_days=max_slip_days,
+                    movable_from=movable_from,
+                ).options()
     return done(fast, options, reason)
 
 
@@ -295,21 +305,32 @@ def _neighbourhood(
     return [pid for _, _, pid in ranked[:MAX_NEIGHBOURS]]
 
 
-def _alternatives(
-    problem: Problem,
-    patient_id: str,
-    booked: dict[str, dict[str, date]],
-    neighbours: list[str],
-    hint_starts: list[int],
-    lower_bound: int,
-    limit: int,
-    earliest: int,
-    wanted: int,
-    deadline: float,
-    max_slip_days: int = MAX_SLIP_DAYS,
-    movable_from: date | None = None,
-) -> tuple[Option, ...]:
-    """Options with infusion <= ``limit``, each strictly earlier than the one before, least disruption first."""
+@dataclass(frozen=True)
+class AlternativeSearch:
+    """The search for earlier options for ``patient_id`` that move some ``neighbours``' bookings."""
+
+    problem: Problem
+    patient_id: str
+    booked: dict[str, dict[str, date]]  # other patient id -> step -> first day in the current plan
+    neighbours: list[str]  # the patients whose bookings an option may move
+    hint_starts: list[int]  # the patient's schedule to start from
+    lower_bound: int  # the patient's capacity-free cost
+    latest_infusion: int  # every option infuses on or before this day
+    earliest_infusion: int  # no option can infuse before this day (alone on the site)
+    wanted: int  # at most this many options
+    deadline: float  # time.perf_counter() at which to stop
+    max_slip_days: int = MAX_SLIP_DAYS
+    movable_from: date | None = None
+
+    def options(self) -> tuple[Option, ...]:
+        return _alternatives(self)
+
+
+def _alternatives(search: AlternativeSearch) -> tuple[Option, ...]:
+    """Options with infusion <= ``latest_infusion``, each strictly earlier than the one before, least
+    disruption first."""
+    problem, patient_id, booked, neighbours = search.problem, search.patient_id, search.booked, search.neighbours
+    max_slip_days, movable_from = search.max_slip_days, search.movable_from
     instance = build_instance(_fixed_problem(problem, patient_id, booked, free=set(neighbours)))
     specs = {s.id: s for s in instance.patients}
     spec = specs[patient_id]
@@ -318,8 +339,16 @@ def _alternatives(
         o.id: [step.frozen if step.frozen is not None else instance.day_of(booked[o.id][step.name]) for step in o.steps]
         for o in others
     }
-    hint = {o.id: Schedule(current[o.id], 0) for o in others} | {patient_id: Schedule(hint_starts, 0)}
-    cohort = build_model(instance, [spec] + others, {patient_id: lower_bound}, hint, everyone=True, current=current)
+    hint = {o.id: Schedule(current[o.id], 0) for o in others} | {patient_id: Schedule(search.hint_starts, 0)}
+    cohort = (
+        CohortModelBuilder(instance, [spec] + others)
+        .require()
+        .add_capacity()
+        .add_cost({patient_id: search.lower_bound})
+        .add_move_penalty(current)  # shifts measured, weighed by the objective below
+        .add_hint(hint)
+        .build()
+    )
     model = cohort.model
     for pv in cohort.patients[1:]:
         infusion_start = pv.starts[pv.spec.infusion]
@@ -338,9 +367,9 @@ def _alternatives(
     infusion = own.starts[spec.infusion]
 
     options: list[Option] = []
-    bound = limit
-    while len(options) < wanted and bound >= earliest:
-        left = deadline - time.perf_counter()
+    bound = search.latest_infusion
+    while len(options) < search.wanted and bound >= search.earliest_infusion:
+        left = search.deadline - time.perf_counter()
         if left < MIN_SOLVE_S:
             break
         model.add(infusion <= bound)
@@ -350,7 +379,7 @@ def _alternatives(
         status = solver.solve(model)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             break
-        values = {pv.spec.id: [v if isinstance(v, int) else solver.value(v) for v in pv.starts] for pv in cohort.patients}
+        values = {pv.spec.id: pv.values(solver) for pv in cohort.patients}
         moves, disruption = [], 0
         for other in others:
             for step in other.steps:

@@ -33,7 +33,7 @@ from pathway.rules import RULES
 from pathway.usage import resource_load
 from solver.baseline import Schedule, greedy
 from solver.instance import Instance, build_instance
-from solver.model import MoveCost, build_model
+from solver.model import CohortModelBuilder, MoveCost
 from solver.objective import cost_terms
 from solver.params import cp_model, new_solver
 from solver.solve import SolveOptions, evaluate, groundwork, plan_from_schedules
@@ -86,26 +86,22 @@ def resolve(problem: Problem, current: Plan, confirmed: set[tuple[str, str]], op
     chosen, method = repair, "repair"
     everyone = all(repair.get(p.id) is not None for p in schedulable)
     lower = {p.id: alone[p.id].cost for p in schedulable if alone[p.id].optimal}
-    cohort = build_model(
-        instance,
-        schedulable,
-        lower,
-        repair,
-        everyone=everyone,
-        current={p: s for p, s in was.items() if p not in blocked},
-        move_costs=costs,
-        required=set(standing),  # a schedule that stands is never dropped (the repair keeps them all)
+    cohort = (
+        CohortModelBuilder(instance, schedulable)
+        # everyone if the repair schedules everyone; else a schedule that stands is never dropped
+        .require(None if everyone else set(standing))
+        .add_capacity()
+        .add_cost(lower)
+        .add_move_penalty({p: s for p, s in was.items() if p not in blocked}, costs)
+        .add_hint(repair)
+        .build()
     )
     solver = new_solver(options.time_limit, options.workers, options.reproducible)
     status = solver.solve(cohort.model)
     stats["status"] = solver.status_name(status)
     stats["solver_wall_time_s"] = round(solver.wall_time, 3)
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        found: dict[str, Schedule | None] = {p.id: None for p in instance.patients}
-        for pv in cohort.patients:
-            if solver.boolean_value(pv.present):
-                starts = [v if isinstance(v, int) else solver.value(v) for v in pv.starts]
-                found[pv.spec.id] = Schedule(starts, cost_terms(pv.spec, weights).evaluate(starts))
+        found = cohort.schedules(solver, instance)
         value = evaluate(instance, found, skip=blocked) + _move_penalty(instance, found, was, costs)
         stats["best_bound"] = int(solver.best_objective_bound)
         if value < repair_value:

@@ -9,6 +9,7 @@ CP-SAT model is the simple, exact way to search them.
 from __future__ import annotations
 
 from solver.instance import PatientSpec
+from solver.lags import add_lags
 from solver.objective import CostTerms, hinge_bound
 from solver.params import cp_model, new_solver
 
@@ -23,13 +24,7 @@ def best_single_schedule(
     starts = [
         model.new_int_var_from_domain(cp_model.Domain.from_values(d), f"s{i}") for i, d in enumerate(domains)
     ]
-    for step in spec.steps:
-        for lag in step.lags:
-            other = spec.steps[lag.other]
-            anchor = starts[lag.other] + (other.duration if lag.anchor_end else 0)
-            model.add(starts[step.index] - anchor >= lag.min)
-            if lag.max is not None:
-                model.add(starts[step.index] - anchor <= lag.max)
+    add_lags(model, spec, starts)
     objective = terms.constant + sum(c * starts[i] for i, c in terms.coefficients.items())
     for hinge in terms.hinges:
         excess = model.new_int_var(0, hinge_bound(hinge, domains), hinge.name)

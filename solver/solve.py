@@ -20,7 +20,7 @@ from pathway.cohort import Problem
 from pathway.plan import Booking, PatientOutcome, Plan, Unschedulable
 from solver.baseline import Schedule, capacity_free, greedy
 from solver.instance import Instance, PatientSpec, build_instance, resource_cells
-from solver.model import build_model
+from solver.model import CohortModelBuilder
 from solver.objective import cost_terms, unscheduled_penalty
 from solver.params import cp_model, new_solver
 
@@ -107,7 +107,10 @@ def _solve_cp_sat(instance, schedulable, alone, hint, options: SolveOptions, sta
     # every patient present leaves CP-SAT a model without optional intervals.
     everyone = all(hint.get(p.id) is not None for p in schedulable)
     stats["everyone_scheduled_by_greedy"] = everyone
-    cohort = build_model(instance, schedulable, lower, hint, everyone=everyone)
+    builder = CohortModelBuilder(instance, schedulable)
+    if everyone:
+        builder.require()
+    cohort = builder.add_capacity().add_cost(lower).add_hint(hint).build()
     solver = new_solver(options.time_limit, options.workers, options.reproducible)
     status = solver.solve(cohort.model)
     stats["status"] = solver.status_name(status)
@@ -117,12 +120,7 @@ def _solve_cp_sat(instance, schedulable, alone, hint, options: SolveOptions, sta
         stats["fallback"] = f"CP-SAT returned {stats['status']} (no plan); the greedy plan is kept"
         return hint
     stats["best_bound"] = int(solver.best_objective_bound)
-    weights = instance.problem.site.objective
-    out: dict[str, Schedule | None] = {p.id: None for p in instance.patients}
-    for pv in cohort.patients:
-        if solver.boolean_value(pv.present):
-            starts = [v if isinstance(v, int) else solver.value(v) for v in pv.starts]
-            out[pv.spec.id] = Schedule(starts, cost_terms(pv.spec, weights).evaluate(starts))
+    out = cohort.schedules(solver, instance)
     if evaluate(instance, out) > evaluate(instance, hint):
         stats["fallback"] = "CP-SAT's plan was worse than the greedy plan; the greedy plan is kept"
         return hint

@@ -316,3 +316,17 @@ def test_fresh_graft_older_than_48_hours_costs_more_than_a_day_of_waiting():
     weights = problem.site.objective
     assert terms.evaluate(older) - terms.evaluate(starts) >= weights.graft_over_preferred_age
     assert weights.graft_over_preferred_age > weights.approval_to_infusion * max(weights.urgency_weights.values())
+
+
+# ---------------------------------------------------------------------------
+# Tocilizumab: one dose on site per CAR-T patient from the infusion
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("method", METHODS)
+def test_a_tocilizumab_shortage_keeps_two_infusions_apart(method):
+    shortage = {"resource": "tocilizumab_dose", "centre": "liverpool", "first_day": "2027-01-04",
+                "last_day": "2027-06-30", "capacity": 1, "reason": "supply shortage"}  # fmt: skip
+    problem = make_problem(patient("P001"), patient("P002"), capacity_changes=(shortage,))
+    plan = _solve(problem, method)
+    assert check_plan(problem, plan) == []
+    first, second = sorted((plan.bookings_of(p)["high_risk_window"] for p in ("P001", "P002")), key=lambda b: b.first_day)
+    assert second.first_day > first.last_day  # the one dose on site is held for one patient at a time

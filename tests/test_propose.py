@@ -17,7 +17,7 @@ from pathway.plan import Plan
 from pathway.rules import check_plan
 from solver.baseline import Schedule, greedy
 from solver.instance import build_instance
-from solver.model import MoveCost, build_model
+from solver.model import CohortModelBuilder, MoveCost
 from solver.objective import cost_terms
 from solver.params import cp_model, new_solver
 from solver.propose import Option, Proposal, propose
@@ -302,17 +302,26 @@ def test_move_penalty_measures_shifts_and_keeps_the_current_plan_when_heavy(smal
     current = {p.id: schedules[p.id].starts for p in patients}
     hint = {p.id: Schedule(schedules[p.id].starts, 0) for p in patients}
 
+    def model(reference, **move_costs):
+        return (
+            CohortModelBuilder(instance, patients)
+            .require()
+            .add_capacity()
+            .add_cost()
+            .add_move_penalty(reference, **move_costs)
+            .add_hint(hint)
+            .build()
+        )
+
     def solved(**kwargs):
-        cohort = build_model(instance, patients, {}, hint, everyone=True, current=current, **kwargs)
+        cohort = model(current, **kwargs)
         solver = new_solver(10, reproducible=True)
         assert solver.solve(cohort.model) == cp_model.OPTIMAL
         return cohort, solver
 
     # Without weight the shifts are only measured: |start - current start| per not-frozen step,
     # here against a reference a week off for one patient (a reference need not be a valid plan).
-    cohort = build_model(
-        instance, patients, {}, hint, everyone=True, current=current | {"S-ASCT-1": [d + 7 for d in current["S-ASCT-1"]]}
-    )
+    cohort = model(current | {"S-ASCT-1": [d + 7 for d in current["S-ASCT-1"]]})
     solver = new_solver(10, reproducible=True)
     assert solver.solve(cohort.model) == cp_model.OPTIMAL
     assert set(cohort.shifts) == set(current)

@@ -122,8 +122,8 @@ CASES = [
     register("NHS number of 9 digits", 422, "nhs_number", "10 digits", secret="943476591", nhs_number="943476591"),
     register("NHS number with letters", 422, "nhs_number", "10 digits", secret="94347659AB", nhs_number="94347659AB"),
     # -- step durations within the catalogue's range ---------------------------------------------------------
-    register("apheresis of 3 days (1..2)", 422, "durations.apheresis", "outside the allowed 1..2", durations={"apheresis": 3}),
-    register("apheresis of 0 days", 422, "durations.apheresis", "outside the allowed 1..2", durations={"apheresis": 0}),
+    register("apheresis of 5 days (1..4)", 422, "durations.apheresis", "outside the allowed 1..4", durations={"apheresis": 5}),
+    register("apheresis of 0 days", 422, "durations.apheresis", "outside the allowed 1..4", durations={"apheresis": 0}),
     register("negative duration", 422, "durations.apheresis", "outside the allowed", durations={"apheresis": -1}),
     register("huge duration", 422, "durations.apheresis", "outside the allowed", durations={"apheresis": 10**30}),
     register("fixed manufacture changed", 422, "durations.manufacture", "outside the allowed 28..28", durations={"manufacture": 40}),
