@@ -1,7 +1,7 @@
-"""Seeded cohort generator: synthetic cohorts of any size and mix, and the fixture cohorts.
+"""Seeded cohort generator: synthetic cohorts of any size and product mix.
 
 ``generate_cohort`` returns a plain dict in the cohort JSON format (the one the
-API imports, see ``fixtures/cohorts/README.md``); it passes
+API imports, see ``cohorts/README.md``); it passes
 ``pathway.cohort.parse_cohort``. The same arguments always give the same dict:
 one ``random.Random(seed)`` drives every choice, in a fixed order.
 
@@ -10,75 +10,34 @@ module, not clinical data): urgency mostly routine, bridging chemotherapy and a
 few steroid courses before CAR-T collections, some blackouts and target dates,
 two-day harvests for some transplant patients. Approvals fall on working days in
 the first part of the horizon, leaving time for a late approval to be infused.
+The product mixes (template id -> weight) are data, in ``cohorts/mixes.yaml``.
 
-The fixture cohorts under ``fixtures/cohorts/`` are built here too (``FIXTURES``),
-so that ``python -m pathway.generator --fixtures`` rewrites them byte for byte.
+The fixture cohorts are built from it in ``cohorts.fixtures``; the command line
+is ``python -m cohorts``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date, timedelta
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from pathway.catalogue import Catalogue, StepKind, Template, load_catalogue, read_data_file
 from pathway.cohort import SITES_DIR, Cohort, DateRange, FrozenBooking, Horizon, Patient, parse_cohort
-from pathway.dates import parse_iso_date
 from pathway.errors import InputError, validation_error
 from pathway.site import CapacityChange, Site
 
-FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "cohorts"
-
-# ---------------------------------------------------------------------------
-# Mixes: template id -> weight (relative; normalised by the generator).
-
-# A regional centre over 6 months (shared/domain.md "Scale"): ~20 commercial
-# CAR-T over the 9 commercial products, ~10 in-house CAR-T, ~50 autologous and
-# ~20 allogeneic transplants per ~100 patients.
-REGIONAL_MIX: dict[str, float] = {
-    "axi-cel": 4,
-    "brexu-cel": 1,
-    "tisa-cel-dlbcl": 2,
-    "tisa-cel-all": 1,
-    "tisa-cel-fl": 1,
-    "liso-cel": 3,
-    "ide-cel": 2,
-    "cilta-cel": 4,
-    "obe-cel": 2,
-    "in-house-car-t": 10,
-    "asct-beam": 20,
-    "asct-mel200": 30,
-    "allo-sct-fresh": 8,
-    "allo-sct-cryo": 12,
-}
-
-# All CAR-T centres of England over a year: 65 % CAR-T (55 commercial, 10
-# in-house), 35 % transplants. The commercial split follows the indications
-# (LBCL largest, myeloma rising); national.yaml sizes its slots on this mix.
-NATIONAL_MIX: dict[str, float] = {
-    "axi-cel": 14,
-    "brexu-cel": 3,
-    "tisa-cel-dlbcl": 5,
-    "tisa-cel-all": 3,
-    "tisa-cel-fl": 2,
-    "liso-cel": 8,
-    "ide-cel": 6,
-    "cilta-cel": 10,
-    "obe-cel": 4,
-    "in-house-car-t": 10,
-    "asct-beam": 10,
-    "asct-mel200": 15,
-    "allo-sct-fresh": 4,
-    "allo-sct-cryo": 6,
-}
+# An installed package is a directory, so this is a pathlib.Path.
+MIXES_FILE: Path = resources.files("cohorts") / "mixes.yaml"
+DEFAULT_MIX = "regional"
 
 # ---------------------------------------------------------------------------
 # Shares of patients with each attribute (defaults, not clinical data).
@@ -120,9 +79,29 @@ def _catalogue() -> Catalogue:
     return load_catalogue()
 
 
+_MIXES = TypeAdapter(dict[str, dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]]])
+
+
+@lru_cache(maxsize=1)
+def mixes() -> dict[str, dict[str, float]]:
+    """The named product mixes of ``cohorts/mixes.yaml``: name -> {template id: weight}."""
+    try:
+        return _MIXES.validate_python(read_data_file(MIXES_FILE))
+    except ValidationError as exc:
+        raise validation_error(str(MIXES_FILE), exc) from None
+
+
+def product_mix(name: str) -> dict[str, float]:
+    """One named mix (a copy); InputError naming the known mixes if there is no such mix."""
+    known = mixes()
+    if name not in known:
+        raise InputError("generate_cohort", "mix", f"unknown mix {name!r} (known: {', '.join(known)})")
+    return dict(known[name])
+
+
 @lru_cache(maxsize=16)
 def load_site(name: str) -> Site:
-    """The site file ``fixtures/catalogue/sites/<name>.yaml``."""
+    """The site file ``pathway/data/sites/<name>.yaml``."""
     path = SITES_DIR / f"{name}.yaml"
     if not name.replace("-", "").replace("_", "").isalnum() or not path.exists():
         known = sorted(p.stem for p in SITES_DIR.glob("*.yaml"))
@@ -237,7 +216,7 @@ def generate_cohort(
             f"must be an integer in 1..{horizon_days} (the horizon), got {approval_window_days!r}",
         )
     catalogue = _catalogue()
-    mix = dict(REGIONAL_MIX if mix is None else mix)
+    mix = product_mix(DEFAULT_MIX) if mix is None else dict(mix)
     _check_mix(mix, catalogue)
     the_site = load_site(site)
     eligible = {t: _eligible_centres(catalogue.template(t), the_site) for t in sorted(mix) if mix[t] > 0}
@@ -286,7 +265,7 @@ def generate_cohort(
     if not description:
         description = (
             f"{patients} synthetic patients, {horizon_days} days from {horizon_start.isoformat()} on site {site!r}; "
-            f"made by pathway.generator (seed {seed})."
+            f"made by cohorts.generator (seed {seed})."
         )
     return canonical(
         {
@@ -430,456 +409,3 @@ def write_cohort(cohort: Mapping, path: Path | str) -> Path:
     return path
 
 
-# ---------------------------------------------------------------------------
-# Fixture cohorts (fixtures/cohorts/*.json). Each is a function of nothing, so
-# the files can be rebuilt and compared byte for byte.
-
-FIXTURE_START = date(2027, 1, 4)  # a Monday
-
-
-def regional_fixture() -> dict:
-    return generate_cohort(
-        name="regional",
-        seed=20270104,
-        patients=100,
-        horizon_start=FIXTURE_START,
-        horizon_days=245,
-        approval_window_days=182,
-        site="default",
-        description=(
-            "A regional centre's six months of referrals: 100 patients on the default site (Liverpool), "
-            "regional mix (~20 commercial CAR-T, 10 in-house CAR-T, 50 autologous and 20 allogeneic "
-            "transplants), approvals over 182 days and a 245-day horizon so the last referrals can "
-            "reach infusion. Made by pathway.generator, seed 20270104."
-        ),
-    )
-
-
-def national_fixture() -> dict:
-    return generate_cohort(
-        name="national",
-        seed=2027,
-        patients=1100,
-        horizon_start=FIXTURE_START,
-        horizon_days=365,
-        site="national",
-        mix=NATIONAL_MIX,
-        description=(
-            "A national year: 1,100 patients over 12 CAR-T centres sharing the commercial manufacturer "
-            "slots of the national site; 65 % CAR-T (715), 35 % transplants; approvals in the first "
-            "275 days. Made by pathway.generator, seed 2027."
-        ),
-    )
-
-
-def _members(
-    *, seed: int, patients: int, first_approval: date, approval_days: int, mix: Mapping[str, float], site: str = "default"
-) -> list[dict]:
-    """Generated patients approved in ``first_approval .. + approval_days - 1`` (ids are renumbered later)."""
-    cohort = generate_cohort(
-        name="group",
-        seed=seed,
-        patients=patients,
-        horizon_start=first_approval,
-        horizon_days=max(7, approval_days + 60),
-        site=site,
-        mix=mix,
-        approval_window_days=approval_days,
-    )
-    return list(cohort["patients"])
-
-
-def _assemble(
-    *,
-    name: str,
-    description: str,
-    horizon_start: date,
-    horizon_days: int,
-    groups: list[list[dict]],
-    named: tuple[dict, ...] | list[dict] = (),
-    capacity_changes: tuple[dict, ...] | list[dict] = (),
-    site: str = "default",
-) -> dict:
-    """Merge generated groups, renumber them by approval date, and add hand-written (named) patients."""
-    members = [p for group in groups for p in group]
-    order = sorted(range(len(members)), key=lambda i: (members[i]["approval_date"], i))
-    prefix = id_prefix(name)
-    patients = []
-    for number, i in enumerate(order, start=1):
-        patients.append({**members[i], "id": f"{prefix}-{number:04d}"})
-    patients.extend(named)
-    cohort = {
-        "name": name,
-        "description": description,
-        "site": site,
-        "horizon": {"start": horizon_start.isoformat(), "days": horizon_days},
-        "patients": patients,
-    }
-    if capacity_changes:
-        cohort["capacity_changes"] = list(capacity_changes)
-    return canonical(cohort)
-
-
-CAR_T_MIX = {t: w for t, w in REGIONAL_MIX.items() if not t.startswith(("asct", "allo"))}
-COMMERCIAL_MIX = {t: w for t, w in CAR_T_MIX.items() if t != "in-house-car-t"}
-FAST_CAR_T_MIX = {"axi-cel": 2, "brexu-cel": 1, "in-house-car-t": 2}  # products back within ~3-4 weeks
-ASCT_MIX = {"asct-beam": 2, "asct-mel200": 3}
-TRANSPLANT_MIX = {"asct-beam": 2, "asct-mel200": 3, "allo-sct-fresh": 1, "allo-sct-cryo": 1}
-
-
-def christmas_fixture() -> dict:
-    """Approvals 14-24 Dec 2026: collections, conditioning and infusions over Christmas and New Year."""
-    return _assemble(
-        name="christmas",
-        description=(
-            "Christmas and New Year 2026-27 on the default site: 16 patients approved 14-24 Dec 2026, so "
-            "harvests, CAR-T collections, transplant conditioning and in-house CAR-T lymphodepletion fall "
-            "over the bank holidays (Fri 25 Dec, Mon 28 Dec, Fri 1 Jan) and the no-infusion eves (Thu 24 "
-            "Dec, Thu 31 Dec); plus two CAR-T patients in flight (apheresis already done on Mon 7 Dec) "
-            "whose products come back just before Christmas. Generator groups (seeds 1225, 1226, 1227) "
-            "plus two hand-written patients."
-        ),
-        horizon_start=date(2026, 12, 7),
-        horizon_days=120,
-        groups=[
-            _members(seed=1225, patients=7, first_approval=date(2026, 12, 14), approval_days=11, mix=ASCT_MIX),
-            _members(seed=1226, patients=5, first_approval=date(2026, 12, 14), approval_days=11, mix=FAST_CAR_T_MIX),
-            _members(seed=1227, patients=4, first_approval=date(2026, 12, 14), approval_days=11, mix=COMMERCIAL_MIX),
-        ],
-        named=[
-            {
-                "id": "C-INFLIGHT-1",
-                "centre": "liverpool",
-                "pathway": "brexu-cel",
-                "approval_date": "2026-11-23",
-                "urgency": "soon",
-                "target_infusion_date": "2026-12-24",
-                "frozen": [{"step": "apheresis", "first_day": "2026-12-07"}],
-            },
-            {
-                "id": "C-INFLIGHT-2",
-                "centre": "liverpool",
-                "pathway": "in-house-car-t",
-                "approval_date": "2026-11-30",
-                "urgency": "routine",
-                "frozen": [
-                    {"step": "apheresis", "first_day": "2026-12-07"},
-                    {"step": "manufacture", "first_day": "2026-12-08"},
-                ],
-            },
-        ],
-    )
-
-
-def easter_fixture() -> dict:
-    """Steps due around Easter 2027 (Good Friday 26 Mar, Easter Monday 29 Mar)."""
-    return _assemble(
-        name="easter",
-        description=(
-            "Easter 2027 on the default site (Good Friday 26 Mar, Easter Monday 29 Mar; no infusion on "
-            "Thu 25 Mar): transplant patients approved 15-25 Mar (harvests and conditioning over the "
-            "weekend), in-house CAR-T approved 1-12 Mar (release and lymphodepletion around Easter) and "
-            "axi-cel/brexu-cel approved 15-26 Feb (product back in the week before Easter). Generator "
-            "groups (seeds 326, 327, 328)."
-        ),
-        horizon_start=date(2027, 2, 15),
-        horizon_days=120,
-        groups=[
-            _members(seed=326, patients=5, first_approval=date(2027, 2, 15), approval_days=12,
-                     mix={"axi-cel": 2, "brexu-cel": 1}),
-            _members(seed=327, patients=5, first_approval=date(2027, 3, 1), approval_days=12,
-                     mix={"in-house-car-t": 1}),
-            _members(seed=328, patients=8, first_approval=date(2027, 3, 15), approval_days=11, mix=TRANSPLANT_MIX),
-        ],
-    )
-
-
-def closure_fixture() -> dict:
-    """A two-week manufacturing closure and a day of reduced apheresis, with patients who need both."""
-    in_house = _members(seed=1401, patients=8, first_approval=date(2027, 1, 11), approval_days=26,
-                        mix={"in-house-car-t": 1})
-    others = _members(seed=1402, patients=8, first_approval=date(2027, 1, 4), approval_days=14,
-                      mix={"axi-cel": 1, "tisa-cel-dlbcl": 1, "asct-mel200": 2})
-    # Four patients want the apheresis unit on Mon 18 Jan, the day it runs one machine.
-    squeezed = _members(seed=1403, patients=4, first_approval=date(2027, 1, 18), approval_days=1,
-                        mix={"in-house-car-t": 1, "axi-cel": 1})
-    for patient in squeezed:
-        for field in ("earliest_start", "blackouts", "last_doses"):
-            patient.pop(field, None)
-    return _assemble(
-        name="closure",
-        description=(
-            "Lab closures on the default site: the manufacturing devices closed 1-14 Feb 2027 (cleanroom "
-            "air-handling failure and requalification) on top of the site's 1-3 Mar requalification, and "
-            "one apheresis machine only on Mon 18 Jan 2027. 10 in-house CAR-T patients approved 14 Jan - "
-            "2 Feb queue for 2 devices whose 13-day runs cannot cross either closure; 4 patients approved "
-            "on 18 Jan (2 in-house, 2 axi-cel) compete for that day's single apheresis session. Generator "
-            "groups (seeds 1401-1403)."
-        ),
-        horizon_start=FIXTURE_START,
-        horizon_days=120,
-        groups=[in_house, others, squeezed],
-        capacity_changes=[
-            {
-                "resource": "manufacturing_device",
-                "centre": "liverpool",
-                "first_day": "2027-02-01",
-                "last_day": "2027-02-14",
-                "capacity": 0,
-                "reason": "cleanroom air-handling failure: grade B suite closed for repair and requalification",
-            },
-            {
-                "resource": "apheresis_machine",
-                "centre": "liverpool",
-                "first_day": "2027-01-18",
-                "last_day": "2027-01-18",
-                "capacity": 1,
-                "reason": "two apheresis nurses off sick: one machine staffed",
-            },
-        ],
-    )
-
-
-OVERSUBSCRIBED_MIX = {
-    "axi-cel": 6,
-    "tisa-cel-dlbcl": 3,
-    "tisa-cel-all": 2,
-    "tisa-cel-fl": 1,
-    "liso-cel": 2,
-    "ide-cel": 2,
-    "cilta-cel": 3,
-    "obe-cel": 1,
-    "in-house-car-t": 6,
-    "asct-beam": 5,
-    "asct-mel200": 6,
-    "allo-sct-fresh": 1,
-    "allo-sct-cryo": 2,
-}
-
-
-def oversubscribed_fixture() -> dict:
-    return generate_cohort(
-        name="oversubscribed",
-        seed=303,
-        patients=40,
-        horizon_start=FIXTURE_START,
-        horizon_days=182,
-        site="default",
-        mix=OVERSUBSCRIBED_MIX,
-        approval_window_days=28,
-        description=(
-            "A surge on the default site: 40 patients approved in the 4 weeks from 4 Jan 2027, about 2.5 "
-            "times a usual month (~17), 26 of them CAR-T. The high-risk window (4 patients x 15 days) needs "
-            "390 patient-days, so it is full for about 100 days; 6 axi-cel and 6 tisa-cel patients compete "
-            "for 2 manufacturer slots a week each, 6 in-house runs queue for 2 devices and 40 collections "
-            "share 3 apheresis machines in 20 working days. The order of treatment matters: first come, "
-            "first served makes urgent patients wait. Made by pathway.generator, seed 303."
-        ),
-    )
-
-
-CANNOT_FIT_MIX = {
-    t: 1
-    for t in ("axi-cel", "tisa-cel-dlbcl", "liso-cel", "in-house-car-t", "asct-beam", "asct-mel200", "allo-sct-cryo",
-              "allo-sct-fresh")
-}
-
-
-def cannot_fit_fixture() -> dict:
-    """Normal patients plus two who cannot be infused inside the horizon."""
-    horizon_start, horizon_days = FIXTURE_START, 120
-    horizon_end = horizon_start + timedelta(days=horizon_days - 1)  # Mon 3 May 2027
-    return _assemble(
-        name="cannot_fit",
-        description=(
-            "Eight ordinary patients approved in January 2027 on the default site, and two who cannot be "
-            "infused before the horizon ends on 3 May 2027: X-NOFIT-1 had a checkpoint inhibitor on 31 Mar, "
-            "so the 42-day washout keeps apheresis off until 12 May; X-NOFIT-2 is away from 25 Jan to "
-            "31 Jul, which covers every day an infusion could be given. Generator group (seed 404) plus "
-            "two hand-written patients."
-        ),
-        horizon_start=horizon_start,
-        horizon_days=horizon_days,
-        groups=[_members(seed=404, patients=8, first_approval=date(2027, 1, 4), approval_days=26, mix=CANNOT_FIT_MIX)],
-        named=[
-            {
-                "id": "X-NOFIT-1",
-                "centre": "liverpool",
-                "pathway": "axi-cel",
-                "approval_date": "2027-04-01",
-                "urgency": "soon",
-                "last_doses": {"checkpoint_inhibitor": "2027-03-31"},
-            },
-            {
-                "id": "X-NOFIT-2",
-                "centre": "liverpool",
-                "pathway": "in-house-car-t",
-                "approval_date": "2027-01-11",
-                "urgency": "routine",
-                "blackouts": [
-                    {
-                        "first_day": "2027-01-25",
-                        "last_day": (horizon_end + timedelta(days=89)).isoformat(),
-                        "reason": "abroad caring for a relative; no return date before August",
-                    }
-                ],
-            },
-        ],
-    )
-
-
-FIXTURES: dict[str, Callable[[], dict]] = {
-    "regional": regional_fixture,
-    "national": national_fixture,
-    "christmas": christmas_fixture,
-    "easter": easter_fixture,
-    "closure": closure_fixture,
-    "oversubscribed": oversubscribed_fixture,
-    "cannot_fit": cannot_fit_fixture,
-}
-
-
-def fixture_path(name: str, directory: Path = FIXTURES_DIR) -> Path:
-    return directory / f"{name}.json"
-
-
-def write_fixtures(names: list[str] | None = None, directory: Path = FIXTURES_DIR) -> list[Path]:
-    """Rebuild the generated fixture files (all of them by default)."""
-    return [write_cohort(FIXTURES[n](), fixture_path(n, directory)) for n in (names or list(FIXTURES))]
-
-
-def stale_fixtures(names: list[str] | None = None, directory: Path = FIXTURES_DIR) -> list[str]:
-    """Fixture files that differ from what the generator makes now (or are missing)."""
-    stale = []
-    for n in names or list(FIXTURES):
-        path = fixture_path(n, directory)
-        if not path.exists() or path.read_text(encoding="utf-8") != render(FIXTURES[n]()):
-            stale.append(n)
-    return stale
-
-
-# ---------------------------------------------------------------------------
-# Command line
-
-_ARGUMENT_OF_FIELD = {
-    "name": "--name",
-    "seed": "--seed",
-    "patients": "--patients",
-    "horizon_start": "--start",
-    "horizon_days": "--days",
-    "site": "--site",
-    "mix": "--mix",
-    "approval_window_days": "--approval-window",
-    "description": "--description",
-}
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (argparse prints the usage too)
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
-
-
-def _iso_date(text: str) -> date:
-    try:
-        return parse_iso_date(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def parse_mix(text: str) -> dict[str, float]:
-    """'axi-cel=2,asct-beam=3' -> {'axi-cel': 2.0, 'asct-beam': 3.0}."""
-    mix: dict[str, float] = {}
-    for part in text.split(","):
-        template_id, sep, weight = part.strip().partition("=")
-        if not sep or not template_id.strip():
-            raise argparse.ArgumentTypeError(f"expected template=weight[,template=weight...], got {part.strip()!r}")
-        try:
-            value = float(weight)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"weight of {template_id.strip()!r} is not a number: {weight!r}") from None
-        if template_id.strip() in mix:
-            raise argparse.ArgumentTypeError(f"template {template_id.strip()!r} is given twice")
-        mix[template_id.strip()] = value
-    return mix
-
-
-def _parser() -> _Parser:
-    parser = _Parser(
-        prog="python -m pathway.generator",
-        description="Write a synthetic cohort (JSON), or rebuild the fixture cohorts with --fixtures.",
-    )
-    parser.add_argument("--name", help="cohort name (patient ids take its initials)")
-    parser.add_argument("--seed", type=int, help="random seed: same arguments, same file")
-    parser.add_argument("--patients", type=int, help="number of patients")
-    parser.add_argument("--start", type=_iso_date, help="first day of the horizon, YYYY-MM-DD")
-    parser.add_argument("--days", type=int, help="length of the horizon in days (7-800)")
-    parser.add_argument("--site", default="default", help="site file name under fixtures/catalogue/sites")
-    parser.add_argument("--mix", type=parse_mix, help="template=weight,... (default: the regional mix)")
-    parser.add_argument("--approval-window", type=int, help="approvals fall in the first N days (default: days-90)")
-    parser.add_argument("--description", default="", help="free text for the cohort")
-    parser.add_argument("--out", help="output file ('-' for standard output)")
-    parser.add_argument(
-        "--fixtures",
-        nargs="*",
-        metavar="NAME",
-        help=f"rewrite the fixture cohorts under fixtures/cohorts (all, or some of: {', '.join(FIXTURES)})",
-    )
-    parser.add_argument("--check", action="store_true", help="with --fixtures: write nothing, exit 1 if a file is stale")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-
-    if args.fixtures is not None:
-        generation = [a for a in ("name", "seed", "patients", "start", "days", "mix", "approval_window", "out")
-                      if getattr(args, a) is not None]
-        if generation:
-            parser.error(f"argument --fixtures: not allowed with --{generation[0].replace('_', '-')}")
-        unknown = [n for n in args.fixtures if n not in FIXTURES]
-        if unknown:
-            parser.error(f"argument --fixtures: unknown fixture {unknown[0]!r} (known: {', '.join(FIXTURES)})")
-        names = args.fixtures or None
-        if args.check:
-            stale = stale_fixtures(names)
-            for n in stale:
-                print(f"{fixture_path(n)} is stale: run python -m pathway.generator --fixtures {n}", file=sys.stderr)
-            return 1 if stale else 0
-        for path in write_fixtures(names):
-            print(path)
-        return 0
-
-    if args.check:
-        parser.error("argument --check: only with --fixtures")
-    for flag in ("name", "seed", "patients", "start", "days", "out"):
-        if getattr(args, flag) is None:
-            parser.error(f"argument --{flag}: is required")
-    try:
-        cohort = generate_cohort(
-            name=args.name,
-            seed=args.seed,
-            patients=args.patients,
-            horizon_start=args.start,
-            horizon_days=args.days,
-            site=args.site,
-            mix=args.mix,
-            description=args.description,
-            approval_window_days=args.approval_window,
-        )
-        parse_cohort(json.loads(render(cohort)), source=args.name)
-    except InputError as exc:
-        flag = _ARGUMENT_OF_FIELD.get(exc.field.split(".")[0].split("[")[0])
-        parser.error(f"argument {flag}: {exc.problem}" if flag else exc.one_line())
-    if args.out == "-":
-        sys.stdout.write(render(cohort))
-        return 0
-    try:
-        Path(args.out).write_text(render(cohort), encoding="utf-8")
-    except OSError as exc:
-        parser.error(f"argument --out: cannot write {args.out!r}: {exc.strerror}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

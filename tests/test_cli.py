@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.paths import COHORTS, FIXTURES
+from tests.paths import CATALOGUE, COHORTS
 
 SMALL = COHORTS / "small.json"
 
@@ -81,7 +81,7 @@ def _cohort_with(tmp_path: Path, change) -> Path:
 
 
 def _catalogue_with(tmp_path: Path, change) -> Path:
-    catalogue = yaml.safe_load((FIXTURES / "catalogue" / "pathways.yaml").read_text())
+    catalogue = yaml.safe_load(CATALOGUE.read_text())
     change(catalogue)
     path = tmp_path / "catalogue.yaml"
     path.write_text(yaml.safe_dump(catalogue))
