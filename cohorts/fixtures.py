@@ -309,4 +309,3 @@ def stale_fixtures(names: list[str] | None = None, directory: Path = COHORT_FILE
         if not path.exists() or path.read_text(encoding="utf-8") != render(FIXTURES[n]()):
             stale.append(n)
     return stale
-

@@ -407,5 +407,3 @@ def write_cohort(cohort: Mapping, path: Path | str) -> Path:
     parse_cohort(json.loads(render(cohort)), source=str(path))
     path.write_text(render(cohort), encoding="utf-8")
     return path
-
-
