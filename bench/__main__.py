@@ -35,7 +35,8 @@ def _parser() -> _Parser:
     which.add_argument(
         "--nightly",
         action="store_true",
-        help="benchmark the nightly re-solve instead (regional, one OOS event); --markdown out/bench.md writes out/bench-nightly.md",
+        help="benchmark the nightly re-solve instead (regional, one OOS event); "
+        "--markdown out/bench.md writes out/bench-nightly.md",
     )
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     return parser

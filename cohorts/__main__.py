@@ -47,12 +47,13 @@ def _iso_date(text: str) -> date:
 
 
 def parse_mix(text: str) -> dict[str, float]:
-    """'national' -> the named mix of cohorts/mixes.yaml; 'axi-cel=2,asct-beam=3' -> {'axi-cel': 2.0, 'asct-beam': 3.0}."""
+    """'national' -> that mix of cohorts/mixes.yaml; 'axi-cel=2,asct-beam=3' -> {'axi-cel': 2.0, 'asct-beam': 3.0}."""
     if "=" not in text:
         named = mixes()
         if text.strip() not in named:
+            known = ", ".join(named)
             raise argparse.ArgumentTypeError(
-                f"expected a mix name ({', '.join(named)}) or template=weight[,template=weight...], got {text.strip()!r}"
+                f"expected a mix name ({known}) or template=weight[,template=weight...], got {text.strip()!r}"
             )
         return dict(named[text.strip()])
     mix: dict[str, float] = {}
