@@ -32,6 +32,27 @@ def small_plan(tmp_path_factory) -> Path:
     return out
 
 
+def test_demo_runs_from_any_directory_on_the_packaged_data(tmp_path):
+    """The catalogue, the site and the regional cohort are package data, not files of the working directory."""
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", "demo", "--no-serve", "--time-limit", "1"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "100 patients" in result.stdout
+    assert (tmp_path / "vein2vein-demo.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [(["--quick", "--api"], "--api: not allowed with argument --quick"), (["--api", "mysql"], "--api: invalid choice")],
+)
+def test_the_benchmark_command_refuses_bad_arguments_in_one_line(args, problem):
+    result = subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and problem in result.stderr, result.stderr
+
+
 def test_check_accepts_the_solved_plan(small_plan):
     result = v2v("check", SMALL, small_plan)
     assert result.returncode == 0
