@@ -59,7 +59,7 @@ COHORT = DEMO_COHORT
 # Its own database on the local server, created if missing: the test suite resets the ``test``
 # database's schema for every test, which would pull the tables from under a running benchmark.
 POSTGRES_URL = os.environ.get("V2V_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/v2v_bench")
-POSTGRES_MAINTENANCE_DB = "test"  # connected to for CREATE DATABASE (the .ci/run database; trust auth)
+POSTGRES_MAINTENANCE_DB = "test"  # connected to for CREATE DATABASE (the database make test sets up; trust auth)
 
 PROPOSE_REQUESTS = 24  # timed proposals (plus warm-up, not counted)
 PROPOSE_WARMUP = 2
