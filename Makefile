@@ -1,7 +1,8 @@
 # The two commands of the README:
-#   make run    the API on http://127.0.0.1:8000 with a fresh SQLite demo database (regional cohort planned)
-#   make test   run the whole test suite
+#   make run [PORT=8000]   the API on http://127.0.0.1:$(PORT) with a fresh SQLite demo database (regional cohort planned)
+#   make test              install and start what the tests need (scripts/test-services.sh), then the whole test suite
 PYTHON ?= python3
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -16,16 +17,17 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install
-	$(BIN)/v2v demo
+	$(BIN)/v2v demo --port $(PORT)
 
 test: install
+	scripts/test-services.sh
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/v2v bench --markdown out/bench.md
+	$(BIN)/v2v-bench --markdown out/bench.md
 
 bench-api: install
-	$(BIN)/v2v bench --api both --markdown out/bench.md
+	$(BIN)/v2v-bench --api both --markdown out/bench.md
 
 bench-nightly: install
-	$(BIN)/v2v bench --nightly --markdown out/bench.md
+	$(BIN)/v2v-bench --nightly --markdown out/bench.md

@@ -4,7 +4,6 @@ v2v solve COHORT [--time-limit S] [--method M] [--reproducible] [--out PLAN.json
 v2v check COHORT PLAN            exit 0 clean, 1 violations listed, 2 bad input
 v2v explain COHORT PLAN --patient ID
 v2v schema [cohort|plan|catalogue|site]
-v2v bench [--quick] [--api [DB] | --nightly] [--markdown FILE]
 v2v serve [--host H] [--port P]          the API on the configured database
 v2v demo [--port P]                      fresh SQLite database, regional cohort planned and confirmed, served
 v2v db init                              migrate the schema, load the catalogue and site
@@ -24,6 +23,7 @@ import json
 import sys
 from pathlib import Path
 
+from cohorts import DEMO_COHORT
 from pathway.errors import InputError
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT = 0, 1, 2
@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     catalogue = _Parser(add_help=False)
-    catalogue.add_argument("--catalogue", type=Path, help="pathway catalogue YAML (default: fixtures/catalogue/pathways.yaml)")
+    catalogue.add_argument("--catalogue", type=Path, help="pathway catalogue YAML (default: the packaged pathway/data/pathways.yaml)")
 
     solve = sub.add_parser("solve", help="schedule a cohort", parents=[catalogue])
     solve.add_argument("cohort", type=Path)
@@ -79,26 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the JSON Schema of an input format")
     schema.add_argument("what", nargs="?", choices=["cohort", "plan", "catalogue", "site"], default="cohort")
 
-    bench = sub.add_parser("bench", help="benchmark CP-SAT against greedy and the capacity-free bound")
-    bench.add_argument("--quick", action="store_true", help="small and regional only, short limits")
-    bench.add_argument("--nightly", action="store_true", help="benchmark the nightly re-solve instead (regional, one OOS event)")
-    bench.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
-    bench.add_argument(
-        "--api",
-        nargs="?",
-        const="sqlite",
-        choices=["sqlite", "postgresql", "both"],
-        help="benchmark the HTTP API instead (a real server on loopback; default sqlite; "
-        "postgresql resets 127.0.0.1:5432/v2v_bench); --markdown out/bench.md writes out/bench-api.md",
-    )
-
     serve = sub.add_parser("serve", help="run the HTTP API (database from DATABASE_URL)")
     serve.add_argument("--host", help="default 127.0.0.1 (V2V_HOST)")
     serve.add_argument("--port", type=int, help="default 8000 (V2V_PORT)")
 
     demo = sub.add_parser("demo", help="fresh demo database with the regional cohort planned, then serve it")
     demo.add_argument("--database", type=Path, default=Path("vein2vein-demo.db"), help="SQLite file (recreated)")
-    demo.add_argument("--cohort", type=Path, default=Path("fixtures/cohorts/regional.json"))
+    demo.add_argument("--cohort", type=Path, default=DEMO_COHORT, help="cohort file (default: the packaged regional cohort)")
     demo.add_argument("--time-limit", type=_positive, default=10.0, help="seconds for the cohort solve (default 10)")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--no-serve", action="store_true", help="prepare the database and exit")
@@ -227,21 +214,6 @@ def _schema(args) -> int:
     model = {"cohort": Cohort, "plan": Plan, "catalogue": Catalogue, "site": Site}[args.what]
     print(json.dumps(model.model_json_schema(), indent=2))
     return EXIT_OK
-
-
-def _bench(args) -> int:
-    if args.nightly:
-        from bench.nightly import main as nightly_main
-
-        return nightly_main(markdown=args.markdown)
-    if args.api:
-        from bench.api import main as api_main
-
-        backends = ("sqlite", "postgresql") if args.api == "both" else (args.api,)
-        return api_main(backends=backends, markdown=args.markdown)
-    from bench.run import main as bench_main
-
-    return bench_main(quick=args.quick, markdown=args.markdown)
 
 
 def _settings(**overrides):
@@ -396,7 +368,6 @@ COMMANDS = {
     "check": _check,
     "explain": _explain,
     "schema": _schema,
-    "bench": _bench,
     "serve": _serve,
     "demo": _demo,
     "db": _db,

@@ -26,7 +26,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; postgresql://... uses psycopg 3",
     )
     catalogue_file: Path = Field(default=DEFAULT_CATALOGUE, description="pathway catalogue loaded into an empty database")
-    site: str = Field(default="default", description="site file (fixtures/catalogue/sites/NAME.yaml) loaded into an empty database")
+    site: str = Field(default="default", description="site file (pathway/data/sites/NAME.yaml, packaged) loaded into an empty database")
     today: date | None = Field(default=None, description="planning date; unset: today in nightly_timezone")
     horizon_days: int = Field(default=365, ge=28, le=800, description="days planned ahead from today")
     solve_time_limit: float = Field(default=10.0, gt=0, le=600, description="seconds for a whole-cohort solve")

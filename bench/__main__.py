@@ -1,22 +1,62 @@
-"""python -m bench [--quick] [--markdown FILE]            the solver benchmark (bench/run.py)
-python -m bench --api [--postgres] [--markdown FILE]   the HTTP API benchmark (bench/api.py)"""
+"""The benchmarks' command line: ``v2v-bench`` (or ``python -m bench``).
 
+    v2v-bench [--quick] [--markdown FILE]                        CP-SAT against greedy and the bound (bench/run.py)
+    v2v-bench --api [sqlite|postgresql|both] [--markdown FILE]   the HTTP API on a real server (bench/api.py)
+    v2v-bench --nightly [--markdown FILE]                        the nightly re-solve (bench/nightly.py)
+
+The benchmarks import ``api``, ``solver``, ``pathway`` and ``cohorts``; nothing imports
+``bench``. Bad arguments exit with code 2 and one line naming the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
 import sys
 from pathlib import Path
 
 
-def _markdown(argv: list[str]) -> Path | None:
-    if "--markdown" in argv and argv.index("--markdown") + 1 < len(argv):
-        return Path(argv[argv.index("--markdown") + 1])
-    return None
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2
+        self.exit(2, f"{self.prog}: {message}\n")
 
 
-if "--api" in sys.argv:
-    from bench.api import main as api_main
+def _parser() -> _Parser:
+    parser = _Parser(prog="v2v-bench", description="vein2vein benchmarks (measured here, never asserted in tests)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--quick", action="store_true", help="solver benchmark on small, regional and oversubscribed only")
+    which.add_argument(
+        "--api",
+        nargs="?",
+        const="sqlite",
+        choices=["sqlite", "postgresql", "both"],
+        help="benchmark the HTTP API instead (a real server on loopback; default sqlite; "
+        "postgresql resets 127.0.0.1:5432/v2v_bench); --markdown out/bench.md writes out/bench-api.md",
+    )
+    which.add_argument(
+        "--nightly",
+        action="store_true",
+        help="benchmark the nightly re-solve instead (regional, one OOS event); "
+        "--markdown out/bench.md writes out/bench-nightly.md",
+    )
+    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
+    return parser
 
-    backends = ("sqlite", "postgresql") if "--postgres" in sys.argv else ("sqlite",)
-    sys.exit(api_main(backends=backends, markdown=_markdown(sys.argv)))
 
-from bench.run import main
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.nightly:
+        from bench.nightly import main as nightly_main
 
-sys.exit(main(quick="--quick" in sys.argv, markdown=_markdown(sys.argv)))
+        return nightly_main(markdown=args.markdown)
+    if args.api:
+        from bench.api import main as api_main
+
+        backends = ("sqlite", "postgresql") if args.api == "both" else (args.api,)
+        return api_main(backends=backends, markdown=args.markdown)
+    from bench.run import main as bench_main
+
+    return bench_main(quick=args.quick, markdown=args.markdown)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

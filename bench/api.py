@@ -1,12 +1,11 @@
 """Benchmark of the HTTP API on the regional demo data (measured, never asserted in tests).
 
-    v2v bench --api [sqlite|postgresql|both] [--markdown FILE]
-    python -m bench --api [--postgres] [--markdown FILE]
+    v2v-bench --api [sqlite|postgresql|both] [--markdown FILE]     (or: python -m bench --api ...)
 
 What it does, for each database:
 
 1. prepares a fresh database the way ``v2v demo --no-serve`` does: migrate, load the
-   catalogue and the site, import ``fixtures/cohorts/regional.json``, solve it (10 s)
+   catalogue and the site, import the packaged regional cohort (``cohorts/data/regional.json``), solve it (10 s)
    and confirm the plan, with "today" the cohort's first day (2027-01-04);
 2. starts a real server process (``v2v serve``) on 127.0.0.1 and a free port;
 3. **propose**: registers new referrals (``POST /patients``) and times
@@ -54,12 +53,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-COHORT = REPO / "fixtures" / "cohorts" / "regional.json"
+from cohorts import DEMO_COHORT
+
+COHORT = DEMO_COHORT
 # Its own database on the local server, created if missing: the test suite resets the ``test``
 # database's schema for every test, which would pull the tables from under a running benchmark.
 POSTGRES_URL = os.environ.get("V2V_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/v2v_bench")
-POSTGRES_MAINTENANCE_DB = "test"  # connected to for CREATE DATABASE (the .ci/run database; trust auth)
+POSTGRES_MAINTENANCE_DB = "test"  # connected to for CREATE DATABASE (the database make test sets up; trust auth)
 
 PROPOSE_REQUESTS = 24  # timed proposals (plus warm-up, not counted)
 PROPOSE_WARMUP = 2
@@ -776,7 +776,7 @@ def report(results: list[Result], wall_s: float) -> str:
                 parts.append(f"  Unexpected: `{example}`")
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     parts.append(
-        f"\nMade with `v2v bench --api` on this machine ({os.cpu_count()} cores), server and clients on loopback; "
+        f"\nMade with `v2v-bench --api` on this machine ({os.cpu_count()} cores), server and clients on loopback; "
         f"latencies are client-side wall times, sequential requests (one client) after the warm-up. "
         f"Whole run {wall_s:.0f} s; load average at the end {load} (1 / 5 / 15 min: above the core count, "
         "other processes were competing for the CPU and the figures are pessimistic)."
@@ -795,7 +795,7 @@ def main(backends: tuple[str, ...] = ("sqlite",), markdown: Path | None = None) 
     try:
         import httpx  # noqa: F401
     except ImportError:
-        print("v2v bench --api needs httpx: pip install -e '.[test]'", file=sys.stderr)
+        print("v2v-bench --api needs httpx: pip install -e '.[test]'", file=sys.stderr)
         return 2
     _stop_on_signals()
     started = time.perf_counter()

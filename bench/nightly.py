@@ -1,6 +1,6 @@
 """Benchmark of the nightly re-solve on the regional demo data (measured, never asserted in tests).
 
-    v2v bench --nightly [--markdown FILE]
+    v2v-bench --nightly [--markdown FILE]     (or: python -m bench --nightly ...)
 
 1. A fresh SQLite database planned as ``v2v demo`` plans it (regional cohort, 10 s
    CP-SAT, every booking confirmed), "today" the cohort's first day.
@@ -25,8 +25,9 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-COHORT = REPO / "fixtures" / "cohorts" / "regional.json"
+from cohorts import DEMO_COHORT
+
+COHORT = DEMO_COHORT
 NIGHTLY_TIME_LIMIT = 20.0
 DAYS_ON = 28
 

@@ -1,6 +1,6 @@
 """Benchmark: CP-SAT against the greedy baseline and the capacity-free bound.
 
-    v2v bench [--quick] [--markdown FILE]      (or: python -m bench)
+    v2v-bench [--quick] [--markdown FILE]      (or: python -m bench)
 
 Prints one row per cohort and method: patients, wall time, status, objective,
 gap to the best proven bound, median and p90 approval-to-infusion days, and
@@ -12,18 +12,16 @@ they are measured here and reported in the README, never asserted in tests.
 from __future__ import annotations
 
 import resource
-import sys
 import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from cohorts import COHORT_FILES as COHORTS
+from cohorts.generator import generate_cohort
 from pathway.cohort import Problem, load_problem, parse_cohort
-from pathway.generator import generate_cohort
 from pathway.rules import check_plan
 from solver.solve import SolveOptions, solve
-
-COHORTS = Path(__file__).resolve().parent.parent / "fixtures" / "cohorts"
 
 
 @dataclass
@@ -128,7 +126,3 @@ def main(quick: bool = False, markdown: Path | None = None) -> int:
         markdown.parent.mkdir(parents=True, exist_ok=True)
         markdown.write_text(table + f"\n\nPeak memory: {peak_mb:.0f} MB\n", encoding="utf-8")
     return 1 if any(r.violations for r in rows) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(quick="--quick" in sys.argv))

@@ -3,7 +3,7 @@
 A template is a list of steps. Each step has a duration in calendar days, a
 calendar that its days must fall on, the resources it uses per day, and lags
 to earlier steps. Nothing product-specific lives in Python: every number is in
-``fixtures/catalogue/pathways.yaml`` and can be edited per site.
+``pathway/data/pathways.yaml`` and can be edited per site.
 
 Lag convention: a lag measures ``start(this) - anchor(other)`` in days, where
 the anchor is the other step's first day (``anchor: start``) or the day after
@@ -15,6 +15,7 @@ after conditioning on days -5..-3 is ``anchor: end, min: 2``.
 from __future__ import annotations
 
 from enum import Enum
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -419,7 +420,9 @@ def remanufacture_variant(template: Template) -> Template | None:
     )
 
 
-DEFAULT_CATALOGUE = Path(__file__).resolve().parent.parent / "fixtures" / "catalogue" / "pathways.yaml"
+# Package data; an installed package is a directory, so this is a pathlib.Path. The site
+# files are next to it, in sites/ (pathway.cohort.SITES_DIR).
+DEFAULT_CATALOGUE: Path = resources.files("pathway") / "data" / "pathways.yaml"
 
 
 def read_data_file(path: Path) -> object:

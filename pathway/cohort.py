@@ -101,7 +101,7 @@ class Cohort(Model):
     name: str = Field(min_length=1)
     description: str = ""
     site: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")] | Site = Field(
-        default="default", description="name of a site file under fixtures/catalogue/sites, or the site inline"
+        default="default", description="name of a site file of pathway/data/sites (default, national), or the site inline"
     )
     horizon: Horizon
     capacity_changes: tuple[CapacityChange, ...] = Field(default=(), description="closures/changes added to the site's")

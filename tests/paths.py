@@ -1,7 +1,10 @@
-"""Where the fixture files are, for every test module."""
+"""Where the repository and the packaged data files are, for every test module."""
 
 from pathlib import Path
 
+from cohorts import COHORT_FILES
+from pathway.catalogue import DEFAULT_CATALOGUE
+
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "fixtures"
-COHORTS = FIXTURES / "cohorts"
+COHORTS = COHORT_FILES  # cohorts/data: the fixture and demo cohorts
+CATALOGUE = DEFAULT_CATALOGUE  # pathway/data/pathways.yaml

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.paths import COHORTS, FIXTURES
+from tests.paths import CATALOGUE, COHORTS
 
 SMALL = COHORTS / "small.json"
 
@@ -30,6 +30,27 @@ def small_plan(tmp_path_factory) -> Path:
     assert "rule checker: 0 violation(s)" in result.stdout
     assert "UNSCHEDULABLE S-NOFIT-1 [WASHOUT]" in result.stdout
     return out
+
+
+def test_demo_runs_from_any_directory_on_the_packaged_data(tmp_path):
+    """The catalogue, the site and the regional cohort are package data, not files of the working directory."""
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", "demo", "--no-serve", "--time-limit", "1"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "100 patients" in result.stdout
+    assert (tmp_path / "vein2vein-demo.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [(["--quick", "--api"], "--api: not allowed with argument --quick"), (["--api", "mysql"], "--api: invalid choice")],
+)
+def test_the_benchmark_command_refuses_bad_arguments_in_one_line(args, problem):
+    result = subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and problem in result.stderr, result.stderr
 
 
 def test_check_accepts_the_solved_plan(small_plan):
@@ -81,7 +102,7 @@ def _cohort_with(tmp_path: Path, change) -> Path:
 
 
 def _catalogue_with(tmp_path: Path, change) -> Path:
-    catalogue = yaml.safe_load((FIXTURES / "catalogue" / "pathways.yaml").read_text())
+    catalogue = yaml.safe_load(CATALOGUE.read_text())
     change(catalogue)
     path = tmp_path / "catalogue.yaml"
     path.write_text(yaml.safe_dump(catalogue))

@@ -10,18 +10,11 @@ from datetime import date, timedelta
 
 import pytest
 
+from cohorts.fixtures import FIXTURES
+from cohorts.generator import generate_cohort, load_site, mixes, product_mix, quotas, render
 from pathway.catalogue import load_catalogue
 from pathway.cohort import load_problem, parse_cohort
 from pathway.errors import InputError
-from pathway.generator import (
-    FIXTURES,
-    NATIONAL_MIX,
-    REGIONAL_MIX,
-    generate_cohort,
-    load_site,
-    quotas,
-    render,
-)
 from tests.paths import COHORTS, ROOT
 
 START = date(2027, 1, 4)
@@ -76,7 +69,7 @@ def test_requested_size(patients):
 def test_mix_is_honoured_exactly_by_quota():
     made = cohort(patients=400)
     counts = Counter(p["pathway"] for p in made["patients"])
-    assert dict(counts) == {t: n for t, n in quotas(REGIONAL_MIX, 400)}
+    assert dict(counts) == {t: n for t, n in quotas(product_mix("regional"), 400)}
     by_family = Counter(FAMILY[p["pathway"]] for p in made["patients"])
     assert by_family == {"commercial_car_t": 80, "in_house_car_t": 40, "autologous_sct": 200, "allogeneic_sct": 80}
 
@@ -86,9 +79,22 @@ def test_a_custom_mix():
     assert Counter(p["pathway"] for p in made["patients"]) == {"axi-cel": 25, "asct-beam": 75}
 
 
+@pytest.mark.parametrize("name", sorted(mixes()))
+def test_every_named_mix_generates_a_valid_cohort(name):
+    made = cohort(patients=20, mix=product_mix(name))
+    parse_cohort(made)
+    assert {p["pathway"] for p in made["patients"]} <= set(product_mix(name))
+
+
+def test_an_unknown_mix_name_is_refused_with_the_known_ones():
+    with pytest.raises(InputError) as error:
+        product_mix("summer")
+    assert error.value.field == "mix" and "regional" in error.value.problem
+
+
 def test_quotas_add_up_to_the_size():
     for n in (1, 2, 13, 99, 1001):
-        assert sum(count for _, count in quotas(NATIONAL_MIX, n)) == n
+        assert sum(count for _, count in quotas(product_mix("national"), n)) == n
 
 
 def test_ids_are_pseudonymous_and_follow_approval_order():
@@ -155,7 +161,7 @@ def test_no_step_before_approval(large):
 
 
 def test_patients_spread_over_the_centres():
-    made = cohort(patients=240, site="national", horizon_days=365, mix=NATIONAL_MIX)
+    made = cohort(patients=240, site="national", horizon_days=365, mix=product_mix("national"))
     per_centre = Counter(p["centre"] for p in made["patients"])
     assert set(per_centre) == set(load_site("national").centres)
     assert max(per_centre.values()) - min(per_centre.values()) <= 1
@@ -217,9 +223,9 @@ def test_every_committed_cohort_loads(path):
 @pytest.mark.parametrize("name", sorted(FIXTURES))
 def test_generated_fixture_is_up_to_date(name):
     path = COHORTS / f"{name}.json"
-    assert path.exists(), f"{path} is missing: run python -m pathway.generator --fixtures {name}"
+    assert path.exists(), f"{path} is missing: run python -m cohorts --fixtures {name}"
     assert path.read_text(encoding="utf-8") == render(FIXTURES[name]()), (
-        f"{path.name} differs from the generator's output: run python -m pathway.generator --fixtures {name}"
+        f"{path.name} differs from the generator's output: run python -m cohorts --fixtures {name}"
     )
 
 
@@ -314,7 +320,7 @@ def test_cannot_fit_patients_cannot_be_infused_inside_the_horizon():
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pathway.generator", *args], capture_output=True, text=True, cwd=ROOT, timeout=120
+        [sys.executable, "-m", "cohorts", *args], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
 
 
@@ -330,6 +336,16 @@ def test_cli_writes_the_generated_cohort(tmp_path):
     )
     assert out.read_text(encoding="utf-8") == render(expected)
     load_problem(out)
+
+
+def test_cli_takes_a_named_mix():
+    result = run(*GOOD, "--mix", "national", "--site", "national", "--out", "-")
+    assert result.returncode == 0, result.stderr
+    expected = generate_cohort(
+        name="cli", seed=3, patients=25, horizon_start=START, horizon_days=182, site="national",
+        mix=product_mix("national"),
+    )
+    assert result.stdout == render(expected)
 
 
 def test_cli_fixture_check_passes():

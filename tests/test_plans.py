@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cohorts.generator import generate_cohort
 from pathway.catalogue import StepKind, load_catalogue
 from pathway.cohort import load_problem, parse_cohort
-from pathway.generator import generate_cohort
 from pathway.rules import check_plan
 from solver.solve import SolveOptions, solve
 from tests.paths import COHORTS

@@ -1,6 +1,6 @@
 """Tests of the independent rule checker (pathway/rules.py).
 
-Every plan here is worked out by hand from fixtures/catalogue/pathways.yaml and
+Every plan here is worked out by hand from pathway/data/pathways.yaml and
 the default site; no solver code is involved. Each rule has at least one plan
 that passes it and one that fails it with its own code.
 

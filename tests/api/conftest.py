@@ -1,66 +1,22 @@
 """API test fixtures: a real database (SQLite file and PostgreSQL), migrated, with the small
-fixture cohort planned and confirmed, and one token per role.
+fixture cohort planned and confirmed, and one token per role. The helpers they use, and that
+the tests use, are in ``tests/builders.py``.
 
-PostgreSQL is the one on 127.0.0.1:5432 (database ``test``; ``.ci/run`` starts it);
+PostgreSQL is the one on 127.0.0.1:5432 (database ``test``; ``make test`` starts it);
 V2V_TEST_POSTGRES_URL points elsewhere. Each test gets an empty ``public`` schema.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import time
 import warnings
-from collections.abc import Callable
-from datetime import date
 
-import httpx
 import pytest
-from sqlalchemy import text
 
-from api import state
-from api.db import make_engine, make_sessionmaker
 from api.settings import Settings
-from pathway.rules import check_plan
-from api.setup import init_database, load_cohort, new_token
-from tests.paths import COHORTS
-
-POSTGRES_URL = os.environ.get("V2V_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TODAY = date(2027, 1, 4)  # the small and regional cohorts' first day
-ROLES = ("coordinator", "lab_manager", "admin")
+from api.setup import new_token
+from tests.builders import ROLES, fresh_database, make_settings, plan_small_cohort
 
 warnings.filterwarnings("ignore", message=".*httpx2.*")
-
-
-def reset_postgres(url: str = POSTGRES_URL) -> str:
-    engine = make_engine(url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
-    return url
-
-
-def make_settings(url: str, **overrides) -> Settings:
-    """Settings for a test database: today is the small cohort's first day, solves are short."""
-    values = dict(today=TODAY, horizon_days=200, solve_time_limit=3, propose_time_limit=1, alternatives=1, nightly_enabled=False) | overrides
-    return Settings(database_url=url, _env_file=None, **values)
-
-
-def prepared_site(url: str, label: str, **overrides) -> tuple[Settings, dict[str, str]]:
-    """A migrated database at ``url`` with the small cohort planned and confirmed, and a token per role."""
-    settings = make_settings(url, **overrides)
-    init_database(settings)
-    load_cohort(settings, COHORTS / "small.json")
-    return settings, {role: new_token(settings, f"{label}-{role}", role) for role in ROLES}
-
-
-def fresh_database(kind: str, directory) -> str:
-    """The URL of an empty database: a SQLite file in ``directory``, or the reset PostgreSQL one."""
-    return f"sqlite:///{directory / 'v2v.db'}" if kind == "sqlite" else reset_postgres()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -76,9 +32,7 @@ def settings(database_url) -> Settings:
 @pytest.fixture
 def small_site(settings) -> Settings:
     """The small cohort (9 patients) planned and confirmed as plan version 2 (1 is the empty start)."""
-    init_database(settings)
-    load_cohort(settings, COHORTS / "small.json")
-    return settings
+    return plan_small_cohort(settings)
 
 
 @pytest.fixture
@@ -95,75 +49,3 @@ def client(small_site, tokens):
     with TestClient(create_app(small_site), raise_server_exceptions=False) as test_client:
         test_client.tokens = tokens
         yield test_client
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_serving(base_url: str, process: subprocess.Popen, output: Callable[[], str], seconds: float = 60) -> None:
-    """Until ``GET /health`` answers 200; fails with the server's ``output()`` if it exits or takes too long."""
-    deadline = time.monotonic() + seconds
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{output()[-3000:]}", pytrace=False)
-        try:
-            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"the server did not answer within {seconds:.0f} s:\n{output()[-3000:]}", pytrace=False)
-        time.sleep(0.2)
-
-
-def auth(client, role: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {client.tokens[role]}"}
-
-
-def assert_plan_valid(settings) -> None:
-    """The current plan of every patient it books (referrals awaiting a proposal aside) breaks no rule."""
-    engine = make_engine(settings.database_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            plan = state.current_plan(session)
-            planned = {b.patient for b in plan.bookings} | {u.patient for u in plan.unschedulable}
-            # as the service sees it: what has started, what lies in the freeze window and collected
-            # products are fixed (an unschedulable patient may keep those, and only those)
-            problem = state.held_problem(session, settings, include=planned)
-            violations = check_plan(problem, plan)
-    finally:
-        engine.dispose()
-    assert [v.message for v in violations] == []
-
-
-def run_nightly(settings: Settings, night: date | None = None, trigger: str = "schedule", after_solve=None) -> int:
-    """One nightly run on ``settings``' database, here and now (claimed for ``night``, default the planning day)."""
-    from api import nightly
-
-    engine = make_engine(settings.database_url)
-    try:
-        sessions = make_sessionmaker(engine)
-        run_id = nightly.claim_night(sessions, settings, night or settings.planning_day(), trigger)
-        assert run_id is not None, "that night has been run already"
-        nightly.execute(sessions, settings, run_id, after_solve)
-        return run_id
-    finally:
-        engine.dispose()
-
-
-def refer_directly(settings: Settings, patient_id: str, pathway: str = "axi-cel") -> None:
-    """Register a referral through the service layer (for tests with no HTTP client)."""
-    from api import services
-    from api.audit import SYSTEM
-    from api.schemas import ReferralIn
-
-    referral = ReferralIn(id=patient_id, centre="liverpool", pathway=pathway, approval_date=settings.planning_day())
-    engine = make_engine(settings.database_url)
-    try:
-        with make_sessionmaker(engine)() as session, session.begin():
-            services.register_referral(session, referral.model_dump(mode="json", exclude={"nhs_number"}), None, settings, SYSTEM)
-    finally:
-        engine.dispose()

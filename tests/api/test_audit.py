@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from api.db import make_engine
 from api.setup import new_token
-from tests.api.conftest import auth
+from tests.builders import auth
 
 REFERRAL = {"id": "AUD-1", "centre": "liverpool", "pathway": "axi-cel", "approval_date": "2027-01-11"}
 CHANGE = {

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from api.nhs import normalise_nhs_number
-from tests.api.conftest import auth, fresh_database, prepared_site
+from tests.builders import auth, fresh_database, prepared_site
 
 NOTHING = object()
 UNKNOWN_PROPOSAL = "0" * 32

@@ -13,25 +13,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.db import make_engine, make_sessionmaker
-from tests.api.conftest import assert_plan_valid, auth
+from tests.builders import assert_plan_valid, auth, confirm, propose, refer
 
 AXI_CEL_STEPS = ["apheresis", "manufacture", "release", "conditioning", "infusion", "inpatient", "high_risk_window"]
-
-
-def refer(client, patient_id: str, pathway: str = "axi-cel", approval: str = "2027-01-04", **extra) -> None:
-    body = {"id": patient_id, "centre": "liverpool", "pathway": pathway, "approval_date": approval, **extra}
-    response = client.post("/patients", json=body, headers=auth(client, "coordinator"))
-    assert response.status_code == 201, response.text
-
-
-def propose(client, patient_id: str) -> dict:
-    response = client.post(f"/patients/{patient_id}/proposals", headers=auth(client, "coordinator"))
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def confirm(client, proposal_id: str, option: int = 0):
-    return client.post(f"/proposals/{proposal_id}/confirm", json={"option": option}, headers=auth(client, "coordinator"))
 
 
 def day(text: str) -> date:

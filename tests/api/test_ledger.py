@@ -183,7 +183,7 @@ def test_on_postgresql_a_night_locked_by_another_claimer_is_refused_before_any_r
     (its insert not yet committed), a second claimer gives up at once instead of waiting."""
     from api.ledger import _lock_key
     from sqlalchemy import text
-    from tests.api.conftest import reset_postgres
+    from tests.builders import reset_postgres
 
     engine = make_engine(reset_postgres())
     try:

@@ -18,8 +18,7 @@ from api import ledger, nightly, state
 from api.app import create_app
 from api.db import BookingRow, EventRow, JobRun, make_engine, make_sessionmaker
 from sqlalchemy import select
-from tests.api.conftest import TODAY, assert_plan_valid, auth, run_nightly
-from tests.api.test_booking import confirm, propose, refer
+from tests.builders import TODAY, assert_plan_valid, auth, confirm, propose, refer, run_nightly
 
 
 def _bookings(settings) -> dict[tuple[str, str], tuple[date, date, str]]:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from api import state
 from api.db import BookingRow, JobRun, make_engine, make_sessionmaker
 from api.setup import init_database, load_cohort, new_token
-from tests.api.conftest import free_port, fresh_database, make_settings, refer_directly, wait_until_serving
+from tests.builders import free_port, fresh_database, make_settings, refer_directly, wait_until_serving
 from tests.paths import COHORTS, ROOT
 
 LONDON = ZoneInfo("Europe/London")

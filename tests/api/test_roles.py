@@ -28,7 +28,7 @@ from sqlalchemy import text
 from api.db import make_engine
 from api.pages import PAGES
 from api.setup import new_token
-from tests.api.conftest import ROLES, auth, fresh_database, prepared_site, run_nightly
+from tests.builders import ROLES, auth, fresh_database, prepared_site, run_nightly
 
 PUBLIC: tuple[str, ...] = ()  # no token needed
 ANYONE = ("coordinator", "lab_manager", "admin")

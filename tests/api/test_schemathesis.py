@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 
 from api.settings import Settings
 from api.setup import init_database, load_cohort, new_token
-from tests.api.conftest import make_settings
+from tests.builders import make_settings
 from tests.paths import COHORTS
 
 EXAMPLES = 15

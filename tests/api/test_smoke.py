@@ -1,4 +1,4 @@
-from tests.api.conftest import auth
+from tests.builders import auth
 
 
 def test_a_new_installation_starts_from_an_empty_plan_and_the_import_is_the_next_version(client):

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from tests.api.conftest import auth
+from tests.builders import auth
 from tests.paths import ROOT
 
 

@@ -3,7 +3,7 @@ regional cohort, planned and confirmed, as ``v2v demo`` makes it), and Debian's 
 Chromium driven by Playwright.
 
 Without /usr/bin/chromium the tests are skipped, except in CI (the ``CI`` variable set), where
-``.ci/run`` installs it and a missing browser is a failure.
+``make test`` installs it and a missing browser is a failure.
 """
 
 from __future__ import annotations
@@ -19,21 +19,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import TODAY, free_port, make_settings, wait_until_serving
+from tests.builders import DESKTOP, ROLES, TODAY, free_port, make_settings, wait_until_serving
 from tests.paths import COHORTS, ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "out" / "screenshots"
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
-ROLES = ("coordinator", "lab_manager", "admin")
-DESKTOP = {"width": 1280, "height": 900}
-TABLET = {"width": 768, "height": 1024}
 
 
 def _require_browser() -> None:
     problem = None
     if not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is missing (Debian's chromium package; .ci/run installs it)"
+        problem = f"{CHROMIUM} is missing (Debian's chromium package; make test installs it)"
     else:
         try:
             import playwright.sync_api  # noqa: F401

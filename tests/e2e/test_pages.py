@@ -11,8 +11,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from tests.api.conftest import TODAY
-from tests.e2e.conftest import DESKTOP, TABLET
+from tests.builders import DESKTOP, TABLET, TODAY
 
 FIRST = TODAY.isoformat()
 LAST = (TODAY + timedelta(days=30)).isoformat()  # the capacity page's default: a month from today
