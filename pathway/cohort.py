@@ -25,7 +25,7 @@ from pathway.catalogue import (
     load_catalogue,
     read_data_file,
 )
-from pathway.dates import IsoDate
+from pathway.dates import IsoDate, say_day
 from pathway.errors import InputError, validation_error
 from pathway.inflight import Held, hold
 from pathway.site import CapacityChange, Resource, Site, Urgency
@@ -50,7 +50,7 @@ class DateRange(Model):
     def describe(self) -> str:
         """'the patient is away Sun 08 Aug 2027 .. Tue 17 Aug 2027 (family wedding)'."""
         reason = f" ({self.reason})" if self.reason else ""
-        return f"the patient is away {self.first_day:%a %d %b %Y} .. {self.last_day:%a %d %b %Y}{reason}"
+        return f"the patient is away {say_day(self.first_day)} .. {say_day(self.last_day)}{reason}"
 
 
 class FrozenBooking(Model):

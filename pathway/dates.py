@@ -32,3 +32,8 @@ IsoDate = Annotated[
     PlainSerializer(lambda d: d.isoformat(), return_type=str),
     WithJsonSchema({"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}),
 ]
+
+
+def say_day(day: date) -> str:
+    """A date as coordinators read it in every message and page: 'Mon 04 Jan 2027'."""
+    return f"{day:%a %d %b %Y}"

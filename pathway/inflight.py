@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from pathway.catalogue import Lag, Step, StepKind, Template
+from pathway.dates import say_day
 
 
-def _day(d: date) -> str:
-    return f"{d:%a %d %b %Y}"
+_day = say_day
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from datetime import date, timedelta
 
 from pathway.catalogue import Lag, Model, StepKind, product_ready_step
 from pathway.cohort import Patient, PatientStep, Problem
-from pathway.dates import IsoDate
+from pathway.dates import IsoDate, say_day
 from pathway.plan import Booking, Plan
 from pathway.usage import resource_load
 
@@ -38,8 +38,7 @@ RuleFunction = Callable[[Problem, Plan], list[Violation]]
 
 
 # -- wording -----------------------------------------------------------------
-def _day(d: date) -> str:
-    return f"{d:%a %d %b %Y}"
+_day = say_day
 
 
 def _days(n: int) -> str:
@@ -426,7 +425,7 @@ def capacity(problem: Problem, plan: Plan) -> list[Violation]:
     found = []
     for resource, day, booked, limit, users in load.overbooked(site):
         resource_id = resource.id
-        when = f"in the week commencing {_day(day)}" if resource.period == "week" else f"on {_day(day)}"
+        when = resource.say_cell(day)
         reason = site.capacity_reason(resource, day)
         who = ", ".join(f"{u.patient} ({u.step})" for u in sorted(users, key=lambda u: (u.patient, u.step)))
         found.append(

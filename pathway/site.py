@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from pathway.catalogue import Model
-from pathway.dates import IsoDate
+from pathway.dates import IsoDate, say_day
 
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -48,6 +48,23 @@ class Resource(Model):
     @property
     def id(self) -> str:
         return f"{self.centre}/{self.kind}" if self.centre else self.kind
+
+    # A resource's capacity is counted per cell: a day, or an ISO week (named by its Monday).
+    @property
+    def weekly(self) -> bool:
+        return self.period == "week"
+
+    def cell(self, day: date) -> date:
+        """The cell ``day`` falls in: the day itself, or the Monday of its ISO week."""
+        return week_start(day) if self.weekly else day
+
+    def cell_days(self, cell: date) -> tuple[date, date]:
+        """The first and last day of ``cell``."""
+        return (cell, cell + timedelta(days=6)) if self.weekly else (cell, cell)
+
+    def say_cell(self, cell: date) -> str:
+        """'on Mon 04 Jan 2027', or 'in the week of Mon 04 Jan 2027'."""
+        return f"in the week of {say_day(cell)}" if self.weekly else f"on {say_day(cell)}"
 
 
 class CapacityChange(Model):
@@ -196,10 +213,7 @@ class Site(Model):
 
     def _changes_on(self, resource: Resource, day: date):
         """Capacity changes that apply on ``day`` (weekly resources: anywhere in its ISO week)."""
-        first = last = day
-        if resource.period == "week":
-            first = week_start(day)
-            last = first + timedelta(days=6)
+        first, last = resource.cell_days(resource.cell(day))
         for change in self.capacity_changes:
             if change.resource == resource.kind and change.centre == resource.centre:
                 if change.first_day <= last and first <= change.last_day:

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 from pathway.cohort import PatientStep, Problem
 from pathway.plan import Booking
-from pathway.site import Resource, Site, week_start
+from pathway.site import Resource, Site
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,8 @@ class Load:
 def step_cells(step: PatientStep, first_day: date):
     """(resource, day or Monday, amount) for every resource cell ``step`` uses if it starts on ``first_day``."""
     for resource, amount, days_used in step.resources:
-        if resource.period == "week":
-            yield resource, week_start(first_day), amount
+        if resource.weekly:
+            yield resource, resource.cell(first_day), amount
         else:
             for i in range(days_used):
                 yield resource, first_day + timedelta(days=i), amount

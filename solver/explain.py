@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from pathway.cohort import Patient, PatientStep, Problem
+from pathway.dates import say_day
 from pathway.plan import Plan
 from pathway.usage import resource_load, step_cells
 
 
-def _d(day: date) -> str:
-    return f"{day:%a %d %b %Y}"
+_d = say_day
 
 
 @dataclass
@@ -199,7 +199,7 @@ def _why_not(problem: Problem, patient: Patient, group: list[tuple[PatientStep, 
             holders = [p for p in usage.get((resource_id, cell), []) if p != patient.id]
             if len(holders) + amount > capacity:
                 cause = site.capacity_reason(resource, cell)
-                label = f"in the week of {_d(cell)}" if resource.period == "week" else f"on {_d(cell)}"
+                label = resource.say_cell(cell)
                 names = ", ".join(sorted(set(holders))) or "nobody"
                 return f"{resource_id} full {label} ({len(holders)} of {capacity}: {names})" + (
                     f", {cause}" if cause else ""

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from pathway.dates import say_day
 from pathway.catalogue import StepKind
 from pathway.cohort import Patient, PatientStep, Problem
 from pathway.site import Resource
@@ -167,8 +168,8 @@ def build_instance(problem: Problem) -> Instance:
     resources: dict[str, Resource] = {}
     for r in problem.site.resources:
         resources[r.id] = r
-        weekly[r.id] = r.period == "week"
-        if r.period == "week":
+        weekly[r.id] = r.weekly
+        if r.weekly:
             weeks = (last_day + week_offset) // 7 + 1
             capacity[r.id] = [
                 problem.site.capacity_on(r, horizon.start + timedelta(days=7 * w - week_offset)) for w in range(weeks)
@@ -194,7 +195,7 @@ def _patient_spec(instance: Instance, rules: _DayRules, patient: Patient) -> Pat
     specs = []
     for i, ps in enumerate(steps):
         uses = [
-            Use(r.id, amount, 1 if r.period == "week" else used, r.period == "week") for r, amount, used in ps.resources
+            Use(r.id, amount, 1 if r.weekly else used, r.weekly) for r, amount, used in ps.resources
         ]
         lags = [
             LagSpec(index[lag.after], lag.anchor == "end", lag.min, lag.max, lag.rule) for lag in ps.step.lags
@@ -244,12 +245,12 @@ def _allowed_starts(instance: Instance, rules: _DayRules, patient: Patient, ps: 
         if washout is not None and instance.day_of(washout[0]) == lo:
             spec.blocked_rule = "WASHOUT"
             spec.blocked_by = (
-                f"{step.name} cannot start before {washout[0]:%a %d %b %Y} ({washout[1].days} days after the last "
+                f"{step.name} cannot start before {say_day(washout[0])} ({washout[1].days} days after the last "
                 f"{washout[1].agent.replace('_', ' ')}), which is after the horizon"
             )
         else:
             spec.blocked_rule = "HORIZON"
-            spec.blocked_by = f"{step.name} cannot start on or after {problem.earliest_day(patient):%a %d %b %Y} inside the horizon"
+            spec.blocked_by = f"{step.name} cannot start on or after {say_day(problem.earliest_day(patient))} inside the horizon"
         return
 
     open_prefix = rules.open_prefix(step.calendar)

@@ -30,6 +30,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 
+from pathway.dates import say_day
 from pathway.cohort import FrozenBooking, Problem
 from pathway.plan import Booking, Plan
 from solver.baseline import Residual, Schedule, residual_after_frozen
@@ -248,7 +249,7 @@ def _capacity_reason(instance: Instance, spec: PatientSpec, alone_starts: list[i
     free_infusion = instance.date_of(alone_starts[spec.infusion])
     return (
         "CAPACITY: no free capacity inside the horizon without moving other patients; alone on the site the "
-        f"infusion could be {free_infusion:%a %d %b %Y}, but " + ("; ".join(cells) or "the site is full")
+        f"infusion could be {say_day(free_infusion)}, but " + ("; ".join(cells) or "the site is full")
     )
 
 

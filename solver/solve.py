@@ -16,6 +16,7 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Literal
 
+from pathway.dates import say_day
 from pathway.cohort import Problem
 from pathway.plan import Booking, PatientOutcome, Plan, Unschedulable
 from solver.baseline import Schedule, capacity_free, greedy
@@ -143,7 +144,7 @@ def unschedulable_alone(problem: Problem, instance: Instance, alone) -> dict[str
         if rule == "HORIZON" and wider is not None:
             rule, reason = _binding_washout(problem, spec, wider) or (rule, reason)
         if earliest is not None:
-            reason += f"; the earliest infusion would be {earliest:%a %d %b %Y}, after the horizon ends {problem.horizon.end:%a %d %b %Y}"
+            reason += f"; the earliest infusion would be {say_day(earliest)}, after the horizon ends {say_day(problem.horizon.end)}"
         out[spec.id] = Unschedulable(patient=spec.id, rule=rule, reason=reason, earliest_infusion=earliest)
     return out
 
@@ -157,7 +158,7 @@ def _counterfactual_reason(problem: Problem, spec: PatientSpec) -> tuple[str, st
             rule = next(w for w in problem.washouts(patient) if w.agent == agent)
             day = patient.last_doses[agent] + timedelta(days=rule.days)
             return "WASHOUT", (
-                f"{rule.before.value} cannot start before {day:%a %d %b %Y}, {rule.days} days after the last "
+                f"{rule.before.value} cannot start before {say_day(day)}, {rule.days} days after the last "
                 f"{agent.replace('_', ' ')}, which leaves no room inside the horizon"
             )
     if patient.blackouts and _alone_infusion(problem, patient.model_copy(update={"blackouts": ()})):
@@ -165,7 +166,7 @@ def _counterfactual_reason(problem: Problem, spec: PatientSpec) -> tuple[str, st
         return "BLACKOUT", f"the patient's blackout dates ({spans}) leave no room for the pathway inside the horizon"
     if patient.earliest_start and _alone_infusion(problem, patient.model_copy(update={"earliest_start": None})):
         return "EARLIEST_START", (
-            f"from the earliest start {patient.earliest_start:%a %d %b %Y} the pathway does not fit inside the horizon"
+            f"from the earliest start {say_day(patient.earliest_start)} the pathway does not fit inside the horizon"
         )
     return "HORIZON", "no dates satisfy the pathway's steps, lags and calendars inside the horizon"
 
@@ -178,7 +179,7 @@ def _binding_washout(problem: Problem, spec: PatientSpec, wider) -> tuple[str, s
         if washout is not None and instance.date_of(starts[step.index]) >= washout[0] > problem.horizon.start:
             day, rule = washout
             return "WASHOUT", (
-                f"{step.name} cannot start before {day:%a %d %b %Y}, {rule.days} days after the last "
+                f"{step.name} cannot start before {say_day(day)}, {rule.days} days after the last "
                 f"{rule.agent.replace('_', ' ')}"
             )
     return None
@@ -219,7 +220,7 @@ def plan_from_schedules(problem, instance: Instance, method, schedules, alone, b
                         patient=spec.id,
                         rule="CAPACITY",
                         reason="no free capacity inside the horizon; alone on the site the infusion could be "
-                        f"{free_infusion:%a %d %b %Y}, but " + ("; ".join(cells) or "the site is full"),
+                        f"{say_day(free_infusion)}, but " + ("; ".join(cells) or "the site is full"),
                         earliest_infusion=free_infusion,
                     )
                 )
@@ -334,10 +335,10 @@ def _describe_run(instance: Instance, rid: str, run: list[tuple[int, int, int]])
     capacity = min(c for _, _, c in run)
     if instance.weekly[rid]:
         first = instance.date_of(run[0][0] * 7 - instance.week_offset)
-        when = f"in the week of {first:%a %d %b %Y}" if len(run) == 1 else (
-            f"in the {len(run)} weeks from {first:%a %d %b %Y}"
+        when = f"in the week of {say_day(first)}" if len(run) == 1 else (
+            f"in the {len(run)} weeks from {say_day(first)}"
         )
     else:
         first, last = instance.date_of(run[0][0]), instance.date_of(run[-1][0])
-        when = f"on {first:%a %d %b %Y}" if first == last else f"from {first:%a %d %b} to {last:%a %d %b %Y}"
+        when = f"on {say_day(first)}" if first == last else f"from {first:%a %d %b} to {say_day(last)}"
     return f"{rid} full {when} ({taken} of {capacity} taken)"

@@ -582,7 +582,7 @@ def test_three_manufacturer_slots_in_one_week_fail():
     found = check_plan(problem, make_plan(*axi_cel_same_week(problem)))
     assert [(v.rule, v.day, v.patient) for v in found] == [("CAPACITY", D("2027-01-04"), None)]
     message = found[0].message
-    assert "manufacturer_slot:axi-cel" in message and "week commencing Mon 04 Jan 2027" in message
+    assert "manufacturer_slot:axi-cel" in message and "in the week of Mon 04 Jan 2027" in message
     assert "3 booked against a capacity of 2" in message
 
 
