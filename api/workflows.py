@@ -28,10 +28,12 @@ def register(runtime: Runtime, referral: ReferralIn, who: Actor) -> dict[str, An
         return views.patient_view(work.session, row.id)
 
 
-def edit(runtime: Runtime, patient_id: str, edit: ReferralEdit, who: Actor) -> dict[str, Any]:
-    nhs = edit.nhs_number if "nhs_number" in edit.model_fields_set else services.UNCHANGED
+def edit(runtime: Runtime, patient_id: str, referral_edit: ReferralEdit, who: Actor) -> dict[str, Any]:
+    """Apply the edit; the answer lists the rules the patient's current bookings now break."""
+    changes = referral_edit.changes()
+    nhs = referral_edit.nhs_number if "nhs_number" in referral_edit.model_fields_set else services.UNCHANGED
     with runtime.database.plan_write() as work:
-        violations = services.edit_referral(work, patient_id, edit.changes(), nhs, runtime.settings, who)
+        violations = services.edit_referral(work, patient_id, changes, nhs, runtime.settings, who)
     with runtime.database.read() as work:
         return views.patient_view(work.session, patient_id) | {"violations": violations}
 

@@ -6,7 +6,6 @@ from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi.responses import PlainTextResponse
 
 from api import views, workflows
 from api.answers import ActiveCapacityChange, CapacityChangeAdded, CapacityChangeWithdrawn, CapacityTable, Replanned
@@ -47,7 +46,7 @@ def capacity(who: Anyone, window: Days, db: Db, settings: Configured) -> dict[st
 
 @router.get(
     "/capacity.csv",
-    response_class=PlainTextResponse,
+    response_class=Response,  # errors are JSON, as everywhere (a PlainTextResponse would document them as text)
     responses={200: {"description": "the capacity table as CSV, one row per resource and day", "content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def capacity_csv(who: Anyone, window: Days, db: Db, settings: Configured) -> Response:
