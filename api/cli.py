@@ -334,29 +334,31 @@ def _nightly(args) -> int:
     from api import ledger, nightly
     from api.db import JobRun, make_engine, make_sessionmaker
     from api.setup import init_database
+    from api.unit_of_work import Database
 
     settings = _settings()
     init_database(settings)
     engine = make_engine(settings.database_url)
     try:
         sessions = make_sessionmaker(engine)
+        database = Database(sessions)
         if args.action == "history":
-            with sessions() as session:
-                for run in ledger.history(session, nightly.JOB, max(1, args.limit)):
+            with database.read() as work:
+                for run in ledger.history(work.session, nightly.JOB, max(1, args.limit)):
                     view = nightly.run_view(run)
                     print(f"{view['id']}\t{view['started_at'][:19]}\t{view['trigger']}\t{view['status']}\t{view['bookings_moved']} moved\t{view['summary']}")
             return EXIT_OK
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-        with sessions() as session, session.begin():
-            nightly.recover(session, settings)
+        with database.write() as work:
+            nightly.recover(work.session, settings)
         night = args.night or datetime.now(ZoneInfo(settings.nightly_timezone)).date()
         run_id = nightly.claim_night(sessions, settings, night, "schedule")
         if run_id is None:
             raise InputError("nightly", "--night", f"the nightly run of {night.isoformat()} has been claimed already (v2v nightly history)")
         print(f"nightly run {run_id} of {night.isoformat()} started", flush=True)
         nightly.execute(sessions, settings, run_id)
-        with sessions() as session:
-            run = session.get(JobRun, run_id)
+        with database.read() as work:
+            run = work.session.get(JobRun, run_id)
             print(f"nightly run {run_id}: {run.status}: {run.report.get('summary', '')}")
             return EXIT_OK if run.status != "failed" else EXIT_VIOLATIONS
     finally:

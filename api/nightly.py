@@ -49,11 +49,13 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import ledger, services, state, views
+from api import ledger, replanning, services, state, views
 from api.audit import Actor, record
 from api.db import EventRow, JobRun, PatientRow, as_utc, utcnow
 from api.settings import Settings
+from api.replanning import Publication, StalePlan
 from api.state import Conflict, NotFound
+from api.unit_of_work import Database, UnitOfWork
 from pathway.cohort import Problem
 from pathway.plan import Plan
 from pathway.usage import step_cells
@@ -65,7 +67,7 @@ log = logging.getLogger("vein2vein.nightly")
 
 JOB = "nightly"
 NIGHTLY = Actor("nightly", "admin")  # who the plan versions, events and audit rows name
-ATTEMPTS = 3  # read-solve-publish rounds before a run gives up on a plan that keeps changing
+ATTEMPTS = replanning.ATTEMPTS  # read-solve-publish rounds before a run gives up on a plan that keeps changing
 MISFIRE_GRACE_S = 12 * 3600  # a night's run delayed (suspended host, busy executor) still runs the same day
 EVENT_WORDS = {"referral": "new referral", "deferral": "deferral", "oos": "product out of specification", "withdrawal": "withdrawal"}
 
@@ -126,42 +128,69 @@ def execute(sessions: sessionmaker, settings: Settings, run_id: int, after_solve
 
     ``after_solve(attempt)`` is called between a solve and its publish (tests use it to land a
     real confirmation at exactly that moment)."""
-    started = time.perf_counter()
-    stats: dict[str, Any] = {"attempts": 0}
+    database = Database(sessions)
+    night = NightlyRound(run_id, settings, after_solve)
     try:
-        for attempt in range(1, ATTEMPTS + 1):
-            stats["attempts"] = attempt
-            with sessions() as session, session.begin():
-                data = prepare(session, settings)
-                previous = _last_finished(session, run_id)
-                # events since the last run are news; before any run, those since the current plan was made
-                version = state.current_version(session)
-                since = previous.started_at if previous else version.created_at if version else None
-            if previous is not None and previous.stats.get("fingerprint") == data.fingerprint:
-                with sessions() as session, session.begin():
-                    summary = f"nothing changed since run {previous.id}: the plan stays as it is"
-                    _keep(session, run_id, data, stats | {"fingerprint": data.fingerprint, "skipped_solve": True}, summary, started)
-                return
-            log.info("nightly run %s: solving (attempt %d, %d patients)", run_id, attempt, len(data.problem.patients))
-            resolution = solve(data, settings)
-            if after_solve is not None:
-                after_solve(attempt)
-            try:
-                with sessions() as session, session.begin():
-                    _publish(session, run_id, data, resolution, settings, since, stats, started)
-                return
-            except Conflict:
-                log.info("nightly run %s: the plan changed during the solve (attempt %d); reading it again", run_id, attempt)
-        with sessions() as session, session.begin():
+        replanning.solve_and_publish(database, night, ATTEMPTS)
+    except StalePlan:
+        with database.write() as work:
             summary = f"the plan changed during each of {ATTEMPTS} solves; nothing was published (the next run tries again)"
-            ledger.finish(session, session.get(JobRun, run_id), "failed", stats | _elapsed(started), {"summary": summary}, None)
+            ledger.finish(work.session, work.session.get(JobRun, run_id), "failed", night.stats | _elapsed(night.started), {"summary": summary}, None)
     except Exception as exc:  # the service stays up; the ledger says what failed
         # messages can carry patient ids: the error level names the type only, the trace is for debugging
         log.error("nightly run %s failed: %s", run_id, type(exc).__name__)
         log.debug("nightly run %s failed", run_id, exc_info=True)
-        with sessions() as session, session.begin():
+        with database.write() as work:
             summary = f"failed: {type(exc).__name__}; the plan was not changed"
-            ledger.finish(session, session.get(JobRun, run_id), "failed", stats | _elapsed(started), {"summary": summary}, None)
+            ledger.finish(work.session, work.session.get(JobRun, run_id), "failed", night.stats | _elapsed(night.started), {"summary": summary}, None)
+
+
+@dataclasses.dataclass
+class Reading:
+    """What one attempt of a run read: the input, the last finished run, and since when events are news."""
+
+    data: NightlyInput
+    previous: JobRun | None
+    since: datetime | None
+
+
+class NightlyRound:
+    """A run as a planning round (``api.replanning``). When nothing changed since the last
+    finished run (same fingerprint) it does not solve, and its publish keeps the plan."""
+
+    def __init__(self, run_id: int, settings: Settings, after_solve: Callable[[int], None] | None = None):
+        self.run_id = run_id
+        self.settings = settings
+        self.after_solve = after_solve
+        self.name = f"nightly run {run_id}"
+        self.started = time.perf_counter()
+        self.stats: dict[str, Any] = {"attempts": 0}
+
+    def read(self, session: Session, attempt: int) -> Reading:
+        self.stats["attempts"] = attempt
+        data = prepare(session, self.settings)
+        previous = _last_finished(session, self.run_id)
+        # events since the last run are news; before any run, those since the current plan was made
+        version = state.current_version(session)
+        since = previous.started_at if previous else version.created_at if version else None
+        return Reading(data, previous, since)
+
+    def solve(self, reading: Reading) -> Resolution | None:
+        if reading.previous is not None and reading.previous.stats.get("fingerprint") == reading.data.fingerprint:
+            return None
+        log.info("%s: solving (attempt %d, %d patients)", self.name, self.stats["attempts"], len(reading.data.problem.patients))
+        resolution = solve(reading.data, self.settings)
+        if self.after_solve is not None:
+            self.after_solve(self.stats["attempts"])
+        return resolution
+
+    def publish(self, work: UnitOfWork, reading: Reading, resolution: Resolution | None) -> None:
+        if resolution is None:
+            summary = f"nothing changed since run {reading.previous.id}: the plan stays as it is"
+            stats = self.stats | {"fingerprint": reading.data.fingerprint, "skipped_solve": True}
+            _keep(work.session, self.run_id, reading.data, stats, summary, self.started)
+            return
+        _publish(work, self.run_id, reading.data, resolution, self.settings, reading.since, self.stats, self.started)
 
 
 def _elapsed(started: float) -> dict[str, float]:
@@ -188,9 +217,10 @@ def _keep(session: Session, run_id: int, data: NightlyInput, stats: dict[str, An
 
 
 def _publish(
-    session: Session, run_id: int, data: NightlyInput, resolution: Resolution, settings: Settings, since: datetime | None, stats: dict[str, Any], started: float
+    work: UnitOfWork, run_id: int, data: NightlyInput, resolution: Resolution, settings: Settings, since: datetime | None, stats: dict[str, Any], started: float
 ) -> None:
-    """Make the re-solved plan current, or keep the current one if nothing in it changes (one transaction)."""
+    """Make the re-solved plan current, or keep the current one if nothing in it changes (one planning write)."""
+    session = work.session
     current = {(b.patient, b.step): b for b in data.current.bookings}
     added = [b for b in resolution.plan.bookings if (b.patient, b.step) not in current]
     stats = stats | resolution.stats
@@ -205,7 +235,8 @@ def _publish(
     why = _reasons(session, data, resolution, affected, since)
     run = session.get(JobRun, run_id)
     reason = f"nightly re-solve of {run.run_date.isoformat()} (run {run.id})"
-    version = services.publish_plan(session, resolution.plan, active, data.base_changes, "nightly", reason, "planned", settings, NIGHTLY, why)
+    publication = Publication(kind="nightly", reason=reason, actor=NIGHTLY, why=why)
+    version = services.publish_plan(work, resolution.plan, active, data.base_changes, publication, settings)
     moved_by_patient: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in resolution.moves:
         moved_by_patient[m.patient].append(
@@ -346,8 +377,8 @@ def recover(session: Session, settings: Settings) -> list[int]:
 
 
 def claim_night(sessions: sessionmaker, settings: Settings, night: date, trigger: str) -> int | None:
-    with sessions() as session, session.begin():
-        run = ledger.claim(session, JOB, night, settings.planning_day(), trigger)
+    with Database(sessions).write() as work:
+        run = ledger.claim(work.session, JOB, night, settings.planning_day(), trigger)
         return run.id if run is not None else None
 
 
@@ -426,6 +457,7 @@ class NightlyScheduler:
 
     def __init__(self, sessions: sessionmaker, settings: Settings):
         self.sessions = sessions
+        self.database = Database(sessions)
         self.settings = settings
         self.trigger = ledger.night_trigger(settings.nightly_at, settings.nightly_timezone)
         self.scheduler: BackgroundScheduler | None = None
@@ -434,8 +466,8 @@ class NightlyScheduler:
     def start(self, now: datetime | None = None) -> date | None:
         """Start the scheduler (if enabled); returns the missed night it will run now, if any."""
         self.manual = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nightly-manual")
-        with self.sessions() as session, session.begin():
-            abandoned = recover(session, self.settings)
+        with self.database.write() as work:
+            abandoned = recover(work.session, self.settings)
         if abandoned:
             log.warning("nightly runs %s were interrupted (their process ended mid-run): marked failed", abandoned)
         if not self.settings.nightly_enabled:
@@ -448,8 +480,8 @@ class NightlyScheduler:
         )
         self.scheduler.add_job(self.run_scheduled, self.trigger, id=JOB, name="nightly re-solve")
         now = now or datetime.now(zone)
-        with self.sessions() as session:
-            missed = missed_night(session, self.trigger, now)
+        with self.database.read() as work:
+            missed = missed_night(work.session, self.trigger, now)
         if missed is not None:
             log.info("the nightly run of %s was missed while no server ran: running it now", missed)
             self.scheduler.add_job(self.run_night, args=(missed, "catch-up"), id=f"{JOB}-catch-up", name="missed nightly re-solve")
@@ -486,9 +518,9 @@ class NightlyScheduler:
         """An admin's run: recorded at once (ledger and audit), carried out in the background."""
         if self.manual is None:
             raise Conflict("the service is stopping: no new nightly run")
-        with self.sessions() as session, session.begin():
-            run = start_manual(session, self.settings)
-            record(session, actor, "nightly.run_now", "job_run", run.id)
+        with self.database.write() as work:
+            run = start_manual(work.session, self.settings)
+            record(work.session, actor, "nightly.run_now", "job_run", run.id)
             run_id = run.id
             view = run_view(run)
         self.manual.submit(execute, self.sessions, self.settings, run_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
@@ -11,6 +11,7 @@ from api.nhs import normalise_nhs_number
 from pathway.catalogue import Model
 from pathway.cohort import PATIENT_ID, DateRange, check_pseudonymous
 from pathway.dates import IsoDate
+from pathway.errors import InputError
 from pathway.site import CapacityChange, Urgency
 
 FIRST_YEAR, LAST_YEAR = 1900, 2199
@@ -82,6 +83,20 @@ class ReferralEdit(_Nhs):
     blackouts: tuple[Blackout, ...] | None = None
     durations: dict[str, int] | None = None
     pathway: str | None = Field(default=None, min_length=1, max_length=64)
+
+    def changes(self) -> dict[str, Any]:
+        """The fields given, as stored values (JSON); null empties a collection and is refused for a
+        required field (InputError naming it). The NHS number is apart (``nhs_number``)."""
+        changes = self.model_dump(mode="json", exclude_unset=True, exclude={"nhs_number"})
+        for name in ("centre", "pathway", "approval_date", "urgency"):
+            if name in changes and changes[name] is None:
+                raise InputError("", name, "cannot be removed (null)")
+        for name in ("last_doses", "durations"):
+            if name in changes and changes[name] is None:
+                changes[name] = {}
+        if "blackouts" in changes and changes["blackouts"] is None:
+            changes["blackouts"] = []
+        return changes
 
 
 class ConfirmIn(Model):

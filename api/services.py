@@ -1,13 +1,15 @@
-"""Use cases: each one a transaction over the database, called by thin HTTP routes and the CLI.
+"""Use cases: each one runs inside one unit of work (``api.unit_of_work``), called by the
+workflows of the HTTP routes, the CLI and the nightly job.
 
-Every write is audited (who, what, before, after). Plan writes first take the
-plan lock (``state.lock_plan``), then check against what is current *inside*
-that transaction, so a stale proposal or a double booking is refused with a
-Conflict naming the resource and day, and nothing is half-written.
+Every write is audited (who, what, before, after). A use case that writes the plan
+runs in a planning write, which holds the plan lock from its start, and checks
+against what is current *inside* that transaction, so a stale proposal or a double
+booking is refused with a Conflict naming the resource and day, and nothing is
+half-written. ``work.head`` (or ``work.planning()``) refuses to run it anywhere else.
 
 Solves never run inside a transaction: a use case reads what it needs, the
 solver works on plain domain objects, and the result is written in a new
-transaction that checks nothing moved underneath it (plan head version).
+transaction that checks nothing moved underneath it (``api.replanning``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import dataclasses
 import importlib
 import uuid
 from datetime import date, timedelta
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -26,7 +29,9 @@ from api import state
 from api.audit import Actor, record
 from api.db import BookingRow, CapacityChangeRow, CatalogueVersion, EventRow, PatientRow, PlanVersion, ProposalRow, SolverRun, utcnow
 from api.settings import Settings
+from api.replanning import Publication, StalePlan
 from api.state import Conflict, NotFound
+from api.unit_of_work import UnitOfWork
 from pathway.catalogue import REMANUFACTURE, Catalogue, StepKind, read_data_file, remanufacture_variant
 from pathway.cohort import SITES_DIR, Problem, parse_cohort
 from pathway.errors import InputError, validation_error
@@ -67,13 +72,15 @@ def load_catalogue_files(session: Session, settings: Settings, actor: Actor) -> 
         body = Site.model_validate(read_data_file(path)).model_dump(mode="json")
         session.add(CatalogueVersion(kind="site", body=body, created_by=actor.name))
         record(session, actor, "catalogue.load", "catalogue", "site", None, {"file": str(path)})
-    head = state.head(session)
-    if head.version_id is None:  # an empty plan to propose against from the start
-        state.lock_plan(session)
-        _new_version(session, head, "init", "empty plan of a new installation", actor)
 
 
-def replace_catalogue(session: Session, kind: str, body: dict[str, Any], today: date, horizon_days: int, actor: Actor) -> int:
+def start_empty_plan(work: UnitOfWork, actor: Actor) -> None:
+    """A new installation's empty plan version, to propose against from the start (no-op when there is a plan)."""
+    if work.head.version_id is None:
+        _new_version(work.session, work.head, "init", "empty plan of a new installation", actor)
+
+
+def replace_catalogue(work: UnitOfWork, kind: str, body: dict[str, Any], today: date, horizon_days: int, actor: Actor) -> int:
     """A new catalogue or site version. Refused (nothing stored) if a stored patient no longer
     resolves, or if the current plan would break a rule it does not break today."""
     model = Catalogue if kind == "pathways" else Site
@@ -81,7 +88,7 @@ def replace_catalogue(session: Session, kind: str, body: dict[str, Any], today: 
         parsed = model.model_validate(body)
     except ValidationError as exc:
         raise validation_error(kind, exc) from None
-    state.lock_plan(session)
+    session = work.planning()
     if kind == "pathways":
         known = {t.id for t in parsed.with_remanufacture().templates}
         used = set(session.scalars(select(PatientRow.pathway).distinct()))
@@ -131,8 +138,8 @@ def _snapshot(row: PatientRow) -> dict[str, Any]:
     return out
 
 
-def register_referral(session: Session, fields: dict[str, Any], nhs_number: str | None, settings: Settings, actor: Actor) -> PatientRow:
-    state.lock_plan(session)
+def register_referral(work: UnitOfWork, fields: dict[str, Any], nhs_number: str | None, settings: Settings, actor: Actor) -> PatientRow:
+    session = work.planning()
     if fields["pathway"].endswith(REMANUFACTURE):
         raise InputError("", "pathway", "a re-manufacture variant is reached through out-of-specification, not at referral")
     if session.get(PatientRow, fields["id"]) is not None:
@@ -162,9 +169,9 @@ def _row_values(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def edit_referral(session: Session, patient_id: str, changes: dict[str, Any], nhs_number: str | None | object, settings: Settings, actor: Actor) -> tuple[PatientRow, list[str]]:
-    """Apply ``changes``; returns the row and the patient's current bookings' rule violations, if any."""
-    state.lock_plan(session)
+def edit_referral(work: UnitOfWork, patient_id: str, changes: dict[str, Any], nhs_number: str | None | object, settings: Settings, actor: Actor) -> list[str]:
+    """Apply ``changes``; returns the rules the patient's current bookings now break, if any."""
+    session = work.planning()
     row = state.get_patient(session, patient_id)
     if row.status == "withdrawn":
         raise Conflict(f"patient {patient_id} is withdrawn")
@@ -184,7 +191,7 @@ def edit_referral(session: Session, patient_id: str, changes: dict[str, Any], nh
     row.updated_at = utcnow()
     session.flush()
     record(session, actor, "patient.edit", "patient", patient_id, before, _snapshot(row))
-    return row, patient_violations(session, patient_id, settings)
+    return patient_violations(session, patient_id, settings)
 
 
 _UNCHANGED = object()
@@ -276,7 +283,8 @@ def option_dict(option, rank: int, kind: str) -> dict[str, Any]:
     }
 
 
-def store_proposal(session: Session, patient_id: str, data: ProposeInput, proposal, actor: Actor) -> ProposalRow:
+def store_proposal(work: UnitOfWork, patient_id: str, data: ProposeInput, proposal, actor: Actor) -> ProposalRow:
+    session = work.session
     state.get_patient(session, patient_id)
     options = []
     if proposal.fast is not None:
@@ -296,9 +304,9 @@ def store_proposal(session: Session, patient_id: str, data: ProposeInput, propos
     return row
 
 
-def confirm(session: Session, proposal_id: str, rank: int, settings: Settings, actor: Actor) -> PlanVersion:
+def confirm(work: UnitOfWork, proposal_id: str, rank: int, settings: Settings, actor: Actor) -> PlanVersion:
     """Commit one option of a proposal: every booking (and every move) or none."""
-    head = state.lock_plan(session)
+    session, head = work.session, work.head
     proposal = session.get(ProposalRow, proposal_id)
     if proposal is None:
         raise NotFound(f"no proposal {proposal_id!r}")
@@ -450,10 +458,9 @@ def _new_version(session: Session, head, kind: str, reason: str, actor: Actor, s
 
 
 # -- reschedule, withdraw -----------------------------------------------------------------------
-def _active_patient(session: Session, patient_id: str) -> PatientRow:
-    """The patient, locked for a plan write; Conflict if withdrawn."""
-    state.lock_plan(session)
-    patient = state.get_patient(session, patient_id)
+def _active_patient(work: UnitOfWork, patient_id: str) -> PatientRow:
+    """The patient, in a planning write; Conflict if withdrawn."""
+    patient = state.get_patient(work.planning(), patient_id)
     if patient.status == "withdrawn":
         raise Conflict(f"patient {patient_id} is withdrawn")
     return patient
@@ -465,7 +472,7 @@ def supersede_proposals(session: Session, patient_id: str) -> None:
 
 
 def release_bookings(
-    session: Session,
+    work: UnitOfWork,
     patient_id: str,
     kind: str,
     details: dict[str, Any],
@@ -477,7 +484,7 @@ def release_bookings(
     """Take the patient's bookings out of the current plan: those not started; or (``from_step``)
     every booking of that step and the steps after it, started or not; or (``everything``) all of
     them. Open proposals are superseded; the event is recorded."""
-    head = state.lock_plan(session)
+    session, head = work.session, work.head
     patient = state.get_patient(session, patient_id)
     today = settings.planning_day()
     rows = state.current_rows(session, patient_id)
@@ -500,42 +507,42 @@ def release_bookings(
     return version
 
 
-def defer(session: Session, patient_id: str, from_date: date, reason: str, settings: Settings, actor: Actor) -> PlanVersion | None:
+def defer(work: UnitOfWork, patient_id: str, from_date: date, reason: str, settings: Settings, actor: Actor) -> PlanVersion | None:
     """The patient cannot attend before ``from_date``: the bookings not started are released and the
     days until then become a blackout, which holds the steps that need the patient (collection,
     conditioning, infusion, stay) but not a product already in manufacture or release."""
-    patient = _active_patient(session, patient_id)
+    patient = _active_patient(work, patient_id)
     today = settings.planning_day()
     if from_date < today:
         raise InputError("", "from_date", f"{from_date.isoformat()} is in the past")
     before = _snapshot(patient)
-    version = release_bookings(session, patient_id, "deferral", {"from_date": from_date.isoformat(), "reason": reason}, settings, actor)
+    version = release_bookings(work, patient_id, "deferral", {"from_date": from_date.isoformat(), "reason": reason}, settings, actor)
     if from_date > today:
         blackout = {"first_day": today.isoformat(), "last_day": (from_date - timedelta(days=1)).isoformat(), "reason": "deferred"}
         patient.blackouts = [*(patient.blackouts or []), blackout]
     patient.status = "referred"
-    record(session, actor, "patient.edit", "patient", patient_id, before, _snapshot(patient))
+    record(work.session, actor, "patient.edit", "patient", patient_id, before, _snapshot(patient))
     return version
 
 
-def out_of_specification(session: Session, patient_id: str, redo: str, reason: str, settings: Settings, actor: Actor) -> PlanVersion | None:
+def out_of_specification(work: UnitOfWork, patient_id: str, redo: str, reason: str, settings: Settings, actor: Actor) -> PlanVersion | None:
     """The product failed its release. ``re-apheresis``: collect again, the pathway restarts at the
     collection. ``re-manufacture``: make it again from retained cells; the collection stays, the
     patient moves to the pathway's re-manufacture variant (manufacture no longer tied to the
     collection day) and restarts at manufacture."""
-    patient = _active_patient(session, patient_id)
-    catalogue = state.catalogue(session)
+    patient = _active_patient(work, patient_id)
+    catalogue = state.catalogue(work.session)
     template = catalogue.template(patient.pathway)
     kinds = state.COLLECTION_KINDS if redo == "re-apheresis" else {StepKind.manufacture}
     restart = next((s for s in template.steps if s.kind in kinds), None)
     if restart is None:
         raise InputError("", "redo", f"pathway {patient.pathway!r} has no {redo.removeprefix('re-')} step")
-    rows = {b.step: b for b in state.current_rows(session, patient_id)}
+    rows = {b.step: b for b in state.current_rows(work.session, patient_id)}
     if restart.name not in rows or rows[restart.name].first_day >= settings.planning_day():
         raise Conflict(f"{patient_id}'s {restart.name} has not started yet: there is no product to be out of specification")
     before = _snapshot(patient)
     version = release_bookings(
-        session, patient_id, "oos", {"redo": redo, "reason": reason}, settings, actor, from_step=restart.name
+        work, patient_id, "oos", {"redo": redo, "reason": reason}, settings, actor, from_step=restart.name
     )
     if redo == "re-manufacture":
         variant = remanufacture_variant(template)
@@ -543,24 +550,24 @@ def out_of_specification(session: Session, patient_id: str, redo: str, reason: s
             patient.pathway = variant.id
     patient.earliest_start = settings.planning_day()
     patient.status = "referred"
-    record(session, actor, "patient.edit", "patient", patient_id, before, _snapshot(patient))
+    record(work.session, actor, "patient.edit", "patient", patient_id, before, _snapshot(patient))
     return version
 
 
-def withdraw(session: Session, patient_id: str, reason: str, settings: Settings, actor: Actor) -> PlanVersion | None:
+def withdraw(work: UnitOfWork, patient_id: str, reason: str, settings: Settings, actor: Actor) -> PlanVersion | None:
     """The patient leaves the plan: every current booking (an inpatient stay in progress too) is
     taken out, so its resources are free from today; past versions keep the history."""
-    patient = _active_patient(session, patient_id)
+    patient = _active_patient(work, patient_id)
     before = _snapshot(patient)
-    version = release_bookings(session, patient_id, "withdrawal", {"reason": reason}, settings, actor, everything=True)
+    version = release_bookings(work, patient_id, "withdrawal", {"reason": reason}, settings, actor, everything=True)
     patient.status = "withdrawn"
-    record(session, actor, "patient.edit", "patient", patient_id, before, _snapshot(patient))
+    record(work.session, actor, "patient.edit", "patient", patient_id, before, _snapshot(patient))
     return version
 
 
 # -- capacity -----------------------------------------------------------------------------------
-def add_capacity_change(session: Session, change: CapacityChange, settings: Settings, actor: Actor) -> CapacityChangeRow:
-    state.lock_plan(session)
+def add_capacity_change(work: UnitOfWork, change: CapacityChange, settings: Settings, actor: Actor) -> CapacityChangeRow:
+    session = work.planning()
     site = state.site(session)
     if site.exact_resource(change.resource, change.centre) is None:
         raise InputError("", "resource", site.no_such_resource(change.resource, change.centre))
@@ -580,8 +587,8 @@ def add_capacity_change(session: Session, change: CapacityChange, settings: Sett
     return row
 
 
-def withdraw_capacity_change(session: Session, change_id: int, actor: Actor) -> CapacityChangeRow:
-    state.lock_plan(session)
+def withdraw_capacity_change(work: UnitOfWork, change_id: int, actor: Actor) -> CapacityChangeRow:
+    session = work.planning()
     row = session.get(CapacityChangeRow, change_id)
     if row is None:
         raise NotFound(f"no capacity change {change_id}")
@@ -613,8 +620,9 @@ def broken_by(session: Session, change: CapacityChangeRow, settings: Settings) -
 
 
 # -- whole-site solve and import (demo, re-plan) ------------------------------------------------
-def import_cohort(session: Session, problem: Problem, actor: Actor) -> int:
+def import_cohort(work: UnitOfWork, problem: Problem, actor: Actor) -> int:
     """Register every patient of a cohort file (ids must be new); returns how many."""
+    session = work.planning()
     for p in problem.patients:
         if session.get(PatientRow, p.id) is not None:
             raise Conflict(f"patient {p.id!r} exists already")
@@ -626,33 +634,24 @@ def import_cohort(session: Session, problem: Problem, actor: Actor) -> int:
     return len(problem.patients)
 
 
-def publish_plan(
-    session: Session,
-    plan: Plan,
-    patients: set[str],
-    base_changes: int,
-    kind: str,
-    reason: str,
-    status: str,
-    settings: Settings,
-    actor: Actor,
-    why: dict[str, str] | None = None,
-) -> PlanVersion:
-    """Make ``plan``'s bookings of ``patients`` current (their not-started bookings replaced), in one transaction.
+def publish_plan(work: UnitOfWork, plan: Plan, patients: set[str], base_changes: int, publication: Publication, settings: Settings) -> PlanVersion:
+    """Make ``plan``'s bookings of ``patients`` current (their not-started bookings replaced), in one planning write.
 
     ``base_changes`` is the plan head's change count the plan was computed on:
-    if anyone wrote since, the plan is stale and Conflict is raised. A booking
-    that does not move keeps its status; a new or moved one gets ``status`` and,
-    as the reason it is where it is, ``why[patient]`` if given.
+    if anyone wrote since, the plan is stale and StalePlan is raised. A booking
+    that does not move keeps its status; a new or moved one gets the
+    publication's ``booking_status`` and, as the reason it is where it is,
+    ``publication.why[patient]`` if given.
     """
-    head = state.lock_plan(session)
+    session, head = work.session, work.head
     if head.changes != base_changes + 1:
-        raise Conflict("the plan changed while the solver ran; run it again")
+        raise StalePlan("the plan changed while the solver ran; run it again")
+    kind, actor = publication.kind, publication.actor
     today = settings.planning_day()
     run = SolverRun(kind=kind, status=str(plan.stats.get("status", "")), stats=dict(plan.stats), created_by=actor.name, finished_at=utcnow())
     session.add(run)
     session.flush()
-    version = _new_version(session, head, kind, reason, actor, solver_run=run.id)
+    version = _new_version(session, head, kind, publication.reason, actor, solver_run=run.id)
     current = {(b.patient_id, b.step): b for b in state.current_rows(session) if b.patient_id in patients}
     for booking in plan.bookings:
         if booking.patient not in patients:
@@ -664,8 +663,8 @@ def publish_plan(
             if old.first_day < today:
                 continue  # started: stays as it is
             old.to_version = version.id
-        reason_here = (why or {}).get(booking.patient) or f"{kind} by {actor.name}"
-        _add_booking(session, booking, status, f"{reason_here} (plan version {version.id})", version.id)
+        reason_here = publication.why.get(booking.patient) or f"{kind} by {actor.name}"
+        _add_booking(session, booking, publication.booking_status, f"{reason_here} (plan version {version.id})", version.id)
     for old in current.values():  # booked before, not in the new plan (the patient became unschedulable)
         if old.first_day >= today:
             old.to_version = version.id
@@ -708,3 +707,32 @@ def run_replan(data: ReplanInput, settings: Settings) -> Plan:
     from solver.solve import SolveOptions, solve
 
     return solve(data.problem, options=SolveOptions(time_limit=settings.solve_time_limit, workers=4))
+
+
+@dataclasses.dataclass
+class Replan:
+    """A planning round (``api.replanning``) that re-plans ``patients``' bookings that have not
+    started, everyone else staying where they are; ``solve_on`` runs the solve (the solver pool)."""
+
+    patients: set[str]
+    publication: Publication
+    settings: Settings
+    solve_on: Callable[..., Any] = lambda solve, *args: solve(*args)
+    name: str = "re-plan"
+
+    def read(self, session: Session, attempt: int) -> ReplanInput:
+        for pid in sorted(self.patients):
+            if state.get_patient(session, pid).status == "withdrawn":
+                raise Conflict(f"patient {pid} is withdrawn")
+        return replan_input(session, self.patients, self.settings)
+
+    def solve(self, data: ReplanInput) -> Plan:
+        return self.solve_on(run_replan, data, self.settings)
+
+    def publish(self, work: UnitOfWork, data: ReplanInput, plan: Plan) -> Replanned:
+        return Replanned(publish_plan(work, plan, self.patients, data.base_changes, self.publication, self.settings), plan)
+
+
+class Replanned(NamedTuple):
+    version: PlanVersion
+    plan: Plan

@@ -12,7 +12,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from api import state
-from api.db import AuditEntry, BookingRow, EventRow, PlanVersion, SolverRun
+from api.db import AuditEntry, BookingRow, CapacityChangeRow, EventRow, PatientRow, PlanVersion, ProposalRow, SolverRun
 from api.settings import Settings
 from api.state import NotFound
 from pathway.site import week_start
@@ -29,6 +29,32 @@ def patient_view(session: Session, patient_id: str) -> dict[str, Any]:
     out["status"] = row.status
     out["nhs_number_recorded"] = row.nhs_number is not None
     return out
+
+
+def patients(session: Session, status: str | None = None) -> list[dict[str, Any]]:
+    """Every referral (or those with ``status``), by id."""
+    query = select(PatientRow.id).order_by(PatientRow.id)
+    if status:
+        query = query.where(PatientRow.status == status)
+    return [patient_view(session, pid) for pid in session.scalars(query)]
+
+
+def proposal_view(row: ProposalRow, reason: str = "") -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "patient": row.patient_id,
+        "base_version": row.base_version,
+        "status": row.status,
+        "options": row.options,
+        "reason": reason,
+    }
+
+
+def proposal(session: Session, proposal_id: str) -> dict[str, Any]:
+    row = session.get(ProposalRow, proposal_id)
+    if row is None:
+        raise NotFound(f"no proposal {proposal_id!r}")
+    return proposal_view(row)
 
 
 def timeline(session: Session, patient_id: str, settings: Settings) -> dict[str, Any]:
@@ -184,6 +210,15 @@ def capacity_csv(table: dict[str, Any]) -> str:
     return out.getvalue()
 
 
+def capacity_changes(session: Session) -> list[dict[str, Any]]:
+    """The active closures and capacity changes, oldest first."""
+    return [change_view(c) | {"created_by": c.created_by} for c in state.active_changes(session)]
+
+
+def change_view(row: CapacityChangeRow) -> dict[str, Any]:
+    return state.change_dict(row) | {"id": row.id}
+
+
 # -- plans --------------------------------------------------------------------------------------
 def version_view(session: Session, version: PlanVersion) -> dict[str, Any]:
     run = session.get(SolverRun, version.solver_run_id) if version.solver_run_id else None
@@ -198,6 +233,19 @@ def version_view(session: Session, version: PlanVersion) -> dict[str, Any]:
         "unschedulable": version.unschedulable,
         "solver": {"status": run.status, "stats": run.stats} if run else None,
     }
+
+
+def plan_view(session: Session, version_id: int | None = None) -> dict[str, Any]:
+    """Plan version ``version_id`` (default: the current one) with its bookings."""
+    if version_id is None:
+        version = state.current_version(session)
+        if version is None:
+            raise NotFound("no plan yet")
+        bookings = state.current_rows(session)
+    else:
+        version = get_version(session, version_id)
+        bookings = bookings_at(session, version_id)
+    return version_view(session, version) | {"bookings": [booking_view(b) for b in bookings]}
 
 
 def list_versions(session: Session, limit: int, offset: int) -> list[dict[str, Any]]:

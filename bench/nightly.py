@@ -79,6 +79,7 @@ def main(markdown: Path | None = None) -> int:
     from api.audit import Actor
     from api.db import make_engine, make_sessionmaker
     from api.setup import init_database, load_cohort
+    from api.unit_of_work import Database
     from pathway.cohort import load_problem
     from pathway.rules import check_plan
     from solver.solve import SolveOptions, solve
@@ -103,8 +104,8 @@ def main(markdown: Path | None = None) -> int:
             rows.append(("  bookings moved / added", f"{s.get('bookings_moved', 0)} / {s.get('bookings_added', 0)}"))
 
             patient = _oos_patient(sessions, later.today)
-            with sessions() as session, session.begin():
-                services.out_of_specification(session, patient, "re-manufacture", "benchmark: viability below specification", later, Actor("bench", "coordinator"))
+            with Database(sessions).plan_write() as work:
+                services.out_of_specification(work, patient, "re-manufacture", "benchmark: viability below specification", later, Actor("bench", "coordinator"))
             with sessions() as session:
                 data = nightly.prepare(session, later)
             t = time.perf_counter()

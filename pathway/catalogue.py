@@ -157,9 +157,11 @@ class Presence(Model):
     """After a step starts (an infusion), the patient must be on hand for ``days`` days, that day included.
 
     ``attend``: comes in (daily monitoring, checks in week 1); ``stay_near``:
-    stays within reach of the centre. Either way a blackout (a day the patient
-    cannot attend) inside the window breaks the rule (checker: PRESENCE); the
-    solver removes such start days from the step's domain (``solver.instance``).
+    stays within reach of the centre. A blackout is a day the patient cannot
+    attend and is away, so it breaks either need alike (checker: PRESENCE); the
+    two are kept apart for the explanation and for a site that records absences
+    by kind. The solver removes such start days from the step's domain
+    (``solver.instance``).
     """
 
     after: str = Field(min_length=1, description="the step whose first day opens the window (an infusion)")
@@ -306,15 +308,26 @@ def _require_graft_age(template: Template) -> None:
             raise ValueError(
                 f"steps[{i}] ({step.name}): a fresh graft is infused here, so the template needs graft_max_age_hours"
             )
-        if not any(lag.after == collection.name and lag.rule == "graft_age" for lag in step.lags):
+        ages = [_graft_age_days(lag, collection) for lag in step.lags if lag.after == collection.name and lag.rule == "graft_age"]
+        limit = template.graft_max_age_hours
+        if not any(low >= 0 and high is not None and high * 24 <= limit for low, high in ages):
             raise ValueError(
                 f"steps[{i}] ({step.name}): a fresh graft is infused here: add a lag after {collection.name!r} "
-                "with rule: graft_age that keeps the infusion inside graft_max_age_hours"
+                f"with rule: graft_age that keeps the infusion on or after the collection's first day and within "
+                f"graft_max_age_hours ({limit} h) of it"
             )
     if template.graft_preferred_age_hours is not None and (
         template.graft_max_age_hours is None or template.graft_preferred_age_hours > template.graft_max_age_hours
     ):
         raise ValueError("graft_preferred_age_hours needs graft_max_age_hours at or above it")
+
+
+def _graft_age_days(lag: Lag, collection: Step) -> tuple[int, int | None]:
+    """The infusion's day range from the collection's first day that a ``graft_age`` lag allows."""
+    if lag.anchor == "start":
+        return lag.min, lag.max
+    longest = collection.max_duration_days or collection.duration_days
+    return collection.duration_days + lag.min, None if lag.max is None else longest + lag.max
 
 
 def _risk_window_offsets(template: Template, monitoring: Step) -> dict[str, tuple[int, int]] | None:
@@ -353,7 +366,9 @@ def _require_risk_window(template: Template) -> None:
             f"{step.name}: the high-risk window must start with an infusion (anchor: start, min = max) and every "
             "other infusion must be tied to it by a bounded lag, so its cover can be checked"
         )
-    for name, (_, latest) in offsets.items():
+    for name, (soonest, latest) in offsets.items():
+        if soonest < 0:
+            raise ValueError(f"{step.name}: the high-risk window can start after {name}; it must open by the dose")
         if latest + template.risk_window_days > step.duration_days:
             raise ValueError(
                 f"{step.name}: {step.duration_days} days do not cover {template.risk_window_days} days after "

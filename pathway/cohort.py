@@ -173,12 +173,11 @@ class Problem:
             given,
             self.horizon.start,
             self.earliest_day(patient),
-            lambda step, day: self.unavailable(patient, step, day, durations[step.name]) is None,
+            lambda step, day: self._ruled_out_on_the_day(patient, step, day, durations[step.name]),
         )
 
-    def unavailable(self, patient: Patient, step: Step, first_day: date, duration: int) -> str | None:
-        """Why the patient's own rules rule out ``step`` starting on ``first_day`` (calendar, a blackout
-        on a day they must attend, a blackout inside the presence needed after it), or None."""
+    def _ruled_out_on_the_day(self, patient: Patient, step: Step, first_day: date, duration: int) -> str | None:
+        """``unavailable`` without the presence needed after the step."""
         days = [first_day + timedelta(days=i) for i in range(duration)]
         for day in days if step.calendar_applies_to == "every_day" else days[:1]:
             if not self.site.is_open(step.calendar, day):
@@ -187,7 +186,14 @@ class Problem:
             for blackout in patient.blackouts:
                 if any(blackout.covers(d) for d in days):
                     return blackout.describe()
-        return self.presence_clash(patient, step, first_day)
+        return None
+
+    def unavailable(self, patient: Patient, step: Step, first_day: date, duration: int) -> str | None:
+        """Why the patient's own rules rule out ``step`` starting on ``first_day`` (calendar, a blackout
+        on a day they must attend, a blackout inside the presence needed after it), or None."""
+        return self._ruled_out_on_the_day(patient, step, first_day, duration) or self.presence_clash(
+            patient, step, first_day
+        )
 
     def presence_clash(self, patient: Patient, step: Step, first_day: date) -> str | None:
         """Why a blackout rules out ``step`` on ``first_day`` because of the presence needed after it, or None."""

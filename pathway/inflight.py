@@ -3,21 +3,22 @@
 A frozen booking (done, or fixed by a coordinator) can tie other steps to it.
 ``hold`` works out, for one patient:
 
-* **derived**: a step tied to a frozen step by a fixed lag (``min == max``) whose
-  day therefore falls before the planning horizon starts (it is already under
-  way: the stay that starts on the infusion day, the shipment on the collection
-  day, the high-risk window) is frozen with it. Without this the step would
-  need a day before the horizon, the patient would be reported unschedulable
-  and the load of the stay and the ICU back-up place would be given away.
+* **derived**: a step tied to a frozen step by a fixed lag (``min == max``) has
+  one legal day, so it is frozen with it: the stay that starts on the infusion
+  day, the high-risk window, the shipment on the collection day. Without this a
+  step already under way would need a day before the horizon, the patient
+  would be reported unschedulable and the load of the stay and the ICU back-up
+  place would be given away; one due soon could be dropped by a closure.
 * **refused**: a step tied to a frozen step by a range whose every day falls
   before the horizon starts (a product in QC after a frozen manufacture, say):
   the input must say when it happened. ``parse_cohort`` refuses it, naming the
   patient and the step.
-* **repeated**: a given conditioning marked ``repeat_if_infusion_slips`` whose
-  infusion can no longer fall inside its window (every day of it has passed,
-  or is closed or blacked out for the patient) is set aside: lymphodepletion is
-  given again, so the plan books a new conditioning instead of an infusion
-  outside the label's window.
+* **repeated**: a conditioning given before the horizon (``repeat_if_infusion_slips``)
+  whose infusion can no longer fall inside its window (every day of it has
+  passed, or is closed or blacked out for the infusion itself) is set aside:
+  lymphodepletion is given again, so the plan books a new conditioning instead
+  of an infusion outside the label's window. A later absence (the presence
+  needed after the infusion) never triggers it: that is the coordinator's call.
 
 The checker (``pathway.rules``), the solver (``solver.instance``) and the
 explanations read a patient's frozen steps only through ``Problem.held``.
@@ -73,38 +74,20 @@ def hold(
     given: dict[str, date],
     today: date,
     earliest: date,
-    infusion_day_possible: Callable[[Step, date], bool],
+    infusion_ruled_out: Callable[[Step, date], str | None],
 ) -> Held:
     """The patient's frozen steps, in flight included (see the module docstring).
 
-    ``today``: the first day that is not history (the horizon's start); a step
-    held by a frozen one to a day before it is under way. ``earliest``: the
-    patient's first allowed day (approval, earliest start, horizon start), the
-    first day an infusion after a given conditioning could still be on.
-    ``infusion_day_possible(step, day)``: the patient's own rules allow ``step``
-    (an infusion) to start on ``day`` (calendar, blackouts, presence after it).
+    ``today``: the first day that is not history (the horizon's start).
+    ``earliest``: the patient's first allowed day (approval, earliest start,
+    horizon start), the first day an infusion after a given conditioning could
+    still be on. ``infusion_ruled_out(step, day)``: why the patient cannot be
+    infused on ``day`` itself (the calendar, a blackout), or None.
     """
     frozen = dict(given)
-    repeated: dict[str, str] = {}
-    steps = {s.name: s for s in template.steps}
-
-    for step in template.steps:
-        if step.kind != StepKind.infusion or step.name in frozen:
-            continue
-        for lag in step.lags:
-            conditioning = steps[lag.after]
-            if lag.rule != "infusion_window" or not conditioning.repeat_if_infusion_slips or lag.after not in frozen:
-                continue
-            low, high = _window_after(lag, frozen[lag.after], durations[lag.after])
-            days = [low + timedelta(days=i) for i in range(((high or low) - low).days + 1)]
-            if any(d >= earliest and infusion_day_possible(step, d) for d in days):
-                continue
-            repeated[lag.after] = (
-                f"{lag.after.replace('_', ' ')} given from {_day(frozen[lag.after])} is repeated: "
-                f"{step.name.replace('_', ' ')} can no longer fall between {_day(low)} and {_day(high or low)}"
-                + (f" ({lag.note})" if lag.note else "")
-            )
-            del frozen[lag.after]
+    repeated = _repeated_conditioning(template, durations, frozen, today, earliest, infusion_ruled_out)
+    for step in repeated:
+        del frozen[step]
 
     derived: dict[str, str] = {}
     refused: dict[str, str] = {}
@@ -122,16 +105,61 @@ def hold(
                 else:
                     target, other = before, after
                     low, high = _window_before(lag, frozen[after], durations[before])
-                if target in refused or high is None or high >= today:
+                if target in refused or target in repeated or high is None:
                     continue
                 if low == high:
+                    # One legal day: the step is as fixed as the one it is tied to.
                     frozen[target] = low
-                    derived[target] = f"held with {other.replace('_', ' ')} on {_day(frozen[other])}: already under way"
+                    when = "already under way" if low < today else "tied to it by a fixed lag"
+                    derived[target] = f"held with {other.replace('_', ' ')} on {_day(frozen[other])}: {when}"
                     changed = True
-                else:
+                elif high < today:
                     refused[target] = (
                         f"{target.replace('_', ' ')} is tied to {other.replace('_', ' ')} on {_day(frozen[other])}, "
                         f"so it started {'by' if low is None else f'between {_day(low)} and'} {_day(high)}, before "
                         f"{_day(today)}: record it as frozen too (the day it started)"
                     )
     return Held(frozen, derived, repeated, refused)
+
+
+def _repeated_conditioning(
+    template: Template,
+    durations: dict[str, int],
+    frozen: dict[str, date],
+    today: date,
+    earliest: date,
+    infusion_ruled_out: Callable[[Step, date], str | None],
+) -> dict[str, str]:
+    """Given conditioning (``repeat_if_infusion_slips``, started before ``today``) whose infusion can no
+    longer fall inside its window: step -> why it is given again."""
+    steps = {s.name: s for s in template.steps}
+    repeated: dict[str, str] = {}
+    for step in template.steps:
+        if step.kind != StepKind.infusion or step.name in frozen:
+            continue
+        for lag in step.lags:
+            conditioning = steps[lag.after]
+            if (
+                lag.rule != "infusion_window"
+                or not conditioning.repeat_if_infusion_slips
+                or lag.after not in frozen
+                or frozen[lag.after] >= today  # booked, not given: nothing to repeat
+            ):
+                continue
+            low, high = _window_after(lag, frozen[lag.after], durations[lag.after])
+            high = high or low
+            left = [low + timedelta(days=i) for i in range((high - low).days + 1)]
+            left = [d for d in left if d >= earliest]
+            if not left:
+                why = f"its window ran from {_day(low)} to {_day(high)} and has passed"
+            else:
+                ruled_out = [infusion_ruled_out(step, d) for d in left]
+                if any(r is None for r in ruled_out):
+                    continue
+                reasons = "; ".join(dict.fromkeys(r for r in ruled_out if r))
+                why = f"every day left in its window ({_day(left[0])} .. {_day(high)}) is ruled out: {reasons}"
+            repeated[lag.after] = (
+                f"{lag.after.replace('_', ' ')} given from {_day(frozen[lag.after])} is given again: "
+                f"{step.name.replace('_', ' ')} {why}" + (f" ({lag.note})" if lag.note else "")
+            )
+    return repeated

@@ -577,10 +577,13 @@ def frozen_changed(problem: Problem, plan: Plan) -> list[Violation]:
 
 # -- 14. IN_FLIGHT ---------------------------------------------------------------------------------------
 def in_flight(problem: Problem, plan: Plan) -> list[Violation]:
-    """A patient whose infusion is frozen (given, under way) is never listed unschedulable.
+    """A patient in flight is never listed unschedulable: their infusion is frozen, or their
+    conditioning was given before the horizon (lymphodepleted, waiting for the product).
 
-    Solver: their steps after the infusion are held with it (``pathway.inflight``),
-    so nothing is left to place before the horizon and their load stays counted.
+    Solver: the steps tied to a frozen one by a fixed lag are held with it
+    (``pathway.inflight``); after an infusion no blackout removes a day from the
+    rest of the pathway (``solver.instance``); a conditioning whose infusion
+    window can no longer be met is given again.
     """
     found = []
     unschedulable = {u.patient: u for u in plan.unschedulable}
@@ -589,20 +592,28 @@ def in_flight(problem: Problem, plan: Plan) -> list[Violation]:
         if entry is None:
             continue
         frozen = problem.frozen(patient)
-        infused = [s for s in problem.template(patient).steps_of(StepKind.infusion) if s.name in frozen]
-        if infused:
-            found.append(
-                Violation(
-                    rule="IN_FLIGHT",
-                    patient=patient.id,
-                    step=infused[0].name,
-                    day=frozen[infused[0].name],
-                    message=(
-                        f"Patient {patient.id} was infused on {_day(frozen[infused[0].name])} but is listed as "
-                        f"unschedulable ({entry.rule}); a patient in flight keeps every step after the infusion."
-                    ),
+        steps = problem.template(patient).steps
+        infused = [s.name for s in steps if s.kind == StepKind.infusion and s.name in frozen]
+        conditioned = [
+            s.name
+            for s in steps
+            if s.kind == StepKind.conditioning and s.name in frozen and frozen[s.name] < problem.horizon.start
+        ]
+        for step, what in ((infused, "was infused"), (conditioned, "had conditioning")):
+            if step:
+                found.append(
+                    Violation(
+                        rule="IN_FLIGHT",
+                        patient=patient.id,
+                        step=step[0],
+                        day=frozen[step[0]],
+                        message=(
+                            f"Patient {patient.id} {what} on {_day(frozen[step[0]])} but is listed as unschedulable "
+                            f"({entry.rule}); a patient in flight keeps every step that follows."
+                        ),
+                    )
                 )
-            )
+                break
     return found
 
 

@@ -191,6 +191,9 @@ def _patient_spec(instance: Instance, rules: _DayRules, patient: Patient) -> Pat
     frozen = {step: instance.day_of(day) for step, day in problem.frozen(patient).items()}
     earliest = instance.day_of(problem.earliest_day(patient))
     urgency = problem.site.objective.urgency_weights[patient.urgency]
+    # Once infused, the rest of the pathway happens whatever the patient's plans: a blackout
+    # then is a conflict for the checker to report (BLACKOUT, PRESENCE), never a reason to drop them.
+    infused = any(ps.step.kind == StepKind.infusion and ps.name in frozen for ps in steps)
 
     specs = []
     for i, ps in enumerate(steps):
@@ -204,7 +207,7 @@ def _patient_spec(instance: Instance, rules: _DayRules, patient: Patient) -> Pat
         if spec.frozen is not None:
             spec.starts = [spec.frozen]
         else:
-            _allowed_starts(instance, rules, patient, ps, spec, earliest)
+            _allowed_starts(instance, rules, patient, ps, spec, earliest, blackouts_apply=not infused)
         specs.append(spec)
 
     kinds = [s.kind for s in specs]
@@ -229,7 +232,10 @@ def _graft_preferred_days(template) -> int | None:
     return None if hours is None else hours // 24
 
 
-def _allowed_starts(instance: Instance, rules: _DayRules, patient: Patient, ps: PatientStep, spec: StepSpec, earliest: int):
+def _allowed_starts(
+    instance: Instance, rules: _DayRules, patient: Patient, ps: PatientStep, spec: StepSpec, earliest: int,
+    blackouts_apply: bool = True,
+):
     """Fill ``spec.starts``; if empty, say which rule emptied it."""
     problem = instance.problem
     step = ps.step
@@ -258,6 +264,7 @@ def _allowed_starts(instance: Instance, rules: _DayRules, patient: Patient, ps: 
     # Days the patient must be on hand if the step starts on s: [s, s + length) for each length.
     # PATIENT_PRESENT steps for their own days; PRESENCE windows after an infusion.
     on_hand = ([duration] if step.patient_present else []) + [p.days for p in problem.template(patient).presence_after(step.name)]
+    on_hand = on_hand if blackouts_apply else []
     blackouts = [(instance.day_of(b.first_day), instance.day_of(b.last_day)) for b in patient.blackouts] if on_hand else []
     on_hand_days = max(on_hand, default=0)
     shortages = [(rules.short_prefix(instance.resources[u.resource], u.amount), u) for u in spec.uses if not u.weekly]

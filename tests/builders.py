@@ -130,12 +130,13 @@ def refer_directly(settings: Settings, patient_id: str, pathway: str = "axi-cel"
     from api import services
     from api.audit import SYSTEM
     from api.schemas import ReferralIn
+    from api.unit_of_work import Database
 
     referral = ReferralIn(id=patient_id, centre="liverpool", pathway=pathway, approval_date=settings.planning_day())
     engine = make_engine(settings.database_url)
     try:
-        with make_sessionmaker(engine)() as session, session.begin():
-            services.register_referral(session, referral.model_dump(mode="json", exclude={"nhs_number"}), None, settings, SYSTEM)
+        with Database(make_sessionmaker(engine)).plan_write() as work:
+            services.register_referral(work, referral.model_dump(mode="json", exclude={"nhs_number"}), None, settings, SYSTEM)
     finally:
         engine.dispose()
 

@@ -28,7 +28,6 @@ from solver.solve import SolveOptions, solve
 from tests.paths import COHORTS
 from tests.test_rules import (
     AXI_CEL,
-    bookings_from_starts,
     codes,
     edited_catalogue,
     fresh_car_t,
@@ -239,6 +238,48 @@ def test_conditioning_is_repeated_when_the_infusion_can_no_longer_fall_in_its_wi
     assert "is repeated" in explain_patient(problem, plan, "C001").text()
 
 
+def test_a_later_absence_never_repeats_conditioning():
+    # A weekend away four weeks on falls inside the stay-near period of every infusion day left, but the
+    # patient can be infused: giving lymphodepletion again is not the tool's call.
+    away = {"first_day": "2027-03-06", "last_day": "2027-03-07", "reason": "weekend away"}
+    problem = _cohort("2027-02-08", patient("C001", frozen=CONDITIONED, blackouts=[away]))
+    assert problem.held(problem.patient("C001")).repeated == {}
+
+
+def test_conditioning_booked_but_not_given_is_never_repeated():
+    # Fixed for tomorrow by a coordinator, not given: a blackout over the window leaves it frozen.
+    fixed = [*INFUSED[:3], {"step": "conditioning", "first_day": "2027-02-03"}]
+    infection = {"first_day": "2027-02-05", "last_day": "2027-02-26", "reason": "infection"}
+    problem = _cohort("2027-02-02", patient("C001", frozen=fixed, blackouts=[infection]))
+    held = problem.held(problem.patient("C001"))
+    assert held.repeated == {} and held.frozen["conditioning"] == D("2027-02-03")
+
+
+def test_repeat_with_a_product_released_too_long_ago_is_reported_not_refused():
+    # Released Mon 01 Feb, LD given Wed 03 Feb, window passed; by Mon 05 Apr LD cannot restart within
+    # the 60 days the label allows after release: the patient is unschedulable, the cohort still loads.
+    problem = _cohort("2027-04-05", patient("C001", frozen=CONDITIONED))
+    assert "conditioning" in problem.held(problem.patient("C001")).repeated
+    plan = _solve(problem, "greedy")
+    assert [u.patient for u in plan.unschedulable] == ["C001"]
+    assert check_plan(problem, plan) == []
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_infused_today_keeps_the_stay_through_a_blackout_and_a_bed_closure(method):
+    """Infused on the horizon's first day: the stay and high-risk window are held, whatever comes."""
+    away = {"first_day": "2027-02-10", "last_day": "2027-02-11", "reason": "family funeral"}
+    closed = {"resource": "bed", "centre": "liverpool", "first_day": "2027-02-09", "last_day": "2027-02-09",
+              "capacity": 0, "reason": "ward deep clean"}  # fmt: skip
+    problem = _cohort("2027-02-08", patient("I001", frozen=INFUSED, blackouts=[away]), capacity_changes=(closed,))
+    plan = _solve(problem, method)
+    assert plan.unschedulable == ()
+    booked = plan.bookings_of("I001")
+    assert booked["inpatient"].first_day == booked["high_risk_window"].first_day == D("2027-02-08")
+    # The conflicts are the checker's to report, not a reason to drop the patient.
+    assert codes(check_plan(problem, plan)) == {"BLACKOUT", "CAPACITY", "PRESENCE"}
+
+
 def test_conditioning_kept_while_the_window_is_open():
     problem = _cohort("2027-02-08", patient("C001", frozen=CONDITIONED))
     held = problem.held(problem.patient("C001"))
@@ -290,11 +331,6 @@ def test_car_t_apheresis_may_take_four_days():
     assert check_plan(problem, plan) == []
     apheresis = plan.bookings_of("P001")["apheresis"]
     assert (apheresis.last_day - apheresis.first_day).days == 3
-
-
-def test_bookings_helper_matches_the_hand_worked_plan():
-    problem = make_problem(patient())
-    assert bookings_from_starts is not None and check_plan(problem, make_plan(fresh_car_t(problem, "P001", **AXI_CEL))) == []
 
 
 # ---------------------------------------------------------------------------

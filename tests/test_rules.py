@@ -284,9 +284,19 @@ def test_inpatient_stay_one_day_short():
 
 
 def test_two_day_apheresis_override_passes_when_booked_for_two_days():
-    problem, bookings = axi_cel_case(durations={"apheresis": 2})
-    assert bookings[0].last_day == D("2027-01-05")  # Mon-Tue, both fresh-shipment days
+    # Mon-Tue, both fresh-shipment days; the product ships on the last collection day (Tue 05 Jan),
+    # so manufacture ends Tue 02 Feb and release is that day.
+    problem = make_problem(patient(durations={"apheresis": 2}))
+    bookings = moved(fresh_car_t(problem, "P001", **AXI_CEL), "manufacture", D("2027-01-05"))
+    bookings = moved(bookings, "release", D("2027-02-02"))
+    assert bookings[0].last_day == D("2027-01-05")
     assert check_plan(problem, make_plan(bookings)) == []
+
+
+def test_fresh_product_shipped_on_the_first_of_two_collection_days_fails():
+    problem, bookings = axi_cel_case(durations={"apheresis": 2})
+    found = check_plan(problem, make_plan(bookings))
+    assert [(v.rule, v.step) for v in found] == [("STEP_LAG", "manufacture")]
 
 
 def test_two_day_apheresis_override_fails_when_booked_for_one_day():
@@ -374,11 +384,9 @@ def test_catalogue_refuses_conditioning_not_tied_to_the_release():
 
 def test_release_rule_holds_by_step_kind_even_without_the_catalogue_lag():
     # The catalogue refuses such a template (above); built around its validation, the checker still catches it.
-    default = load_catalogue()
-    axi_cel = default.template("axi-cel")
+    axi_cel = load_catalogue().template("axi-cel")
     steps = tuple(s.model_copy(update={"lags": ()}) if s.name == "conditioning" else s for s in axi_cel.steps)
-    templates = tuple(t.model_copy(update={"steps": steps}) if t.id == "axi-cel" else t for t in default.templates)
-    catalogue = default.model_copy(update={"templates": templates})
+    catalogue = unchecked_catalogue("axi-cel", steps=steps)
     problem = make_problem(patient(), catalogue=catalogue)
     clean = fresh_car_t(problem, "P001", **AXI_CEL)
     assert check_plan(problem, make_plan(clean)) == []
@@ -411,8 +419,22 @@ def test_fresh_graft_72_hours_old_passes():
     assert check_plan(problem, make_plan(bookings)) == []
 
 
+def unchecked_catalogue(template_id: str, **changes) -> Catalogue:
+    """The default catalogue with one template's fields changed around the catalogue's own validation
+    (which would refuse it): the checker must still catch what such a template lets through."""
+    default = load_catalogue()
+    templates = tuple(t.model_copy(update=changes) if t.id == template_id else t for t in default.templates)
+    return default.model_copy(update={"templates": templates})
+
+
+def test_catalogue_refuses_a_graft_age_lag_beyond_the_limit():
+    with pytest.raises(InputError) as refused:
+        edited_catalogue("allo-sct-fresh", lambda t: t.update(graft_max_age_hours=48, graft_preferred_age_hours=None))
+    assert "within graft_max_age_hours (48 h)" in str(refused.value)
+
+
 def test_fresh_graft_older_than_the_template_limit_fails():
-    catalogue = edited_catalogue("allo-sct-fresh", lambda t: t.update(graft_max_age_hours=48))
+    catalogue = unchecked_catalogue("allo-sct-fresh", graft_max_age_hours=48, graft_preferred_age_hours=None)
     problem = make_problem(patient(pathway="allo-sct-fresh"), catalogue=catalogue)
     bookings = allo_fresh(problem, "P001", D("2027-02-01"), D("2027-02-03"), D("2027-02-06"))
     found = check_plan(problem, make_plan(bookings))
@@ -660,8 +682,13 @@ def test_frozen_booking_kept_passes():
 def test_frozen_booking_moved_fails():
     problem, bookings = axi_cel_case(frozen=[{"step": "apheresis", "first_day": "2027-01-05"}])
     found = check_plan(problem, make_plan(bookings))
-    assert [(v.rule, v.step, v.day) for v in found] == [("FROZEN_CHANGED", "apheresis", D("2027-01-05"))]
+    # The fresh product ships on the collection day, so manufacture is held with the apheresis.
+    assert [(v.rule, v.step, v.day) for v in found] == [
+        ("FROZEN_CHANGED", "apheresis", D("2027-01-05")),
+        ("FROZEN_CHANGED", "manufacture", D("2027-01-05")),
+    ]
     assert "Mon 04 Jan 2027" in found[0].message
+    assert "held with apheresis on Tue 05 Jan 2027" in found[1].message
 
 
 def test_frozen_booking_dropped_fails():

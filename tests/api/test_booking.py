@@ -339,24 +339,25 @@ def test_deferral_during_manufacture_keeps_the_product_and_moves_the_patient_ste
 def test_a_replan_is_not_published_over_a_closure_made_while_it_solved(small_site):
     from api import services
     from api.audit import SYSTEM
-    from api.state import Conflict
+    from api.replanning import Publication, StalePlan
+    from api.unit_of_work import Database
     from pathway.site import CapacityChange
 
     engine = make_engine(small_site.database_url)
-    sessions = make_sessionmaker(engine)
+    database = Database(make_sessionmaker(engine))
     try:
-        with sessions() as session, session.begin():
-            data = services.replan_input(session, {"S-AXI-1"}, small_site)
+        with database.read() as work:
+            data = services.replan_input(work.session, {"S-AXI-1"}, small_site)
         plan = services.run_replan(data, small_site)
-        with sessions() as session, session.begin():
+        with database.plan_write() as work:
             change = CapacityChange(
                 resource="apheresis_machine", centre="liverpool", first_day="2027-01-04", last_day="2027-03-31",
                 capacity=0, reason="flood",
             )
-            services.add_capacity_change(session, change, small_site, SYSTEM)
-        with sessions() as session:
-            with pytest.raises(Conflict):
-                with session.begin():
-                    services.publish_plan(session, plan, {"S-AXI-1"}, data.base_changes, "replan", "test", "planned", small_site, SYSTEM)
+            services.add_capacity_change(work, change, small_site, SYSTEM)
+        publication = Publication(kind="replan", reason="test", actor=SYSTEM)
+        with pytest.raises(StalePlan):
+            with database.plan_write() as work:
+                services.publish_plan(work, plan, {"S-AXI-1"}, data.base_changes, publication, small_site)
     finally:
         engine.dispose()

@@ -185,18 +185,28 @@ def client(site):
         yield test_client
 
 
+def _app_routes(app) -> list[tuple[str, Any]]:
+    """(path, route) for every route of the app, those of its included routers too (FastAPI 0.16x
+    keeps an included router as one entry of ``app.routes`` and resolves its routes lazily)."""
+    from fastapi import routing
+
+    if not hasattr(routing, "iter_route_contexts"):  # an older FastAPI copies them into app.routes
+        return [(route.path, route) for route in app.routes]
+    return [(context.path, context.original_route) for context in routing.iter_route_contexts(app.routes)]
+
+
 def test_the_table_names_every_route_of_the_app(client):
     from fastapi.routing import APIRoute
 
     in_app = set()
-    for route in client.app.routes:
+    for path, route in _app_routes(client.app):
         for method in getattr(route, "methods", None) or ():
             if method != "HEAD":
-                in_app.add((method, route.path))
+                in_app.add((method, path))
     assert in_app - set(ROUTES) == set(), "routes with no decision on who may call them: add them to ROUTES"
     assert set(ROUTES) - in_app == set(), "ROUTES names routes the app does not have"
     # every route that is not public really has a role check among its dependencies
-    api_routes = {(m, r.path): r for r in client.app.routes if isinstance(r, APIRoute) for m in r.methods}
+    api_routes = {(m, path): r for path, r in _app_routes(client.app) if isinstance(r, APIRoute) for m in r.methods}
     for key in GUARDED:
         names = {d.call.__name__ for d in api_routes[key].dependant.dependencies if d.call is not None}
         assert "check" in names, f"{key} has no role check"

@@ -2,8 +2,9 @@
 
 Every operation gets generated requests, valid and invalid, with a real token.
 What a hospital user cares about: no input whatever gives a server error (5xx),
-and every answer is one of the status codes the schema documents (so a client
-written from /docs is never surprised). SQLite only, a bounded number of
+and every answer is one of the status codes the schema documents, with the
+content type and the body shape it documents (so a client written from /docs is
+never surprised). SQLite only, a bounded number of
 examples per operation; the routes that run a whole-site solve get a handful.
 """
 
@@ -17,6 +18,7 @@ import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    response_schema_conformance,
     status_code_conformance,
 )
 
@@ -28,7 +30,7 @@ from tests.paths import COHORTS
 EXAMPLES = 15
 SOLVES = (("POST", "/replan"), ("POST", "/capacity/changes/{change_id}/replan"), ("POST", "/patients/{patient_id}/proposals"))
 SOLVE_EXAMPLES = 3
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance]
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # real things of the small site, so that generated requests get past "no such patient" and "unknown pathway"
 PATIENTS = ("S-AXI-1", "S-AXI-2", "S-INH-1", "S-INH-3", "S-ASCT-1", "S-ALLO-1", "S-NOFIT-1")
 PATHWAYS = ("axi-cel", "in-house-car-t", "asct-mel200", "allo-sct-fresh", "cilta-cel")
@@ -61,7 +63,32 @@ def _openapi() -> dict:
     return create_app(Settings(database_url="sqlite://", _env_file=None)).openapi()
 
 
-schema = schemathesis.openapi.from_dict(_openapi(), config=_config())
+OPENAPI = _openapi()
+schema = schemathesis.openapi.from_dict(OPENAPI, config=_config())
+
+
+def _typed(schema: dict) -> bool:
+    """A named response model (a ``$ref``), a list of them, or text (CSV, iCalendar)."""
+    if schema.get("type") == "array":
+        return _typed(schema.get("items") or {})
+    return "$ref" in schema or schema.get("type") == "string"
+
+
+def test_every_success_answer_documents_its_body():
+    """Every 2xx answer of every operation names its media type and a typed schema for its body:
+    a response model (not a bare object), a list of one, or text."""
+    operations = [(method, path, op) for path, item in OPENAPI["paths"].items() for method, op in item.items()]
+    assert len(operations) == 32
+    untyped = []
+    for method, path, operation in operations:
+        successes = {code: answer for code, answer in operation["responses"].items() if code.startswith("2")}
+        if not successes:
+            untyped.append(f"{method.upper()} {path}: no 2xx answer")
+        for code, answer in successes.items():
+            content = answer.get("content") or {}
+            if not content or not all(_typed(media.get("schema") or {}) for media in content.values()):
+                untyped.append(f"{method.upper()} {path} {code}: {content}")
+    assert untyped == []
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,376 @@
+"""Response schemas of the HTTP API: what every 2xx answer holds (OpenAPI shows them at /docs).
+
+The read side (``api.views``, ``api.nightly``) builds the answers as JSON documents
+(some of them are stored as they are, e.g. a nightly run's report); each route
+declares the schema here that its answer must match. Every schema forbids
+undeclared fields, so an answer that drifts from its schema fails (a 500 in the
+tests) instead of losing a field silently. Days are ISO dates; moments are ISO
+8601 strings in UTC as stored.
+
+Fields that only some answers carry (``proposal_error``, a diff change's ``from`` or
+``to``) default to absent: the routes answer with ``response_model_exclude_unset``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.db import BOOKING_STATUSES, PATIENT_STATUSES, ROLES, RUN_STATUSES, RUN_TRIGGERS
+
+Role = Literal[ROLES]
+PatientStatus = Literal[PATIENT_STATUSES]
+BookingStatus = Literal[BOOKING_STATUSES]
+RunStatus = Literal[RUN_STATUSES]
+RunTrigger = Literal[RUN_TRIGGERS]
+Moment = str  # ISO 8601 date and time, UTC
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors (documented for 4xx answers) --------------------------------------------------------
+class FieldProblem(Answer):
+    field: str = Field(description="the field, e.g. body.approval_date or query.from")
+    problem: str
+
+
+class InputProblems(Answer):
+    """422: bad input, each problem naming its field (the input itself is never echoed)."""
+
+    detail: list[FieldProblem]
+
+
+class ErrorMessage(Answer):
+    """400, 401, 403, 404, 409, 503: what is wrong, in words."""
+
+    detail: str
+
+
+# -- service ------------------------------------------------------------------------------------
+class Health(Answer):
+    status: Literal["ok"]
+    plan_version: int | None = Field(description="the current plan version (none before the first)")
+    today: date = Field(description="the planning date")
+
+
+class Me(Answer):
+    name: str
+    role: Role
+
+
+# -- catalogue ----------------------------------------------------------------------------------
+class CatalogueView(Answer):
+    pathways: dict[str, Any] = Field(description="the pathway catalogue in force (`v2v schema catalogue`)")
+    site: dict[str, Any] = Field(description="the site in force, lab managers' capacity changes applied (`v2v schema site`)")
+
+
+class CatalogueVersionStored(Answer):
+    kind: Literal["pathways", "site"]
+    version: int
+
+
+# -- patients -----------------------------------------------------------------------------------
+class BlackoutView(Answer):
+    first_day: date
+    last_day: date
+    reason: str = ""
+
+
+class PatientView(Answer):
+    id: str
+    centre: str
+    pathway: str
+    approval_date: date
+    earliest_start: date | None
+    urgency: str
+    target_infusion_date: date | None
+    last_doses: dict[str, date]
+    blackouts: list[BlackoutView]
+    durations: dict[str, int]
+    status: PatientStatus
+    nhs_number_recorded: bool = Field(description="whether an NHS number is stored (the number itself is never shown)")
+
+
+class EditedPatient(PatientView):
+    violations: list[str] = Field(description="the rules the patient's current bookings break after the edit")
+
+
+class Unschedulable(Answer):
+    patient: str
+    rule: str = Field(description="rule or resource code that blocks the patient")
+    reason: str
+    earliest_infusion: date | None
+
+
+class TimelineStep(Answer):
+    step: str
+    kind: str
+    first_day: date | None
+    last_day: date | None
+    status: Literal["done", "in progress", "confirmed", "planned", "not booked"]
+    fixed_by: str
+    why: list[str] = Field(description="why the step is not earlier")
+
+
+class PatientEvent(Answer):
+    at: Moment
+    kind: str
+    details: dict[str, Any]
+    by: str
+
+
+class Timeline(Answer):
+    patient: str
+    pathway: str
+    status: PatientStatus
+    unschedulable: Unschedulable | None
+    steps: list[TimelineStep]
+    events: list[PatientEvent]
+
+
+# -- proposals ----------------------------------------------------------------------------------
+class ProposedBooking(Answer):
+    patient: str
+    step: str
+    first_day: date
+    last_day: date
+
+
+class ProposedMove(Answer):
+    patient: str
+    step: str
+    from_first_day: date
+    from_last_day: date
+    to_first_day: date
+    to_last_day: date
+
+
+class ProposalOption(Answer):
+    rank: int
+    kind: Literal["fast", "alternative"]
+    infusion: date
+    bookings: list[ProposedBooking]
+    moves: list[ProposedMove] = Field(description="other patients' bookings this option moves")
+    cost: int = Field(description="the patient's own cost in the plan's objective")
+    disruption_days: int = Field(description="total days other patients' bookings move")
+
+
+class ProposalView(Answer):
+    id: str
+    patient: str
+    base_version: int
+    status: Literal["open", "confirmed", "superseded"]
+    options: list[ProposalOption]
+    reason: str = Field(description="why there is no option, or why the options are late")
+
+
+class Confirmed(Answer):
+    plan_version: int
+    timeline: Timeline
+
+
+class Released(Answer):
+    """A deferral, an out-of-specification restart or a withdrawal: the released bookings' version,
+    a new proposal (none for a withdrawal) and the timeline."""
+
+    plan_version: int | None = Field(description="the version that released the bookings (none if nothing was booked)")
+    proposal: ProposalView | None = Field(default=None, description="absent after a withdrawal; null when the solver was busy")
+    proposal_error: str | None = Field(default=None, description="present when the solver was busy: ask for a proposal later")
+    timeline: Timeline
+
+
+# -- plans --------------------------------------------------------------------------------------
+class SolverOutcome(Answer):
+    status: str
+    stats: dict[str, Any]
+
+
+class PlanVersionView(Answer):
+    id: int
+    parent: int | None
+    kind: str
+    reason: str
+    created_at: Moment
+    created_by: str
+    current: bool
+    unschedulable: list[Unschedulable]
+    solver: SolverOutcome | None
+
+
+class BookingView(Answer):
+    patient: str
+    step: str
+    first_day: date
+    last_day: date
+    status: BookingStatus
+    fixed_by: str
+
+
+class PlanView(PlanVersionView):
+    bookings: list[BookingView]
+
+
+class Span(Answer):
+    first_day: date
+    last_day: date
+
+
+class StepChange(Answer):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+    step: str
+    change: Literal["added", "removed", "moved"]
+    from_: Span | None = Field(default=None, alias="from", description="absent for an added step")
+    to: Span | None = Field(default=None, description="absent for a removed step")
+    why: str | None = Field(default=None, description="why the step is where it is now (absent for a removed step)")
+
+
+class PatientChanges(Answer):
+    patient: str
+    changes: list[StepChange]
+
+
+class PlanDiff(Answer):
+    from_version: int
+    to_version: int
+    unschedulable: list[Unschedulable] = Field(description="patients the newer version could not place")
+    patients: list[PatientChanges] = Field(description="unschedulable patients first")
+    bookings_moved: int
+
+
+class Replanned(Answer):
+    plan_version: int | None
+    patients: list[str]
+    diff: PlanDiff | None
+
+
+# -- capacity -----------------------------------------------------------------------------------
+class CellUse(Answer):
+    patient: str
+    step: str
+    amount: int
+
+
+class CapacityCell(Answer):
+    resource: str
+    period: Literal["day", "week"]
+    day: date = Field(description="the day (weekly resources: the Monday)")
+    capacity: int
+    booked: int
+    free: int
+    utilisation: float | None = Field(description="booked / capacity (none on a closed day)")
+    note: str = Field(description="why the capacity differs from the standing one, if it does")
+    patients: list[CellUse]
+
+
+class ResourceDay(Answer):
+    resource: str
+    day: date
+    booked: int
+    capacity: int
+
+
+class Bottleneck(Answer):
+    resource: str
+    mean_utilisation: float
+
+
+class CapacitySummary(Answer):
+    busiest: list[ResourceDay]
+    bottleneck: Bottleneck | None
+    mean_utilisation: dict[str, float]
+    overbooked: list[ResourceDay]
+
+
+class CapacityTable(Answer):
+    first_day: date
+    last_day: date
+    cells: list[CapacityCell]
+    summary: CapacitySummary
+
+
+class CapacityChangeView(Answer):
+    id: int
+    resource: str
+    centre: str | None
+    first_day: date
+    last_day: date
+    capacity: int
+    reason: str
+
+
+class ActiveCapacityChange(CapacityChangeView):
+    created_by: str
+
+
+class BrokenBookings(Answer):
+    patient: str
+    steps: list[str]
+    days: list[date]
+
+
+class CapacityChangeAdded(CapacityChangeView):
+    broken: list[BrokenBookings] = Field(description="patients whose current bookings the change breaks")
+
+
+class CapacityChangeWithdrawn(CapacityChangeView):
+    withdrawn: Literal[True]
+
+
+# -- the nightly re-solve -----------------------------------------------------------------------
+class NightlyRunView(Answer):
+    id: int
+    job: str
+    run_date: date = Field(description="the planning day the run planned from")
+    night: date | None = Field(description="the scheduled night it stands for (none for an admin's run)")
+    trigger: RunTrigger
+    status: RunStatus
+    started_at: Moment
+    finished_at: Moment | None
+    claimed_by: str
+    plan_version: int | None
+    bookings_moved: int
+    summary: str
+    stats: dict[str, Any]
+
+
+class NightlyReport(Answer):
+    """A finished run's report: the plan diff it published (or an empty one when it kept the plan)
+    and a summary; a failed run's has the summary only."""
+
+    summary: str | None = None
+    interrupted: bool | None = None
+    from_version: int | None = None
+    to_version: int | None = None
+    unschedulable: list[Unschedulable] | None = None
+    patients: list[PatientChanges] | None = None
+    bookings_moved: int | None = None
+
+
+class NightlyRunReport(Answer):
+    run: NightlyRunView
+    report: NightlyReport
+
+
+class NightlyRuns(Answer):
+    enabled: bool
+    schedule: str = Field(description="local time and time zone of the nightly run")
+    next_run: Moment | None
+    runs: list[NightlyRunView]
+
+
+# -- admin --------------------------------------------------------------------------------------
+class AuditEntryView(Answer):
+    id: int
+    at: Moment
+    actor: str
+    role: Role
+    action: str
+    entity: str
+    entity_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None

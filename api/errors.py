@@ -1,0 +1,74 @@
+"""How errors become answers: 404 unknown thing, 409 clash with the current state (or with a
+request that stored the same thing at the same moment), 422 bad input naming the field, 503
+solver queue full. Bad input never gives a 500; an answer never echoes the input.
+
+``ERRORS`` documents them for every operation (OpenAPI), with their bodies' schemas.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+
+from api.answers import ErrorMessage, InputProblems
+from api.solving import SolverBusy
+from api.state import Conflict, NotFound
+from pathway.errors import InputError, field_path
+
+log = logging.getLogger("vein2vein.api")
+
+ERRORS = {
+    400: {"description": "the body cannot be read (not UTF-8 JSON)", "model": ErrorMessage},
+    401: {"description": "no token, or an unknown one", "model": ErrorMessage},
+    403: {"description": "the token's role may not do this", "model": ErrorMessage},
+    404: {"description": "no such patient, proposal, plan version or capacity change", "model": ErrorMessage},
+    409: {"description": "clashes with the current state: the message names the resource and day", "model": ErrorMessage},
+    422: {"description": "bad input: each error names the field and the problem", "model": InputProblems},
+}
+
+
+def _message(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail}, headers=headers)
+
+
+async def _input_error(request: Request, exc: InputError) -> JSONResponse:
+    return JSONResponse(status_code=422, content={"detail": [{"field": exc.field or "body", "problem": exc.problem}]})
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    detail = []
+    for error in exc.errors():
+        message = str(error.get("msg", "invalid"))
+        detail.append({"field": field_path(tuple(error.get("loc", ()))), "problem": message.removeprefix("Value error, ")})
+    return JSONResponse(status_code=422, content={"detail": detail})  # the input itself is never echoed
+
+
+async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+    return _message(404, str(exc))
+
+
+async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+    return _message(409, str(exc))
+
+
+async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+    # two requests raced to store the same thing (an id, an NHS number): the loser is told, without values
+    log.info("integrity conflict on %s %s", request.method, request.url.path)
+    return _message(409, "this clashes with something stored at the same moment (a duplicate id or NHS number); reload and try again")
+
+
+async def _busy(request: Request, exc: SolverBusy) -> JSONResponse:
+    return _message(503, str(exc), headers={"Retry-After": "5"})
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(InputError, _input_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(IntegrityError, _integrity)
+    app.add_exception_handler(SolverBusy, _busy)

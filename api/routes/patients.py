@@ -1,0 +1,80 @@
+"""Referrals and each patient's schedule: register, edit, propose, defer, out of specification,
+withdraw; the timeline and its calendar."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from api import views, workflows
+from api.answers import EditedPatient, PatientView, ProposalView, Released, Timeline
+from api.deps import Anyone, Configured, Coordinator, Db, PatientId, Running
+from api.schemas import DeferIn, OutOfSpecificationIn, ReferralEdit, ReferralIn, WithdrawIn
+
+router = APIRouter(prefix="/patients", tags=["patients"])
+
+
+@router.post("", status_code=201, response_model=PatientView)
+def register(body: ReferralIn, who: Coordinator, running: Running) -> dict[str, Any]:
+    return workflows.register(running, body, who)
+
+
+@router.get("", response_model=list[PatientView])
+def list_patients(
+    who: Anyone, db: Db, status: Annotated[str | None, Query(pattern="^(referred|scheduled|unschedulable|withdrawn)$")] = None
+) -> list[dict[str, Any]]:
+    with db.read() as work:
+        return views.patients(work.session, status)
+
+
+@router.get("/{patient_id}", response_model=PatientView)
+def get_patient(patient_id: PatientId, who: Anyone, db: Db) -> dict[str, Any]:
+    with db.read() as work:
+        return views.patient_view(work.session, patient_id)
+
+
+@router.patch("/{patient_id}", response_model=EditedPatient)
+def edit(patient_id: PatientId, body: ReferralEdit, who: Coordinator, running: Running) -> dict[str, Any]:
+    return workflows.edit(running, patient_id, body, who)
+
+
+@router.post("/{patient_id}/proposals", status_code=201, response_model=ProposalView)
+def propose(patient_id: PatientId, who: Coordinator, running: Running) -> dict[str, Any]:
+    """The earliest schedule that moves nobody (option 0, ``kind: fast``) and up to a few
+    ranked alternatives that move other patients' bookings (each lists its moves)."""
+    return workflows.propose(running, patient_id, who)
+
+
+@router.post("/{patient_id}/defer", response_model=Released, response_model_exclude_unset=True)
+def defer(patient_id: PatientId, body: DeferIn, who: Coordinator, running: Running) -> dict[str, Any]:
+    """Nothing before ``from_date``: bookings not started are released; a new proposal is returned."""
+    return workflows.defer(running, patient_id, body.from_date, body.reason, who)
+
+
+@router.post("/{patient_id}/out-of-specification", response_model=Released, response_model_exclude_unset=True)
+def out_of_specification(patient_id: PatientId, body: OutOfSpecificationIn, who: Coordinator, running: Running) -> dict[str, Any]:
+    """The product failed: restart at re-apheresis or re-manufacture; a new proposal is returned."""
+    return workflows.out_of_specification(running, patient_id, body.redo, body.reason, who)
+
+
+@router.post("/{patient_id}/withdraw", response_model=Released, response_model_exclude_unset=True)
+def withdraw(patient_id: PatientId, body: WithdrawIn, who: Coordinator, running: Running) -> dict[str, Any]:
+    return workflows.withdraw(running, patient_id, body.reason, who)
+
+
+@router.get("/{patient_id}/timeline", response_model=Timeline)
+def timeline(patient_id: PatientId, who: Anyone, db: Db, settings: Configured) -> dict[str, Any]:
+    with db.read() as work:
+        return views.timeline(work.session, patient_id, settings)
+
+
+@router.get(
+    "/{patient_id}/calendar.ics",
+    response_class=Response,
+    responses={200: {"description": "the timeline as iCalendar all-day events", "content": {"text/calendar": {"schema": {"type": "string"}}}}},
+)
+def calendar(patient_id: PatientId, who: Anyone, db: Db, settings: Configured) -> Response:
+    with db.read() as work:
+        body = views.icalendar(work.session, patient_id, settings)
+    return Response(body, media_type="text/calendar", headers={"Content-Disposition": f'attachment; filename="{patient_id}.ics"'})

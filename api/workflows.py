@@ -1,0 +1,132 @@
+"""What a route asks for when it takes more than one transaction, or a solve.
+
+Each workflow opens its own units of work (``api.unit_of_work``), so every commit
+happens here, before the answer is sent. Solves run on the runtime's solver pool,
+never inside a transaction. Answers are the read side's documents
+(``api.views``), shaped as the route's response schema (``api.answers``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api import replanning, services, state, views
+from api.audit import Actor
+from api.db import CapacityChangeRow, PlanVersion
+from api.replanning import Publication
+from api.runtime import Runtime
+from api.schemas import CapacityChangeIn, ReferralEdit, ReferralIn
+from api.solving import SolverBusy
+from api.state import NotFound
+
+
+# -- patients -----------------------------------------------------------------------------------
+def register(runtime: Runtime, referral: ReferralIn, who: Actor) -> dict[str, Any]:
+    fields = referral.model_dump(mode="json", exclude={"nhs_number"})
+    with runtime.database.plan_write() as work:
+        row = services.register_referral(work, fields, referral.nhs_number, runtime.settings, who)
+        return views.patient_view(work.session, row.id)
+
+
+def edit(runtime: Runtime, patient_id: str, referral_edit: ReferralEdit, who: Actor) -> dict[str, Any]:
+    """Apply the edit; the answer lists the rules the patient's current bookings now break."""
+    changes = referral_edit.changes()
+    nhs = referral_edit.nhs_number if "nhs_number" in referral_edit.model_fields_set else services.UNCHANGED
+    with runtime.database.plan_write() as work:
+        violations = services.edit_referral(work, patient_id, changes, nhs, runtime.settings, who)
+    with runtime.database.read() as work:
+        return views.patient_view(work.session, patient_id) | {"violations": violations}
+
+
+def propose(runtime: Runtime, patient_id: str, who: Actor) -> dict[str, Any]:
+    """Read the plan, solve the proposal on the solver pool, store it (open)."""
+    with runtime.database.read() as work:
+        data = services.propose_input(work.session, patient_id, runtime.settings)
+    proposal = runtime.solvers.run(services.run_propose, data, patient_id, runtime.settings)
+    with runtime.database.write() as work:
+        row = services.store_proposal(work, patient_id, data, proposal, who)
+        return views.proposal_view(row, proposal.reason)
+
+
+def confirm(runtime: Runtime, proposal_id: str, option: int, who: Actor) -> dict[str, Any]:
+    with runtime.database.plan_write() as work:
+        version = services.confirm(work, proposal_id, option, runtime.settings, who)
+        patient_id = views.proposal(work.session, proposal_id)["patient"]
+    with runtime.database.read() as work:
+        return {"plan_version": version.id, "timeline": views.timeline(work.session, patient_id, runtime.settings)}
+
+
+def defer(runtime: Runtime, patient_id: str, from_date, reason: str, who: Actor) -> dict[str, Any]:
+    with runtime.database.plan_write() as work:
+        version = services.defer(work, patient_id, from_date, reason, runtime.settings, who)
+    return _after_release(runtime, patient_id, version, who)
+
+
+def out_of_specification(runtime: Runtime, patient_id: str, redo: str, reason: str, who: Actor) -> dict[str, Any]:
+    with runtime.database.plan_write() as work:
+        version = services.out_of_specification(work, patient_id, redo, reason, runtime.settings, who)
+    return _after_release(runtime, patient_id, version, who)
+
+
+def withdraw(runtime: Runtime, patient_id: str, reason: str, who: Actor) -> dict[str, Any]:
+    with runtime.database.plan_write() as work:
+        version = services.withdraw(work, patient_id, reason, runtime.settings, who)
+    return _after_release(runtime, patient_id, version, who)
+
+
+def _after_release(runtime: Runtime, patient_id: str, version: PlanVersion | None, who: Actor) -> dict[str, Any]:
+    """The answer to a release: its plan version, a new proposal (not for a withdrawn patient), the timeline."""
+    out: dict[str, Any] = {"plan_version": version.id if version else None}
+    with runtime.database.read() as work:
+        status = state.get_patient(work.session, patient_id).status
+    if status != "withdrawn":
+        try:
+            out["proposal"] = propose(runtime, patient_id, who)
+        except SolverBusy as exc:  # the release stands; the coordinator asks for a proposal later
+            out["proposal"] = None
+            out["proposal_error"] = str(exc)
+    with runtime.database.read() as work:
+        out["timeline"] = views.timeline(work.session, patient_id, runtime.settings)
+    return out
+
+
+# -- capacity -----------------------------------------------------------------------------------
+def add_capacity_change(runtime: Runtime, change: CapacityChangeIn, who: Actor) -> dict[str, Any]:
+    """A closure or change, answered with the patients whose current bookings it breaks."""
+    with runtime.database.plan_write() as work:
+        change_id = services.add_capacity_change(work, change, runtime.settings, who).id
+    with runtime.database.read() as work:
+        row = work.session.get(CapacityChangeRow, change_id)
+        return views.change_view(row) | {"broken": services.broken_by(work.session, row, runtime.settings)}
+
+
+def withdraw_capacity_change(runtime: Runtime, change_id: int, who: Actor) -> dict[str, Any]:
+    with runtime.database.plan_write() as work:
+        row = services.withdraw_capacity_change(work, change_id, who)
+        return views.change_view(row) | {"withdrawn": True}
+
+
+def replan_capacity_change(runtime: Runtime, change_id: int, who: Actor) -> dict[str, Any]:
+    """Re-plan the patients whose bookings the change breaks (nobody else moves)."""
+    with runtime.database.read() as work:
+        row = work.session.get(CapacityChangeRow, change_id)
+        if row is None:
+            raise NotFound(f"no capacity change {change_id}")
+        patients = {b["patient"] for b in services.broken_by(work.session, row, runtime.settings)}
+    return replan(runtime, patients, f"capacity change {change_id}", who)
+
+
+def replan(runtime: Runtime, patients: set[str], reason: str, who: Actor) -> dict[str, Any]:
+    """Re-plan these patients' bookings that have not started (read, solve, publish; again if the
+    plan moved meanwhile); answers with the plan diff."""
+    if not patients:
+        return {"plan_version": None, "patients": [], "diff": None}
+    publication = Publication(kind="replan", reason=reason, actor=who)
+    round_ = services.Replan(patients, publication, runtime.settings, solve_on=runtime.solvers.run)
+    version = replanning.solve_and_publish(runtime.database, round_).version
+    with runtime.database.read() as work:
+        return {
+            "plan_version": version.id,
+            "patients": sorted(patients),
+            "diff": views.diff(work.session, version.parent_id, version.id) if version.parent_id else None,
+        }
