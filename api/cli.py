@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from cohorts import DEMO_COHORT
+from pathway.dates import say_day
 from pathway.errors import InputError
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT = 0, 1, 2
@@ -274,7 +275,7 @@ def _demo(args) -> int:
     s = plan.stats
     print(
         f"demo database {database}: {s['patients']} patients, {s['scheduled']} scheduled and confirmed, "
-        f"{s['unschedulable']} unschedulable; today is {horizon.start:%a %d %b %Y}"
+        f"{s['unschedulable']} unschedulable; today is {say_day(horizon.start)}"
     )
     for role in ("coordinator", "lab_manager", "admin"):
         print(f"token for {role}: {new_token(settings, f'demo-{role}', role)}")

@@ -56,6 +56,7 @@ from api.settings import Settings
 from api.replanning import Publication, StalePlan
 from api.state import Conflict, NotFound
 from api.unit_of_work import Database, UnitOfWork
+from pathway.dates import say_day
 from pathway.cohort import Problem
 from pathway.plan import Plan
 from pathway.usage import step_cells
@@ -317,7 +318,7 @@ def _reasons(session: Session, data: NightlyInput, resolution: Resolution, affec
             others = [h for h in helped if h != pid]
             if was and now and now < was:
                 opened = f" (after {'; '.join(freed[:3])})" if freed else ""
-                out[pid] = f"a better slot opened{opened}: infusion {now:%a %d %b %Y} instead of {was:%a %d %b %Y}"
+                out[pid] = f"a better slot opened{opened}: infusion {say_day(now)} instead of {say_day(was)}"
             elif others:
                 more = f" and {len(others) - 5} more" if len(others) > 5 else ""
                 out[pid] = f"moved to make room for {', '.join(others[:5])}{more}"
@@ -336,8 +337,8 @@ def _hits(data: NightlyInput, patient, event: EventRow) -> bool:
         if booking is None:
             continue
         for resource, day, _ in step_cells(step, booking.first_day):  # the cells the checker counts
-            last_day = day + timedelta(days=6) if resource.period == "week" else day
-            if resource.kind == d.get("resource") and resource.centre == d.get("centre") and day <= last and first <= last_day:
+            first_day, last_day = resource.cell_days(day)
+            if resource.kind == d.get("resource") and resource.centre == d.get("centre") and first_day <= last and first <= last_day:
                 return True
     return False
 

@@ -53,10 +53,6 @@ REFERRAL_FIELDS = (
 )
 
 
-def _d(day: date) -> str:
-    return f"{day:%a %d %b %Y}"
-
-
 # -- catalogue ----------------------------------------------------------------------------------
 def load_catalogue_files(session: Session, settings: Settings, actor: Actor) -> None:
     """Put the catalogue and site files into an empty database (no-op when they are there)."""
@@ -426,9 +422,8 @@ def _check_new_bookings(session: Session, settings: Settings, keep: list[Booking
     load_all = resource_load(problem, [*nearby, *new])
     touched = resource_load(problem, new)
     for resource, day, booked, limit, _ in load_all.overbooked(site, cells=touched.cells):
-        when = f"in the week of {_d(day)}" if resource.period == "week" else f"on {_d(day)}"
         raise Conflict(
-            f"{resource.id} is full {when}: {booked - touched.booked(resource.id, day)} of {limit} already booked; "
+            f"{resource.id} is full {resource.say_cell(day)}: {booked - touched.booked(resource.id, day)} of {limit} already booked; "
             "ask for a new proposal"
         )
     # every other hard rule, for the patients whose bookings change (their started steps are frozen)
@@ -607,8 +602,8 @@ def broken_by(session: Session, change: CapacityChangeRow, settings: Settings) -
     for resource, day, _, _, uses in load.overbooked(problem.site):
         if resource.kind != change.resource or resource.centre != change.centre:
             continue
-        last = day + timedelta(days=6) if resource.period == "week" else day
-        if last < change.first_day or day > change.last_day:
+        first, last = resource.cell_days(day)
+        if last < change.first_day or first > change.last_day:
             continue
         for u in uses:
             entry = out.setdefault(u.patient, {"patient": u.patient, "steps": set(), "days": set()})

@@ -15,7 +15,7 @@ from api import state
 from api.db import AuditEntry, BookingRow, CapacityChangeRow, EventRow, PatientRow, PlanVersion, ProposalRow, SolverRun
 from api.settings import Settings
 from api.state import NotFound
-from pathway.site import week_start
+from pathway.site import Resource
 from pathway.usage import resource_load
 from solver.explain import explain_patient
 
@@ -148,7 +148,7 @@ def capacity_table(session: Session, first: date, last: date, settings: Settings
         raise NotFound(f"no resource {resource!r} (known: {', '.join(r.id for r in site.resources)})")
     cells = []
     for r in resources:
-        days = _cells_of(r.period, first, last)
+        days = _cells_of(r, first, last)
         for day in days:
             uses = load.cells.get((r.id, day), [])
             capacity = site.capacity_on(r, day)
@@ -169,11 +169,11 @@ def capacity_table(session: Session, first: date, last: date, settings: Settings
     return {"first_day": first.isoformat(), "last_day": last.isoformat(), "cells": cells, "summary": _summary(cells)}
 
 
-def _cells_of(period: str, first: date, last: date) -> list[date]:
-    if period == "week":
-        monday = week_start(first)
-        return [monday + timedelta(days=7 * i) for i in range((last - monday).days // 7 + 1)]
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+def _cells_of(resource: Resource, first: date, last: date) -> list[date]:
+    """The resource's cells (days, or the Mondays of ISO weeks) from ``first`` to ``last``."""
+    step = 7 if resource.weekly else 1
+    start = resource.cell(first)
+    return [start + timedelta(days=step * i) for i in range((last - start).days // step + 1)]
 
 
 def _summary(cells: list[dict[str, Any]]) -> dict[str, Any]:

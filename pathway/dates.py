@@ -37,3 +37,8 @@ IsoDate = Annotated[
 def say_day(day: date) -> str:
     """A date as coordinators read it in every message and page: 'Mon 04 Jan 2027'."""
     return f"{day:%a %d %b %Y}"
+
+
+def say_span(first: date, last: date) -> str:
+    """A short span of days for lists: '25 Jan .. 31 Jul 2027'."""
+    return f"{first:%d %b} .. {last:%d %b %Y}"

@@ -3,12 +3,15 @@
 A frozen booking (done, or fixed by a coordinator) can tie other steps to it.
 ``hold`` works out, for one patient:
 
-* **derived**: a step tied to a frozen step by a fixed lag (``min == max``) has
-  one legal day, so it is frozen with it: the stay that starts on the infusion
-  day, the high-risk window, the shipment on the collection day. Without this a
-  step already under way would need a day before the horizon, the patient
-  would be reported unschedulable and the load of the stay and the ICU back-up
-  place would be given away; one due soon could be dropped by a closure.
+* **derived**: a step tied by a fixed lag (``min == max``) to a frozen step that
+  has started (before the horizon), or whose one legal day is itself before
+  the horizon, is frozen with it: the stay that starts on the infusion day, the
+  high-risk window, the shipment on the collection day. Without this the step
+  would need a day before the horizon, the patient would be reported
+  unschedulable and the load of the stay and the ICU back-up place would be
+  given away. A step tied to one fixed only ahead of time (a booking in the
+  freeze window) is left to the solver: if a closure makes it impossible the
+  patient is reported, not booked into the closure.
 * **refused**: a step tied to a frozen step by a range whose every day falls
   before the horizon starts (a product in QC after a frozen manufacture, say):
   the input must say when it happened. ``parse_cohort`` refuses it, naming the
@@ -85,6 +88,11 @@ def hold(
     infused on ``day`` itself (the calendar, a blackout), or None.
     """
     frozen = dict(given)
+
+    def under_way(step: str) -> bool:
+        """Started before today (a fact), as opposed to fixed ahead by a coordinator or the freeze window."""
+        return frozen[step] < today
+
     repeated = _repeated_conditioning(template, durations, frozen, today, earliest, infusion_ruled_out)
     for step in repeated:
         del frozen[step]
@@ -107,10 +115,10 @@ def hold(
                     low, high = _window_before(lag, frozen[after], durations[before])
                 if target in refused or target in repeated or high is None:
                     continue
-                if low == high:
-                    # One legal day: the step is as fixed as the one it is tied to.
+                if low == high and (low < today or under_way(other)):
+                    # One legal day, and the step it is tied to has happened: it is as fixed as that one.
                     frozen[target] = low
-                    when = "already under way" if low < today else "tied to it by a fixed lag"
+                    when = "already under way" if low < today else f"tied to it, and {other.replace('_', ' ')} has started"
                     derived[target] = f"held with {other.replace('_', ' ')} on {_day(frozen[other])}: {when}"
                     changed = True
                 elif high < today:

@@ -577,8 +577,8 @@ def frozen_changed(problem: Problem, plan: Plan) -> list[Violation]:
 
 # -- 14. IN_FLIGHT ---------------------------------------------------------------------------------------
 def in_flight(problem: Problem, plan: Plan) -> list[Violation]:
-    """A patient in flight is never listed unschedulable: their infusion is frozen, or their
-    conditioning was given before the horizon (lymphodepleted, waiting for the product).
+    """A patient in flight is never listed unschedulable: infused before the horizon, or given
+    conditioning before it (lymphodepleted, waiting for the infusion).
 
     Solver: the steps tied to a frozen one by a fixed lag are held with it
     (``pathway.inflight``); after an infusion no blackout removes a day from the
@@ -593,11 +593,12 @@ def in_flight(problem: Problem, plan: Plan) -> list[Violation]:
             continue
         frozen = problem.frozen(patient)
         steps = problem.template(patient).steps
-        infused = [s.name for s in steps if s.kind == StepKind.infusion and s.name in frozen]
+        start = problem.horizon.start
+        infused = [s.name for s in steps if s.kind == StepKind.infusion and s.name in frozen and frozen[s.name] < start]
         conditioned = [
             s.name
             for s in steps
-            if s.kind == StepKind.conditioning and s.name in frozen and frozen[s.name] < problem.horizon.start
+            if s.kind == StepKind.conditioning and s.name in frozen and frozen[s.name] < start
         ]
         for step, what in ((infused, "was infused"), (conditioned, "had conditioning")):
             if step:

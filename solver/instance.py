@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from pathway.dates import say_day
+from pathway.dates import say_day, say_span
 from pathway.catalogue import StepKind
 from pathway.cohort import Patient, PatientStep, Problem
 from pathway.site import Resource
@@ -191,9 +191,9 @@ def _patient_spec(instance: Instance, rules: _DayRules, patient: Patient) -> Pat
     frozen = {step: instance.day_of(day) for step, day in problem.frozen(patient).items()}
     earliest = instance.day_of(problem.earliest_day(patient))
     urgency = problem.site.objective.urgency_weights[patient.urgency]
-    # Once infused, the rest of the pathway happens whatever the patient's plans: a blackout
+    # Once infused (before the horizon), the rest of the pathway happens whatever the patient's plans: a blackout
     # then is a conflict for the checker to report (BLACKOUT, PRESENCE), never a reason to drop them.
-    infused = any(ps.step.kind == StepKind.infusion and ps.name in frozen for ps in steps)
+    infused = any(ps.step.kind == StepKind.infusion and frozen.get(ps.name, 0) < 0 for ps in steps)
 
     specs = []
     for i, ps in enumerate(steps):
@@ -293,7 +293,7 @@ def _allowed_starts(
         spec.blocked_by = {
             "calendar": f"no {step.calendar.replace('_', ' ')} is left for {step.name} inside the horizon",
             "blackout": (
-                f"the patient's blackout dates ({', '.join(f'{b.first_day:%d %b} .. {b.last_day:%d %b %Y}' for b in patient.blackouts)}) "
+                f"the patient's blackout dates ({', '.join(say_span(b.first_day, b.last_day) for b in patient.blackouts)}) "
                 f"cover every possible day for {step.name}"
                 + (" or the days after it when the patient must be on hand" if len(on_hand) > step.patient_present else "")
             ),

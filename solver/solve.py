@@ -16,7 +16,7 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Literal
 
-from pathway.dates import say_day
+from pathway.dates import say_day, say_span
 from pathway.cohort import Problem
 from pathway.plan import Booking, PatientOutcome, Plan, Unschedulable
 from solver.baseline import Schedule, capacity_free, greedy
@@ -162,7 +162,7 @@ def _counterfactual_reason(problem: Problem, spec: PatientSpec) -> tuple[str, st
                 f"{agent.replace('_', ' ')}, which leaves no room inside the horizon"
             )
     if patient.blackouts and _alone_infusion(problem, patient.model_copy(update={"blackouts": ()})):
-        spans = ", ".join(f"{b.first_day:%d %b} .. {b.last_day:%d %b %Y}" for b in patient.blackouts)
+        spans = ", ".join(say_span(b.first_day, b.last_day) for b in patient.blackouts)
         return "BLACKOUT", f"the patient's blackout dates ({spans}) leave no room for the pathway inside the horizon"
     if patient.earliest_start and _alone_infusion(problem, patient.model_copy(update={"earliest_start": None})):
         return "EARLIEST_START", (

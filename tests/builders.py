@@ -107,7 +107,7 @@ def assert_plan_valid(settings) -> None:
             violations = check_plan(problem, plan)
     finally:
         engine.dispose()
-    assert [v.message for v in violations] == []
+    assert [v.message for v in violations] == [], [v.message for v in violations]
 
 
 def run_nightly(settings: Settings, night: date | None = None, trigger: str = "schedule", after_solve=None) -> int:

@@ -190,6 +190,17 @@ def test_infused_patient_keeps_stay_and_risk_place_and_new_patients_go_around(me
     assert plan.bookings_of("A002")["inpatient"].first_day > infused["inpatient"].last_day
 
 
+def test_a_held_step_moved_is_reported_as_frozen():
+    problem = _in_flight_cohort()
+    plan = _solve(problem, "greedy")
+    stay = plan.bookings_of("I001")["inpatient"]
+    later = stay.model_copy(update={"first_day": D("2027-02-10"), "last_day": D("2027-02-19")})
+    found = check_plan(problem, make_plan([later if b == stay else b for b in plan.bookings]))
+    frozen = [v for v in found if v.rule == "FROZEN_CHANGED"]
+    assert [(v.step, v.day) for v in frozen] == [("inpatient", D("2027-02-08"))]
+    assert "held with infusion on Mon 08 Feb 2027: already under way" in frozen[0].message
+
+
 def test_infused_patient_listed_unschedulable_fails():
     problem = _in_flight_cohort()
     plan = _solve(problem, "greedy")
@@ -266,12 +277,12 @@ def test_repeat_with_a_product_released_too_long_ago_is_reported_not_refused():
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_infused_today_keeps_the_stay_through_a_blackout_and_a_bed_closure(method):
-    """Infused on the horizon's first day: the stay and high-risk window are held, whatever comes."""
+def test_infused_yesterday_keeps_the_stay_through_a_blackout_and_a_bed_closure(method):
+    """Infused the day before the horizon: the stay and high-risk window are held, whatever comes."""
     away = {"first_day": "2027-02-10", "last_day": "2027-02-11", "reason": "family funeral"}
     closed = {"resource": "bed", "centre": "liverpool", "first_day": "2027-02-09", "last_day": "2027-02-09",
               "capacity": 0, "reason": "ward deep clean"}  # fmt: skip
-    problem = _cohort("2027-02-08", patient("I001", frozen=INFUSED, blackouts=[away]), capacity_changes=(closed,))
+    problem = _cohort("2027-02-09", patient("I001", frozen=INFUSED, blackouts=[away]), capacity_changes=(closed,))
     plan = _solve(problem, method)
     assert plan.unschedulable == ()
     booked = plan.bookings_of("I001")

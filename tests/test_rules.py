@@ -682,13 +682,8 @@ def test_frozen_booking_kept_passes():
 def test_frozen_booking_moved_fails():
     problem, bookings = axi_cel_case(frozen=[{"step": "apheresis", "first_day": "2027-01-05"}])
     found = check_plan(problem, make_plan(bookings))
-    # The fresh product ships on the collection day, so manufacture is held with the apheresis.
-    assert [(v.rule, v.step, v.day) for v in found] == [
-        ("FROZEN_CHANGED", "apheresis", D("2027-01-05")),
-        ("FROZEN_CHANGED", "manufacture", D("2027-01-05")),
-    ]
+    assert [(v.rule, v.step, v.day) for v in found] == [("FROZEN_CHANGED", "apheresis", D("2027-01-05"))]
     assert "Mon 04 Jan 2027" in found[0].message
-    assert "held with apheresis on Tue 05 Jan 2027" in found[1].message
 
 
 def test_frozen_booking_dropped_fails():
