@@ -6,7 +6,7 @@ PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench bench-api bench-nightly install
+.PHONY: run test lint bench bench-api bench-nightly install
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ run: install
 test: install
 	scripts/test-services.sh
 	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: install
 	$(BIN)/v2v-bench --markdown out/bench.md

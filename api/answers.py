@@ -65,7 +65,9 @@ class Me(Answer):
 # -- catalogue ----------------------------------------------------------------------------------
 class CatalogueView(Answer):
     pathways: dict[str, Any] = Field(description="the pathway catalogue in force (`v2v schema catalogue`)")
-    site: dict[str, Any] = Field(description="the site in force, lab managers' capacity changes applied (`v2v schema site`)")
+    site: dict[str, Any] = Field(
+        description="the site in force, lab managers' capacity changes applied (`v2v schema site`)"
+    )
 
 
 class CatalogueVersionStored(Answer):
@@ -178,8 +180,12 @@ class Released(Answer):
     a new proposal (none for a withdrawal) and the timeline."""
 
     plan_version: int | None = Field(description="the version that released the bookings (none if nothing was booked)")
-    proposal: ProposalView | None = Field(default=None, description="absent after a withdrawal; null when the solver was busy")
-    proposal_error: str | None = Field(default=None, description="present when the solver was busy: ask for a proposal later")
+    proposal: ProposalView | None = Field(
+        default=None, description="absent after a withdrawal; null when the solver was busy"
+    )
+    proposal_error: str | None = Field(
+        default=None, description="present when the solver was busy: ask for a proposal later"
+    )
     timeline: Timeline
 
 

@@ -23,7 +23,7 @@ def scrub(snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def record(
     session: Session,
-    actor: "Actor",
+    actor: Actor,
     action: str,
     entity: str,
     entity_id: str | int,

@@ -59,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     catalogue = _Parser(add_help=False)
-    catalogue.add_argument("--catalogue", type=Path, help="pathway catalogue YAML (default: the packaged pathway/data/pathways.yaml)")
+    catalogue.add_argument(
+        "--catalogue", type=Path, help="pathway catalogue YAML (default: the packaged pathway/data/pathways.yaml)"
+    )
 
     solve = sub.add_parser("solve", help="schedule a cohort", parents=[catalogue])
     solve.add_argument("cohort", type=Path)
@@ -86,7 +88,9 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="fresh demo database with the regional cohort planned, then serve it")
     demo.add_argument("--database", type=Path, default=Path("vein2vein-demo.db"), help="SQLite file (recreated)")
-    demo.add_argument("--cohort", type=Path, default=DEMO_COHORT, help="cohort file (default: the packaged regional cohort)")
+    demo.add_argument(
+        "--cohort", type=Path, default=DEMO_COHORT, help="cohort file (default: the packaged regional cohort)"
+    )
     demo.add_argument("--time-limit", type=_positive, default=10.0, help="seconds for the cohort solve (default 10)")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--no-serve", action="store_true", help="prepare the database and exit")
@@ -159,10 +163,12 @@ def _solve(args) -> int:
 def _summary(problem, plan, violations: int) -> str:
     s = plan.stats
     lines = [
-        f"cohort {plan.cohort}: {s['patients']} patients, {s['scheduled']} scheduled, {s['unschedulable']} unschedulable",
+        f"cohort {plan.cohort}: {s['patients']} patients, {s['scheduled']} scheduled, "
+        f"{s['unschedulable']} unschedulable",
         f"method {plan.method}, status {s['status']}, objective {s['objective']}, bound {s['best_bound']}, "
         f"gap {100 * s['gap']:.2f} %, {s['wall_time_s']} s",
-        f"approval to infusion: median {s['median_approval_to_infusion_days']} d, p90 {s['p90_approval_to_infusion_days']} d;"
+        f"approval to infusion: median {s['median_approval_to_infusion_days']} d, "
+        f"p90 {s['p90_approval_to_infusion_days']} d;"
         f" greedy objective {s.get('greedy_objective', '-')}",
         f"rule checker: {violations} violation(s)",
     ]
@@ -300,7 +306,10 @@ def _token(args) -> int:
     init_database(settings)
     if args.action == "list":
         for name, role, created, revoked in list_tokens(settings):
-            print(f"{name}\t{role}\tcreated {created:%Y-%m-%d %H:%M}" + (f"\trevoked {revoked:%Y-%m-%d %H:%M}" if revoked else ""))
+            print(
+                f"{name}\t{role}\tcreated {created:%Y-%m-%d %H:%M}"
+                + (f"\trevoked {revoked:%Y-%m-%d %H:%M}" if revoked else "")
+            )
         return EXIT_OK
     if not args.name:
         raise InputError("token", "name", f"{args.action} needs a token name")
@@ -347,7 +356,10 @@ def _nightly(args) -> int:
             with database.read() as work:
                 for run in ledger.history(work.session, nightly.JOB, max(1, args.limit)):
                     view = nightly.run_view(run)
-                    print(f"{view['id']}\t{view['started_at'][:19]}\t{view['trigger']}\t{view['status']}\t{view['bookings_moved']} moved\t{view['summary']}")
+                    print(
+                        f"{view['id']}\t{view['started_at'][:19]}\t{view['trigger']}\t{view['status']}\t"
+                        f"{view['bookings_moved']} moved\t{view['summary']}"
+                    )
             return EXIT_OK
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         with database.write() as work:
@@ -355,7 +367,11 @@ def _nightly(args) -> int:
         night = args.night or datetime.now(ZoneInfo(settings.nightly_timezone)).date()
         run_id = nightly.claim_night(sessions, settings, night, "schedule")
         if run_id is None:
-            raise InputError("nightly", "--night", f"the nightly run of {night.isoformat()} has been claimed already (v2v nightly history)")
+            raise InputError(
+                "nightly",
+                "--night",
+                f"the nightly run of {night.isoformat()} has been claimed already (v2v nightly history)",
+            )
         print(f"nightly run {run_id} of {night.isoformat()} started", flush=True)
         nightly.execute(sessions, settings, run_id)
         with database.read() as work:

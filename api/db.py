@@ -13,7 +13,7 @@ is ``plan_head.version_id`` and its bookings are those with no ``to_version``.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +51,12 @@ RUN_TRIGGERS = ("schedule", "catch-up", "manual")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive UTC, PostgreSQL aware: the same aware UTC moment from either."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -90,7 +90,10 @@ class CapacityChangeRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64))
     withdrawn_at: Mapped[datetime | None]
-    __table_args__ = (CheckConstraint("capacity >= 0", name="capacity"), CheckConstraint("last_day >= first_day", name="days"))
+    __table_args__ = (
+        CheckConstraint("capacity >= 0", name="capacity"),
+        CheckConstraint("last_day >= first_day", name="days"),
+    )
 
 
 class PatientRow(Base):
@@ -257,9 +260,9 @@ class ApiToken(Base):
 def normalise_url(url: str) -> str:
     """postgresql:// and postgres:// URLs use psycopg 3."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 

@@ -26,7 +26,10 @@ ERRORS = {
     401: {"description": "no token, or an unknown one", "model": ErrorMessage},
     403: {"description": "the token's role may not do this", "model": ErrorMessage},
     404: {"description": "no such patient, proposal, plan version or capacity change", "model": ErrorMessage},
-    409: {"description": "clashes with the current state: the message names the resource and day", "model": ErrorMessage},
+    409: {
+        "description": "clashes with the current state: the message names the resource and day",
+        "model": ErrorMessage,
+    },
     422: {"description": "bad input: each error names the field and the problem", "model": InputProblems},
 }
 
@@ -43,7 +46,9 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     detail = []
     for error in exc.errors():
         message = str(error.get("msg", "invalid"))
-        detail.append({"field": field_path(tuple(error.get("loc", ()))), "problem": message.removeprefix("Value error, ")})
+        detail.append(
+            {"field": field_path(tuple(error.get("loc", ()))), "problem": message.removeprefix("Value error, ")}
+        )
     return JSONResponse(status_code=422, content={"detail": detail})  # the input itself is never echoed
 
 
@@ -58,7 +63,10 @@ async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
 async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
     # two requests raced to store the same thing (an id, an NHS number): the loser is told, without values
     log.info("integrity conflict on %s %s", request.method, request.url.path)
-    return _message(409, "this clashes with something stored at the same moment (a duplicate id or NHS number); reload and try again")
+    return _message(
+        409,
+        "this clashes with something stored at the same moment (a duplicate id or NHS number); reload and try again",
+    )
 
 
 async def _busy(request: Request, exc: SolverBusy) -> JSONResponse:

@@ -44,21 +44,27 @@ def _lock_key(job: str, run_date: date) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-_INCARNATION = secrets.token_hex(4)  # tells this process from an earlier one that had the same pid (a restarted container)
+_INCARNATION = secrets.token_hex(
+    4
+)  # tells this process from an earlier one that had the same pid (a restarted container)
 
 
 def claimer() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{_INCARNATION}"
 
 
-def claim(session: Session, job: str, night: date, run_date: date | None = None, trigger: str = "schedule") -> JobRun | None:
+def claim(
+    session: Session, job: str, night: date, run_date: date | None = None, trigger: str = "schedule"
+) -> JobRun | None:
     """The new ledger row if this process may run ``job`` for ``night``, else None (someone has).
 
     ``run_date`` is the planning day (default: the night's date). Call inside a
     transaction; the claim holds once that transaction commits.
     """
     if session.get_bind().dialect.name == "postgresql":
-        locked = session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _lock_key(job, night)}).scalar()
+        locked = session.execute(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _lock_key(job, night)}
+        ).scalar()
         if not locked:
             return None
     existing = session.scalars(select(JobRun).where(JobRun.job == job, JobRun.night == night)).first()
@@ -73,7 +79,9 @@ def claim(session: Session, job: str, night: date, run_date: date | None = None,
     return run
 
 
-def finish(session: Session, run: JobRun, status: str, stats: dict[str, Any], report: dict[str, Any], plan_version: int | None) -> None:
+def finish(
+    session: Session, run: JobRun, status: str, stats: dict[str, Any], report: dict[str, Any], plan_version: int | None
+) -> None:
     run.status = status
     run.stats = stats
     run.report = report
@@ -90,12 +98,16 @@ def start_manual(session: Session, job: str, run_date: date) -> JobRun:
 
 
 def running(session: Session, job: str) -> JobRun | None:
-    return session.scalars(select(JobRun).where(JobRun.job == job, JobRun.status == "running").order_by(JobRun.id.desc())).first()
+    return session.scalars(
+        select(JobRun).where(JobRun.job == job, JobRun.status == "running").order_by(JobRun.id.desc())
+    ).first()
 
 
 def last_night(session: Session, job: str) -> date | None:
     """The latest night the ledger holds for ``job`` (None: it has never run on schedule)."""
-    return session.scalars(select(JobRun.night).where(JobRun.job == job, JobRun.night.is_not(None)).order_by(JobRun.night.desc())).first()
+    return session.scalars(
+        select(JobRun.night).where(JobRun.job == job, JobRun.night.is_not(None)).order_by(JobRun.night.desc())
+    ).first()
 
 
 def abandon(session: Session, run: JobRun) -> None:
@@ -115,7 +127,16 @@ def _retake(session: Session, run: JobRun, run_date: date, trigger: str) -> JobR
     taken = session.execute(
         update(JobRun)
         .where(JobRun.id == run.id, JobRun.status == "failed")
-        .values(status="running", claimed_by=claimer(), started_at=utcnow(), finished_at=None, run_date=run_date, trigger=trigger, stats={}, report={})
+        .values(
+            status="running",
+            claimed_by=claimer(),
+            started_at=utcnow(),
+            finished_at=None,
+            run_date=run_date,
+            trigger=trigger,
+            stats={},
+            report={},
+        )
     )
     if taken.rowcount != 1:
         return None

@@ -13,7 +13,7 @@ def normalise_nhs_number(value: str) -> str:
     digits = value.replace(" ", "").replace("-", "")
     if len(digits) != 10 or not digits.isdigit():
         raise ValueError("an NHS number has 10 digits")
-    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1)))
+    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
     check = 11 - total % 11
     if check == 11:
         check = 0

@@ -39,7 +39,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -52,12 +52,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import ledger, replanning, services, state, views
 from api.audit import Actor, record
 from api.db import EventRow, JobRun, PatientRow, as_utc, utcnow
-from api.settings import Settings
 from api.replanning import Publication, StalePlan
+from api.settings import Settings
 from api.state import Conflict, NotFound
 from api.unit_of_work import Database, UnitOfWork
-from pathway.dates import say_day
 from pathway.cohort import Problem
+from pathway.dates import say_day
 from pathway.plan import Plan
 from pathway.usage import step_cells
 
@@ -70,7 +70,12 @@ JOB = "nightly"
 NIGHTLY = Actor("nightly", "admin")  # who the plan versions, events and audit rows name
 ATTEMPTS = replanning.ATTEMPTS  # read-solve-publish rounds before a run gives up on a plan that keeps changing
 MISFIRE_GRACE_S = 12 * 3600  # a night's run delayed (suspended host, busy executor) still runs the same day
-EVENT_WORDS = {"referral": "new referral", "deferral": "deferral", "oos": "product out of specification", "withdrawal": "withdrawal"}
+EVENT_WORDS = {
+    "referral": "new referral",
+    "deferral": "deferral",
+    "oos": "product out of specification",
+    "withdrawal": "withdrawal",
+}
 
 
 # -- one run ------------------------------------------------------------------------------------
@@ -94,7 +99,10 @@ def fingerprint(session: Session, settings: Settings) -> str:
         "catalogue": [state.latest(session, "pathways").id, state.latest(session, "site").id],
         "changes": [state.change_dict(c) for c in state.active_changes(session)],
         "patients": [state.patient_fields(r) | {"status": r.status} for r in rows],
-        "bookings": sorted((b.patient_id, b.step, b.first_day.isoformat(), b.last_day.isoformat(), b.status) for b in state.current_rows(session)),
+        "bookings": sorted(
+            (b.patient_id, b.step, b.first_day.isoformat(), b.last_day.isoformat(), b.status)
+            for b in state.current_rows(session)
+        ),
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -121,10 +129,14 @@ def solve(data: NightlyInput, settings: Settings) -> Resolution:
     from solver.resolve import resolve
     from solver.solve import SolveOptions
 
-    return resolve(data.problem, data.current, data.confirmed, SolveOptions(time_limit=settings.nightly_time_limit, workers=4))
+    return resolve(
+        data.problem, data.current, data.confirmed, SolveOptions(time_limit=settings.nightly_time_limit, workers=4)
+    )
 
 
-def execute(sessions: sessionmaker, settings: Settings, run_id: int, after_solve: Callable[[int], None] | None = None) -> None:
+def execute(
+    sessions: sessionmaker, settings: Settings, run_id: int, after_solve: Callable[[int], None] | None = None
+) -> None:
     """Carry out the claimed run ``run_id`` and record its outcome in the ledger; never raises.
 
     ``after_solve(attempt)`` is called between a solve and its publish (tests use it to land a
@@ -135,15 +147,31 @@ def execute(sessions: sessionmaker, settings: Settings, run_id: int, after_solve
         replanning.solve_and_publish(database, night, ATTEMPTS)
     except StalePlan:
         with database.write() as work:
-            summary = f"the plan changed during each of {ATTEMPTS} solves; nothing was published (the next run tries again)"
-            ledger.finish(work.session, work.session.get(JobRun, run_id), "failed", night.stats | _elapsed(night.started), {"summary": summary}, None)
+            summary = (
+                f"the plan changed during each of {ATTEMPTS} solves; nothing was published (the next run tries again)"
+            )
+            ledger.finish(
+                work.session,
+                work.session.get(JobRun, run_id),
+                "failed",
+                night.stats | _elapsed(night.started),
+                {"summary": summary},
+                None,
+            )
     except Exception as exc:  # the service stays up; the ledger says what failed
         # messages can carry patient ids: the error level names the type only, the trace is for debugging
         log.error("nightly run %s failed: %s", run_id, type(exc).__name__)
         log.debug("nightly run %s failed", run_id, exc_info=True)
         with database.write() as work:
             summary = f"failed: {type(exc).__name__}; the plan was not changed"
-            ledger.finish(work.session, work.session.get(JobRun, run_id), "failed", night.stats | _elapsed(night.started), {"summary": summary}, None)
+            ledger.finish(
+                work.session,
+                work.session.get(JobRun, run_id),
+                "failed",
+                night.stats | _elapsed(night.started),
+                {"summary": summary},
+                None,
+            )
 
 
 @dataclasses.dataclass
@@ -179,7 +207,12 @@ class NightlyRound:
     def solve(self, reading: Reading) -> Resolution | None:
         if reading.previous is not None and reading.previous.stats.get("fingerprint") == reading.data.fingerprint:
             return None
-        log.info("%s: solving (attempt %d, %d patients)", self.name, self.stats["attempts"], len(reading.data.problem.patients))
+        log.info(
+            "%s: solving (attempt %d, %d patients)",
+            self.name,
+            self.stats["attempts"],
+            len(reading.data.problem.patients),
+        )
         resolution = solve(reading.data, self.settings)
         if self.after_solve is not None:
             self.after_solve(self.stats["attempts"])
@@ -203,7 +236,9 @@ def _last_finished(session: Session, run_id: int) -> JobRun | None:
     return session.scalars(query.order_by(JobRun.finished_at.desc(), JobRun.id.desc())).first()
 
 
-def _keep(session: Session, run_id: int, data: NightlyInput, stats: dict[str, Any], summary: str, started: float) -> None:
+def _keep(
+    session: Session, run_id: int, data: NightlyInput, stats: dict[str, Any], summary: str, started: float
+) -> None:
     version = state.current_version(session)
     report = {
         "summary": summary,
@@ -218,7 +253,14 @@ def _keep(session: Session, run_id: int, data: NightlyInput, stats: dict[str, An
 
 
 def _publish(
-    work: UnitOfWork, run_id: int, data: NightlyInput, resolution: Resolution, settings: Settings, since: datetime | None, stats: dict[str, Any], started: float
+    work: UnitOfWork,
+    run_id: int,
+    data: NightlyInput,
+    resolution: Resolution,
+    settings: Settings,
+    since: datetime | None,
+    stats: dict[str, Any],
+    started: float,
 ) -> None:
     """Make the re-solved plan current, or keep the current one if nothing in it changes (one planning write)."""
     session = work.session
@@ -229,7 +271,9 @@ def _publish(
     refused_before = {u.patient for u in data.current.unschedulable} & active  # a withdrawn patient's entry is history
     refused_now = {u.patient for u in resolution.plan.unschedulable}
     if not resolution.moves and not added and refused_now == refused_before:
-        summary = "the re-solve found no plan better than the current one by more than moving bookings costs: nothing moved"
+        summary = (
+            "the re-solve found no plan better than the current one by more than moving bookings costs: nothing moved"
+        )
         _keep(session, run_id, data, stats | {"fingerprint": data.fingerprint}, summary, started)
         return
     affected = _affected(session, data, resolution, since)
@@ -241,10 +285,21 @@ def _publish(
     moved_by_patient: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in resolution.moves:
         moved_by_patient[m.patient].append(
-            {"step": m.step, "from_first_day": m.from_first_day.isoformat(), "to_first_day": m.to_first_day.isoformat() if m.to_first_day else None}
+            {
+                "step": m.step,
+                "from_first_day": m.from_first_day.isoformat(),
+                "to_first_day": m.to_first_day.isoformat() if m.to_first_day else None,
+            }
         )
     for pid, moves in sorted(moved_by_patient.items()):
-        session.add(EventRow(patient_id=pid, kind="moved", details={"nightly_run": run.id, "plan_version": version.id, "moves": moves, "why": why.get(pid, "")}, created_by=NIGHTLY.name))
+        session.add(
+            EventRow(
+                patient_id=pid,
+                kind="moved",
+                details={"nightly_run": run.id, "plan_version": version.id, "moves": moves, "why": why.get(pid, "")},
+                created_by=NIGHTLY.name,
+            )
+        )
         services.supersede_proposals(session, pid)
     session.flush()
     report = views.diff(session, version.parent_id, version.id)
@@ -258,14 +313,26 @@ def _publish(
         f"{len(added)} added, {len(resolution.moves) - len(moved)} removed; "
         f"{len(unaffected)} moved booking(s) belong to patients no event touched"
     )
-    stats = stats | {
-        "fingerprint": fingerprint(session, settings),
-        "bookings_added": len(added),
-        "moved_unaffected": len(unaffected),
-        "affected_patients": len(affected),
-    } | _elapsed(started)
+    stats = (
+        stats
+        | {
+            "fingerprint": fingerprint(session, settings),
+            "bookings_added": len(added),
+            "moved_unaffected": len(unaffected),
+            "affected_patients": len(affected),
+        }
+        | _elapsed(started)
+    )
     ledger.finish(session, run, "published", stats, report, version.id)
-    record(session, NIGHTLY, "nightly.published", "plan_version", version.id, None, {"run": run.id, "bookings_moved": len(moved)})
+    record(
+        session,
+        NIGHTLY,
+        "nightly.published",
+        "plan_version",
+        version.id,
+        None,
+        {"run": run.id, "bookings_moved": len(moved)},
+    )
 
 
 def _events_since(session: Session, since: datetime | None) -> list[EventRow]:
@@ -283,7 +350,9 @@ def _affected(session: Session, data: NightlyInput, resolution: Resolution, sinc
     return set(resolution.unplanned) | set(resolution.broken) | own
 
 
-def _reasons(session: Session, data: NightlyInput, resolution: Resolution, affected: set[str], since: datetime | None) -> dict[str, str]:
+def _reasons(
+    session: Session, data: NightlyInput, resolution: Resolution, affected: set[str], since: datetime | None
+) -> dict[str, str]:
     """Why each patient's bookings move, appear or go, in a coordinator's words."""
     events = _events_since(session, since)
     own: dict[str, list[EventRow]] = defaultdict(list)
@@ -338,7 +407,12 @@ def _hits(data: NightlyInput, patient, event: EventRow) -> bool:
             continue
         for resource, day, _ in step_cells(step, booking.first_day):  # the cells the checker counts
             first_day, last_day = resource.cell_days(day)
-            if resource.kind == d.get("resource") and resource.centre == d.get("centre") and first_day <= last and first <= last_day:
+            if (
+                resource.kind == d.get("resource")
+                and resource.centre == d.get("centre")
+                and first_day <= last
+                and first <= last_day
+            ):
                 return True
     return False
 
@@ -388,7 +462,9 @@ def start_manual(session: Session, settings: Settings) -> JobRun:
     recover(session, settings)
     busy = ledger.running(session, JOB)
     if busy is not None:
-        raise Conflict(f"nightly run {busy.id} is in progress (started {busy.started_at:%H:%M:%S} UTC); wait for it to finish")
+        raise Conflict(
+            f"nightly run {busy.id} is in progress (started {busy.started_at:%H:%M:%S} UTC); wait for it to finish"
+        )
     return ledger.start_manual(session, JOB, settings.planning_day())
 
 
@@ -401,7 +477,7 @@ def last_fire(trigger: CronTrigger, now: datetime) -> datetime | None:
             break
         last = fire
         # step in UTC: adding to a local time in October's repeated hour drops its fold and loops back
-        after = (fire.astimezone(timezone.utc) + timedelta(microseconds=1)).astimezone(fire.tzinfo)
+        after = (fire.astimezone(UTC) + timedelta(microseconds=1)).astimezone(fire.tzinfo)
         fire = trigger.get_next_fire_time(fire, after)
     return last
 
@@ -445,7 +521,11 @@ def get_run(session: Session, run_id: int) -> JobRun:
 
 def latest_report(session: Session) -> dict[str, Any]:
     """The last finished run with its report (a run still going is not shown until it ends)."""
-    query = select(JobRun).where(JobRun.job == JOB, JobRun.status != "running").order_by(JobRun.finished_at.desc(), JobRun.id.desc())
+    query = (
+        select(JobRun)
+        .where(JobRun.job == JOB, JobRun.status != "running")
+        .order_by(JobRun.finished_at.desc(), JobRun.id.desc())
+    )
     run = session.scalars(query).first()
     if run is None:
         raise NotFound("no nightly run yet")
@@ -485,7 +565,9 @@ class NightlyScheduler:
             missed = missed_night(work.session, self.trigger, now)
         if missed is not None:
             log.info("the nightly run of %s was missed while no server ran: running it now", missed)
-            self.scheduler.add_job(self.run_night, args=(missed, "catch-up"), id=f"{JOB}-catch-up", name="missed nightly re-solve")
+            self.scheduler.add_job(
+                self.run_night, args=(missed, "catch-up"), id=f"{JOB}-catch-up", name="missed nightly re-solve"
+            )
         self.scheduler.start()
         return missed
 

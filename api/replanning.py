@@ -66,7 +66,9 @@ class PlanningRound(Protocol, Generic[Input, Result, Outcome]):
         """Store the result in a planning write; StalePlan if the plan moved since ``read``."""
 
 
-def solve_and_publish(database: Database, round_: PlanningRound[Input, Result, Outcome], attempts: int = ATTEMPTS) -> Outcome:
+def solve_and_publish(
+    database: Database, round_: PlanningRound[Input, Result, Outcome], attempts: int = ATTEMPTS
+) -> Outcome:
     """Read, solve and publish until a publish finds the plan as it was read; StalePlan after ``attempts`` tries."""
     for attempt in range(1, attempts + 1):
         with database.read() as work:
@@ -76,5 +78,10 @@ def solve_and_publish(database: Database, round_: PlanningRound[Input, Result, O
             with database.plan_write() as work:
                 return round_.publish(work, data, result)
         except StalePlan:
-            log.info("%s: the plan changed during the solve (attempt %d of %d); reading it again", round_.name, attempt, attempts)
+            log.info(
+                "%s: the plan changed during the solve (attempt %d of %d); reading it again",
+                round_.name,
+                attempt,
+                attempts,
+            )
     raise StalePlan(f"the plan changed during each of {attempts} solves; nothing was published: run it again")

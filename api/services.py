@@ -17,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import uuid
-from datetime import date, timedelta
 from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
@@ -27,9 +27,19 @@ from sqlalchemy.orm import Session
 
 from api import state
 from api.audit import Actor, record
-from api.db import BookingRow, CapacityChangeRow, CatalogueVersion, EventRow, PatientRow, PlanVersion, ProposalRow, SolverRun, utcnow
-from api.settings import Settings
+from api.db import (
+    BookingRow,
+    CapacityChangeRow,
+    CatalogueVersion,
+    EventRow,
+    PatientRow,
+    PlanVersion,
+    ProposalRow,
+    SolverRun,
+    utcnow,
+)
 from api.replanning import Publication, StalePlan
+from api.settings import Settings
 from api.state import Conflict, NotFound
 from api.unit_of_work import UnitOfWork
 from pathway.catalogue import REMANUFACTURE, Catalogue, StepKind, read_data_file, remanufacture_variant
@@ -76,7 +86,9 @@ def start_empty_plan(work: UnitOfWork, actor: Actor) -> None:
         _new_version(work.session, work.head, "init", "empty plan of a new installation", actor)
 
 
-def replace_catalogue(work: UnitOfWork, kind: str, body: dict[str, Any], today: date, horizon_days: int, actor: Actor) -> int:
+def replace_catalogue(
+    work: UnitOfWork, kind: str, body: dict[str, Any], today: date, horizon_days: int, actor: Actor
+) -> int:
     """A new catalogue or site version. Refused (nothing stored) if a stored patient no longer
     resolves, or if the current plan would break a rule it does not break today."""
     model = Catalogue if kind == "pathways" else Site
@@ -89,7 +101,9 @@ def replace_catalogue(work: UnitOfWork, kind: str, body: dict[str, Any], today: 
         known = {t.id for t in parsed.with_remanufacture().templates}
         used = set(session.scalars(select(PatientRow.pathway).distinct()))
         if used - known:
-            raise Conflict(f"stored patients use pathway(s) {', '.join(sorted(used - known))}, missing from the new catalogue")
+            raise Conflict(
+                f"stored patients use pathway(s) {', '.join(sorted(used - known))}, missing from the new catalogue"
+            )
     before = _plan_violations(session, today, horizon_days)
     previous = state.latest(session, kind)
     row = CatalogueVersion(kind=kind, body=parsed.model_dump(mode="json"), created_by=actor.name)
@@ -134,10 +148,14 @@ def _snapshot(row: PatientRow) -> dict[str, Any]:
     return out
 
 
-def register_referral(work: UnitOfWork, fields: dict[str, Any], nhs_number: str | None, settings: Settings, actor: Actor) -> PatientRow:
+def register_referral(
+    work: UnitOfWork, fields: dict[str, Any], nhs_number: str | None, settings: Settings, actor: Actor
+) -> PatientRow:
     session = work.planning()
     if fields["pathway"].endswith(REMANUFACTURE):
-        raise InputError("", "pathway", "a re-manufacture variant is reached through out-of-specification, not at referral")
+        raise InputError(
+            "", "pathway", "a re-manufacture variant is reached through out-of-specification, not at referral"
+        )
     if session.get(PatientRow, fields["id"]) is not None:
         raise Conflict(f"patient {fields['id']!r} exists already")
     if nhs_number and session.scalars(select(PatientRow).where(PatientRow.nhs_number == nhs_number)).first():
@@ -165,7 +183,14 @@ def _row_values(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def edit_referral(work: UnitOfWork, patient_id: str, changes: dict[str, Any], nhs_number: str | None | object, settings: Settings, actor: Actor) -> list[str]:
+def edit_referral(
+    work: UnitOfWork,
+    patient_id: str,
+    changes: dict[str, Any],
+    nhs_number: str | None | object,
+    settings: Settings,
+    actor: Actor,
+) -> list[str]:
     """Apply ``changes``; returns the rules the patient's current bookings now break, if any."""
     session = work.planning()
     row = state.get_patient(session, patient_id)
@@ -179,9 +204,12 @@ def edit_referral(work: UnitOfWork, patient_id: str, changes: dict[str, Any], nh
     for name, value in _row_values(fields).items():
         setattr(row, name, value)
     if nhs_number is not _UNCHANGED:
-        if nhs_number and session.scalars(
-            select(PatientRow).where(PatientRow.nhs_number == nhs_number, PatientRow.id != patient_id)
-        ).first():
+        if (
+            nhs_number
+            and session.scalars(
+                select(PatientRow).where(PatientRow.nhs_number == nhs_number, PatientRow.id != patient_id)
+            ).first()
+        ):
             raise Conflict("another referral has this NHS number")
         row.nhs_number = nhs_number
     row.updated_at = utcnow()
@@ -296,7 +324,9 @@ def store_proposal(work: UnitOfWork, patient_id: str, data: ProposeInput, propos
     )
     session.add(row)
     session.flush()
-    record(session, actor, "proposal.create", "proposal", row.id, None, {"patient": patient_id, "options": len(options)})
+    record(
+        session, actor, "proposal.create", "proposal", row.id, None, {"patient": patient_id, "options": len(options)}
+    )
     return row
 
 
@@ -324,7 +354,8 @@ def confirm(work: UnitOfWork, proposal_id: str, rank: int, settings: Settings, a
         old = by_key.get((m["patient"], m["step"]))
         if old is None or old.first_day.isoformat() != m["from_first_day"]:
             raise Conflict(
-                f"the proposal is stale: {m['patient']}'s {m['step']} is no longer booked on {m['from_first_day']}; ask for a new proposal"
+                f"the proposal is stale: {m['patient']}'s {m['step']} is no longer booked on {m['from_first_day']}; "
+                "ask for a new proposal"
             )
         if old.first_day < today:
             raise Conflict(f"the proposal is stale: {m['patient']}'s {m['step']} has started")
@@ -337,7 +368,9 @@ def confirm(work: UnitOfWork, proposal_id: str, rank: int, settings: Settings, a
             kept = by_key.get((patient.id, b["step"]))
             if kept is not None and kept.first_day.isoformat() == b["first_day"]:
                 continue
-            raise Conflict(f"the proposal is stale: {b['step']} on {b['first_day']} is in the past; ask for a new proposal")
+            raise Conflict(
+                f"the proposal is stale: {b['step']} on {b['first_day']} is in the past; ask for a new proposal"
+            )
         new.append((Booking.model_validate(b), "confirmed", f"confirmed by {actor.name} (proposal {proposal.id})"))
 
     keep = [state.as_booking(b) for b in current if b not in released]
@@ -381,7 +414,9 @@ def _add_booking(session: Session, booking: Booking, status: str, fixed_by: str,
     )
 
 
-def _record_moves(session: Session, moves: list[dict[str, Any]], for_patient: str, proposal_id: str, version: int, actor: Actor) -> None:
+def _record_moves(
+    session: Session, moves: list[dict[str, Any]], for_patient: str, proposal_id: str, version: int, actor: Actor
+) -> None:
     """Each patient an alternative moved gets an event and an audit row, so their coordinator sees it."""
     by_patient: dict[str, list[dict[str, Any]]] = {}
     for m in moves:
@@ -396,13 +431,26 @@ def _record_moves(session: Session, moves: list[dict[str, Any]], for_patient: st
             "plan.moved",
             "patient",
             pid,
-            {"bookings": [{"step": m["step"], "first_day": m["from_first_day"], "last_day": m["from_last_day"]} for m in steps]},
-            {"bookings": [{"step": m["step"], "first_day": m["to_first_day"], "last_day": m["to_last_day"]} for m in steps]},
+            {
+                "bookings": [
+                    {"step": m["step"], "first_day": m["from_first_day"], "last_day": m["from_last_day"]} for m in steps
+                ]
+            },
+            {
+                "bookings": [
+                    {"step": m["step"], "first_day": m["to_first_day"], "last_day": m["to_last_day"]} for m in steps
+                ]
+            },
         )
 
 
 def _booking_json(row: BookingRow) -> dict[str, Any]:
-    return {"patient": row.patient_id, "step": row.step, "first_day": row.first_day.isoformat(), "last_day": row.last_day.isoformat()}
+    return {
+        "patient": row.patient_id,
+        "step": row.step,
+        "first_day": row.first_day.isoformat(),
+        "last_day": row.last_day.isoformat(),
+    }
 
 
 def _check_new_bookings(session: Session, settings: Settings, keep: list[Booking], new: list[Booking]) -> None:
@@ -415,20 +463,20 @@ def _check_new_bookings(session: Session, settings: Settings, keep: list[Booking
     first = min(b.first_day for b in new) - timedelta(days=6)
     last = max(b.last_day for b in new)
     nearby = [b for b in keep if b.first_day <= last and b.last_day >= first]
-    problem = state.build_problem(
-        session, today, settings.horizon_days, include=patients | {b.patient for b in nearby}
-    )
+    problem = state.build_problem(session, today, settings.horizon_days, include=patients | {b.patient for b in nearby})
     site = problem.site
     load_all = resource_load(problem, [*nearby, *new])
     touched = resource_load(problem, new)
     for resource, day, booked, limit, _ in load_all.overbooked(site, cells=touched.cells):
         raise Conflict(
-            f"{resource.id} is full {resource.say_cell(day)}: {booked - touched.booked(resource.id, day)} of {limit} already booked; "
+            f"{resource.id} is full {resource.say_cell(day)}: "
+            f"{booked - touched.booked(resource.id, day)} of {limit} already booked; "
             "ask for a new proposal"
         )
     # every other hard rule, for the patients whose bookings change (their started steps are frozen)
     sub = dataclasses.replace(
-        problem, cohort=problem.cohort.model_copy(update={"patients": tuple(p for p in problem.patients if p.id in patients)})
+        problem,
+        cohort=problem.cohort.model_copy(update={"patients": tuple(p for p in problem.patients if p.id in patients)}),
     )
     plan = Plan(cohort="site", method="confirm", bookings=tuple(b for b in [*keep, *new] if b.patient in patients))
     broken = [v for v in check_plan(sub, plan) if v.rule != "CAPACITY"]
@@ -436,7 +484,9 @@ def _check_new_bookings(session: Session, settings: Settings, keep: list[Booking
         raise Conflict("the proposal no longer satisfies the rules: " + " ".join(v.message for v in broken[:3]))
 
 
-def _new_version(session: Session, head, kind: str, reason: str, actor: Actor, solver_run: int | None = None) -> PlanVersion:
+def _new_version(
+    session: Session, head, kind: str, reason: str, actor: Actor, solver_run: int | None = None
+) -> PlanVersion:
     parent = session.get(PlanVersion, head.version_id) if head.version_id else None
     version = PlanVersion(
         parent_id=parent.id if parent else None,
@@ -462,7 +512,9 @@ def _active_patient(work: UnitOfWork, patient_id: str) -> PatientRow:
 
 
 def supersede_proposals(session: Session, patient_id: str) -> None:
-    for p in session.scalars(select(ProposalRow).where(ProposalRow.patient_id == patient_id, ProposalRow.status == "open")):
+    for p in session.scalars(
+        select(ProposalRow).where(ProposalRow.patient_id == patient_id, ProposalRow.status == "open")
+    ):
         p.status = "superseded"
 
 
@@ -498,11 +550,21 @@ def release_bookings(
         for b in released:
             b.to_version = version.id
     session.flush()
-    record(session, actor, f"patient.{kind}", "patient", patient_id, {"bookings": [_booking_json(b) for b in released]}, details)
+    record(
+        session,
+        actor,
+        f"patient.{kind}",
+        "patient",
+        patient_id,
+        {"bookings": [_booking_json(b) for b in released]},
+        details,
+    )
     return version
 
 
-def defer(work: UnitOfWork, patient_id: str, from_date: date, reason: str, settings: Settings, actor: Actor) -> PlanVersion | None:
+def defer(
+    work: UnitOfWork, patient_id: str, from_date: date, reason: str, settings: Settings, actor: Actor
+) -> PlanVersion | None:
     """The patient cannot attend before ``from_date``: the bookings not started are released and the
     days until then become a blackout, which holds the steps that need the patient (collection,
     conditioning, infusion, stay) but not a product already in manufacture or release."""
@@ -511,16 +573,24 @@ def defer(work: UnitOfWork, patient_id: str, from_date: date, reason: str, setti
     if from_date < today:
         raise InputError("", "from_date", f"{from_date.isoformat()} is in the past")
     before = _snapshot(patient)
-    version = release_bookings(work, patient_id, "deferral", {"from_date": from_date.isoformat(), "reason": reason}, settings, actor)
+    version = release_bookings(
+        work, patient_id, "deferral", {"from_date": from_date.isoformat(), "reason": reason}, settings, actor
+    )
     if from_date > today:
-        blackout = {"first_day": today.isoformat(), "last_day": (from_date - timedelta(days=1)).isoformat(), "reason": "deferred"}
+        blackout = {
+            "first_day": today.isoformat(),
+            "last_day": (from_date - timedelta(days=1)).isoformat(),
+            "reason": "deferred",
+        }
         patient.blackouts = [*(patient.blackouts or []), blackout]
     patient.status = "referred"
     record(work.session, actor, "patient.edit", "patient", patient_id, before, _snapshot(patient))
     return version
 
 
-def out_of_specification(work: UnitOfWork, patient_id: str, redo: str, reason: str, settings: Settings, actor: Actor) -> PlanVersion | None:
+def out_of_specification(
+    work: UnitOfWork, patient_id: str, redo: str, reason: str, settings: Settings, actor: Actor
+) -> PlanVersion | None:
     """The product failed its release. ``re-apheresis``: collect again, the pathway restarts at the
     collection. ``re-manufacture``: make it again from retained cells; the collection stays, the
     patient moves to the pathway's re-manufacture variant (manufacture no longer tied to the
@@ -534,7 +604,9 @@ def out_of_specification(work: UnitOfWork, patient_id: str, redo: str, reason: s
         raise InputError("", "redo", f"pathway {patient.pathway!r} has no {redo.removeprefix('re-')} step")
     rows = {b.step: b for b in state.current_rows(work.session, patient_id)}
     if restart.name not in rows or rows[restart.name].first_day >= settings.planning_day():
-        raise Conflict(f"{patient_id}'s {restart.name} has not started yet: there is no product to be out of specification")
+        raise Conflict(
+            f"{patient_id}'s {restart.name} has not started yet: there is no product to be out of specification"
+        )
     before = _snapshot(patient)
     version = release_bookings(
         work, patient_id, "oos", {"redo": redo, "reason": reason}, settings, actor, from_step=restart.name
@@ -561,7 +633,9 @@ def withdraw(work: UnitOfWork, patient_id: str, reason: str, settings: Settings,
 
 
 # -- capacity -----------------------------------------------------------------------------------
-def add_capacity_change(work: UnitOfWork, change: CapacityChange, settings: Settings, actor: Actor) -> CapacityChangeRow:
+def add_capacity_change(
+    work: UnitOfWork, change: CapacityChange, settings: Settings, actor: Actor
+) -> CapacityChangeRow:
     session = work.planning()
     site = state.site(session)
     if site.exact_resource(change.resource, change.centre) is None:
@@ -577,7 +651,13 @@ def add_capacity_change(work: UnitOfWork, change: CapacityChange, settings: Sett
     )
     session.add(row)
     session.flush()
-    session.add(EventRow(kind="closure" if change.capacity == 0 else "capacity_change", details=state.change_dict(row) | {"id": row.id}, created_by=actor.name))
+    session.add(
+        EventRow(
+            kind="closure" if change.capacity == 0 else "capacity_change",
+            details=state.change_dict(row) | {"id": row.id},
+            created_by=actor.name,
+        )
+    )
     record(session, actor, "capacity.change", "capacity_change", row.id, None, state.change_dict(row))
     return row
 
@@ -610,7 +690,8 @@ def broken_by(session: Session, change: CapacityChangeRow, settings: Settings) -
             entry["steps"].add(u.step)
             entry["days"].add(day.isoformat())
     return [
-        {"patient": e["patient"], "steps": sorted(e["steps"]), "days": sorted(e["days"])} for e in sorted(out.values(), key=lambda e: e["patient"])
+        {"patient": e["patient"], "steps": sorted(e["steps"]), "days": sorted(e["days"])}
+        for e in sorted(out.values(), key=lambda e: e["patient"])
     ]
 
 
@@ -624,12 +705,16 @@ def import_cohort(work: UnitOfWork, problem: Problem, actor: Actor) -> int:
         session.add(PatientRow(id=p.id, status="referred", **_row_values(p.model_dump(mode="json"))))
     session.flush()
     for p in problem.patients:
-        session.add(EventRow(patient_id=p.id, kind="referral", details={"import": problem.cohort.name}, created_by=actor.name))
+        session.add(
+            EventRow(patient_id=p.id, kind="referral", details={"import": problem.cohort.name}, created_by=actor.name)
+        )
     record(session, actor, "patient.import", "cohort", problem.cohort.name, None, {"patients": len(problem.patients)})
     return len(problem.patients)
 
 
-def publish_plan(work: UnitOfWork, plan: Plan, patients: set[str], base_changes: int, publication: Publication, settings: Settings) -> PlanVersion:
+def publish_plan(
+    work: UnitOfWork, plan: Plan, patients: set[str], base_changes: int, publication: Publication, settings: Settings
+) -> PlanVersion:
     """Make ``plan``'s bookings of ``patients`` current (their not-started bookings replaced), in one planning write.
 
     ``base_changes`` is the plan head's change count the plan was computed on:
@@ -643,7 +728,13 @@ def publish_plan(work: UnitOfWork, plan: Plan, patients: set[str], base_changes:
         raise StalePlan("the plan changed while the solver ran; run it again")
     kind, actor = publication.kind, publication.actor
     today = settings.planning_day()
-    run = SolverRun(kind=kind, status=str(plan.stats.get("status", "")), stats=dict(plan.stats), created_by=actor.name, finished_at=utcnow())
+    run = SolverRun(
+        kind=kind,
+        status=str(plan.stats.get("status", "")),
+        stats=dict(plan.stats),
+        created_by=actor.name,
+        finished_at=utcnow(),
+    )
     session.add(run)
     session.flush()
     version = _new_version(session, head, kind, publication.reason, actor, solver_run=run.id)
@@ -659,12 +750,16 @@ def publish_plan(work: UnitOfWork, plan: Plan, patients: set[str], base_changes:
                 continue  # started: stays as it is
             old.to_version = version.id
         reason_here = publication.why.get(booking.patient) or f"{kind} by {actor.name}"
-        _add_booking(session, booking, publication.booking_status, f"{reason_here} (plan version {version.id})", version.id)
+        _add_booking(
+            session, booking, publication.booking_status, f"{reason_here} (plan version {version.id})", version.id
+        )
     for old in current.values():  # booked before, not in the new plan (the patient became unschedulable)
         if old.first_day >= today:
             old.to_version = version.id
     unschedulable = {u.patient: u.model_dump(mode="json") for u in plan.unschedulable if u.patient in patients}
-    version.unschedulable = [u for u in version.unschedulable if u["patient"] not in patients] + list(unschedulable.values())
+    version.unschedulable = [u for u in version.unschedulable if u["patient"] not in patients] + list(
+        unschedulable.values()
+    )
     scheduled = plan.scheduled_patients()
     for pid in patients:
         row = session.get(PatientRow, pid)
@@ -725,7 +820,9 @@ class Replan:
         return self.solve_on(run_replan, data, self.settings)
 
     def publish(self, work: UnitOfWork, data: ReplanInput, plan: Plan) -> Replanned:
-        return Replanned(publish_plan(work, plan, self.patients, data.base_changes, self.publication, self.settings), plan)
+        return Replanned(
+            publish_plan(work, plan, self.patients, data.base_changes, self.publication, self.settings), plan
+        )
 
 
 class Replanned(NamedTuple):

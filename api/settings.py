@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, field_validator
@@ -25,18 +24,35 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "V2V_DATABASE_URL"),
         description="SQLAlchemy URL; postgresql://... uses psycopg 3",
     )
-    catalogue_file: Path = Field(default=DEFAULT_CATALOGUE, description="pathway catalogue loaded into an empty database")
-    site: str = Field(default="default", description="site file (pathway/data/sites/NAME.yaml, packaged) loaded into an empty database")
+    catalogue_file: Path = Field(
+        default=DEFAULT_CATALOGUE, description="pathway catalogue loaded into an empty database"
+    )
+    site: str = Field(
+        default="default",
+        description="site file (pathway/data/sites/NAME.yaml, packaged) loaded into an empty database",
+    )
     today: date | None = Field(default=None, description="planning date; unset: today in nightly_timezone")
     horizon_days: int = Field(default=365, ge=28, le=800, description="days planned ahead from today")
     solve_time_limit: float = Field(default=10.0, gt=0, le=600, description="seconds for a whole-cohort solve")
-    propose_time_limit: float = Field(default=0.5, gt=0, le=60, description="seconds for one proposal (fast path and alternatives)")
-    alternative_max_slip_days: int = Field(default=14, ge=0, le=120, description="an alternative delays no moved patient's infusion by more")
-    freeze_working_days: int = Field(default=3, ge=0, le=30, description="working days ahead whose bookings others' proposals never move")
+    propose_time_limit: float = Field(
+        default=0.5, gt=0, le=60, description="seconds for one proposal (fast path and alternatives)"
+    )
+    alternative_max_slip_days: int = Field(
+        default=14, ge=0, le=120, description="an alternative delays no moved patient's infusion by more"
+    )
+    freeze_working_days: int = Field(
+        default=3, ge=0, le=30, description="working days ahead whose bookings others' proposals never move"
+    )
     alternatives: int = Field(default=3, ge=0, le=10, description="ranked alternatives offered with a proposal")
     solver_threads: int = Field(default=2, ge=1, le=16, description="solves running at once; more wait their turn")
-    nightly_enabled: bool = Field(default=True, description="run the nightly re-solve inside the service (off: only on demand)")
-    nightly_at: str = Field(default="02:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="local time of the nightly re-solve (HH:MM)")
+    nightly_enabled: bool = Field(
+        default=True, description="run the nightly re-solve inside the service (off: only on demand)"
+    )
+    nightly_at: str = Field(
+        default="02:30",
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="local time of the nightly re-solve (HH:MM)",
+    )
     nightly_timezone: str = Field(default="Europe/London", description="time zone of nightly_at (IANA name)")
     nightly_time_limit: float = Field(default=20.0, gt=0, le=3600, description="seconds for the nightly CP-SAT solve")
     host: str = "127.0.0.1"

@@ -21,7 +21,6 @@ from api.unit_of_work import Database
 from pathway.cohort import Problem, load_problem
 from pathway.plan import Plan
 
-
 IMPORT_ATTEMPTS = replanning.ATTEMPTS
 
 
@@ -64,10 +63,15 @@ def revoke_token(settings: Settings, name: str, by: Actor = SYSTEM) -> None:
 def list_tokens(settings: Settings) -> list[tuple]:
     """(name, role, created_at, revoked_at) of every token; secrets are not stored, so not shown."""
     with _database(settings) as database, database.read() as work:
-        return [(t.name, t.role, t.created_at, t.revoked_at) for t in work.session.scalars(select(ApiToken).order_by(ApiToken.name))]
+        return [
+            (t.name, t.role, t.created_at, t.revoked_at)
+            for t in work.session.scalars(select(ApiToken).order_by(ApiToken.name))
+        ]
 
 
-def load_cohort(settings: Settings, path: Path | str, time_limit: float | None = None, status: BookingStatus = "confirmed") -> Plan:
+def load_cohort(
+    settings: Settings, path: Path | str, time_limit: float | None = None, status: BookingStatus = "confirmed"
+) -> Plan:
     """Register a cohort file's patients, solve the whole site and publish the plan (one new version).
 
     Registering and publishing are two transactions around the solve; if anyone wrote in between,

@@ -15,13 +15,13 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from api.db import BookingRow, CapacityChangeRow, CatalogueVersion, PatientRow, PlanHead, PlanVersion
+from api.settings import Settings
 from pathway.catalogue import Catalogue, StepKind
 from pathway.cohort import Problem, parse_cohort
 from pathway.errors import validation_error
 from pathway.plan import Booking, Plan, Unschedulable
 from pathway.site import Site
-from api.settings import Settings
-from api.db import BookingRow, CapacityChangeRow, CatalogueVersion, PatientRow, PlanHead, PlanVersion
 
 
 class NotFound(Exception):
@@ -221,7 +221,9 @@ def held_problem(session: Session, settings: Settings, include: set[str] | None 
     ``freeze_working_days``-th working day ahead and every collected product are fixed."""
     today = settings.planning_day()
     freeze_until = working_days_after(site(session), today, settings.freeze_working_days)
-    return build_problem(session, today, settings.horizon_days, freeze_until=freeze_until, include=include, hold_products=True)
+    return build_problem(
+        session, today, settings.horizon_days, freeze_until=freeze_until, include=include, hold_products=True
+    )
 
 
 COLLECTION_KINDS = {StepKind.apheresis, StepKind.donor_collection}

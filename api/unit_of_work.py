@@ -49,7 +49,9 @@ class UnitOfWork:
         self._session = session
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         session, self._session, self._head = self._session, None, None
         try:
             if kind is None:

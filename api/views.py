@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -114,7 +114,7 @@ def icalendar(session: Session, patient_id: str, settings: Settings) -> bytes:
     cal.add("prodid", "-//vein2vein//timeline//EN")
     cal.add("version", "2.0")
     cal.add("x-wr-calname", f"{patient_id} ({row.pathway})")
-    stamp = datetime.now(timezone.utc)
+    stamp = datetime.now(UTC)
     for b in state.current_rows(session, patient_id):
         event = Event()
         event.add("uid", f"booking-{b.id}@vein2vein")
@@ -129,7 +129,9 @@ def icalendar(session: Session, patient_id: str, settings: Settings) -> bytes:
 
 
 # -- capacity -----------------------------------------------------------------------------------
-def capacity_table(session: Session, first: date, last: date, settings: Settings, resource: str | None = None) -> dict[str, Any]:
+def capacity_table(
+    session: Session, first: date, last: date, settings: Settings, resource: str | None = None
+) -> dict[str, Any]:
     """Per resource and day (weekly resources: per week) in [first, last]: capacity, booked, free,
     utilisation and the patients behind the bookings; a summary of the busiest days and the bottleneck."""
     rows = session.scalars(
@@ -178,6 +180,7 @@ def _cells_of(resource: Resource, first: date, last: date) -> list[date]:
 
 def _summary(cells: list[dict[str, Any]]) -> dict[str, Any]:
     """The busiest resource-days and the resource with the highest mean utilisation."""
+
     def level(c):
         return c["booked"] / c["capacity"] if c["capacity"] else (10.0 if c["booked"] else 0.0)
 
@@ -188,11 +191,16 @@ def _summary(cells: list[dict[str, Any]]) -> dict[str, Any]:
         if c["capacity"]:  # a closed day has no utilisation (its bookings show as overbooked)
             by_resource[c["resource"]].append(level(c))
         if c["booked"] > c["capacity"]:
-            overbooked.append({"resource": c["resource"], "day": c["day"], "booked": c["booked"], "capacity": c["capacity"]})
+            overbooked.append(
+                {"resource": c["resource"], "day": c["day"], "booked": c["booked"], "capacity": c["capacity"]}
+            )
     means = {rid: sum(v) / len(v) for rid, v in by_resource.items() if v}
     bottleneck = max(means, key=lambda rid: (means[rid], rid), default=None)
     return {
-        "busiest": [{"resource": c["resource"], "day": c["day"], "booked": c["booked"], "capacity": c["capacity"]} for c in busiest],
+        "busiest": [
+            {"resource": c["resource"], "day": c["day"], "booked": c["booked"], "capacity": c["capacity"]}
+            for c in busiest
+        ],
         "bottleneck": {"resource": bottleneck, "mean_utilisation": round(means[bottleneck], 3)} if bottleneck else None,
         "mean_utilisation": {rid: round(v, 3) for rid, v in sorted(means.items())},
         "overbooked": overbooked,
@@ -204,9 +212,13 @@ def capacity_csv(table: dict[str, Any]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["day", "resource", "period", "capacity", "booked", "free", "utilisation", "note", "patients"])
     for c in table["cells"]:
-        who = " ".join(f"{p['patient']}:{p['step']}" + (f"x{p['amount']}" if p["amount"] != 1 else "") for p in c["patients"])
+        who = " ".join(
+            f"{p['patient']}:{p['step']}" + (f"x{p['amount']}" if p["amount"] != 1 else "") for p in c["patients"]
+        )
         util = "" if c["utilisation"] is None else c["utilisation"]
-        writer.writerow([c["day"], c["resource"], c["period"], c["capacity"], c["booked"], c["free"], util, c["note"], who])
+        writer.writerow(
+            [c["day"], c["resource"], c["period"], c["capacity"], c["booked"], c["free"], util, c["note"], who]
+        )
     return out.getvalue()
 
 
@@ -331,4 +343,3 @@ def audit(session: Session, limit: int, offset: int, entity: str | None, entity_
         }
         for r in rows
     ]
-

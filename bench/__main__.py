@@ -23,7 +23,9 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> _Parser:
     parser = _Parser(prog="v2v-bench", description="vein2vein benchmarks (measured here, never asserted in tests)")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--quick", action="store_true", help="solver benchmark on small, regional and oversubscribed only")
+    which.add_argument(
+        "--quick", action="store_true", help="solver benchmark on small, regional and oversubscribed only"
+    )
     which.add_argument(
         "--api",
         nargs="?",

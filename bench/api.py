@@ -172,7 +172,9 @@ class Result:
 def _settings(database_url: str, today: date):
     from api.settings import Settings
 
-    return Settings(database_url=database_url, today=today, solve_time_limit=SOLVE_TIME_LIMIT, nightly_enabled=False, _env_file=None)  # no nightly run competing with the measured requests
+    return Settings(
+        database_url=database_url, today=today, solve_time_limit=SOLVE_TIME_LIMIT, nightly_enabled=False, _env_file=None
+    )  # no nightly run competing with the measured requests
 
 
 def _create_postgres_database(url: str) -> None:
@@ -206,7 +208,9 @@ def _reset_postgres(url: str) -> None:
     try:
         with engine.begin() as connection:
             others = connection.execute(
-                text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
             ).scalar_one()
             if others:
                 raise BenchError(
@@ -628,7 +632,9 @@ def bench_confirm(server: Server, tokens: dict[str, str], settings, backend: str
         for proposal_id, _pid, status, _ms, detail in outcomes
         if status == 409 and " is full " in detail and proposal_id not in ok_by_proposal
     }
-    result.refused_but_fit = _fits_final_plan(settings, [chosen[p] for p in sorted(refused_full) if not chosen[p]["moves"]])
+    result.refused_but_fit = _fits_final_plan(
+        settings, [chosen[p] for p in sorted(refused_full) if not chosen[p]["moves"]]
+    )
     result.violations_after, patients = _checker(settings)
     result.overbooked_checker = result.violations_after.get("CAPACITY", 0)
     for pid, statuses in patient_outcome.items():
@@ -694,7 +700,9 @@ def run_backend(backend: str, workdir: Path, log=print) -> Result:
     fast_dir.mkdir()
     with Server(fast_settings, fast_dir) as server:
         log(f"[{backend}] server with alternatives=0 on {server.url}; propose x{PROPOSE_REQUESTS} ...")
-        result.propose_fast = bench_propose(server, tokens, today, backend, prefix="F", name=", fast path only (V2V_ALTERNATIVES=0)")
+        result.propose_fast = bench_propose(
+            server, tokens, today, backend, prefix="F", name=", fast path only (V2V_ALTERNATIVES=0)"
+        )
         log(f"[{backend}] {_latency_line(result.propose_fast)}")
     return result
 

@@ -35,7 +35,14 @@ DAYS_ON = 28
 def _settings(database_url: str, today):
     from api.settings import Settings
 
-    return Settings(database_url=database_url, today=today, solve_time_limit=10, nightly_time_limit=NIGHTLY_TIME_LIMIT, nightly_enabled=False, _env_file=None)
+    return Settings(
+        database_url=database_url,
+        today=today,
+        solve_time_limit=10,
+        nightly_time_limit=NIGHTLY_TIME_LIMIT,
+        nightly_enabled=False,
+        _env_file=None,
+    )
 
 
 def _run(sessions, settings, night) -> tuple[dict, float]:
@@ -100,12 +107,24 @@ def main(markdown: Path | None = None) -> int:
             first, wall = _run(sessions, later, later.today)
             s = first["stats"]
             rows.append(("first nightly run, 4 weeks on (wall s, target <= 30)", f"{wall:.1f}"))
-            rows.append(("  its solve: status / solver s / patients", f"{s.get('status')} / {s.get('solver_wall_time_s')} / {s.get('patients')}"))
+            rows.append(
+                (
+                    "  its solve: status / solver s / patients",
+                    f"{s.get('status')} / {s.get('solver_wall_time_s')} / {s.get('patients')}",
+                )
+            )
             rows.append(("  bookings moved / added", f"{s.get('bookings_moved', 0)} / {s.get('bookings_added', 0)}"))
 
             patient = _oos_patient(sessions, later.today)
             with Database(sessions).plan_write() as work:
-                services.out_of_specification(work, patient, "re-manufacture", "benchmark: viability below specification", later, Actor("bench", "coordinator"))
+                services.out_of_specification(
+                    work,
+                    patient,
+                    "re-manufacture",
+                    "benchmark: viability below specification",
+                    later,
+                    Actor("bench", "coordinator"),
+                )
             with sessions() as session:
                 data = nightly.prepare(session, later)
             t = time.perf_counter()
@@ -119,23 +138,63 @@ def main(markdown: Path | None = None) -> int:
             second, wall = _run(sessions, later, later.today + timedelta(days=1))
             s = second["stats"]
             rows.append((f"after one OOS event ({patient}, re-manufacture): nightly run wall s", f"{wall:.1f}"))
-            rows.append(("  nightly: bookings moved (of patients the event did not touch), removed", f"{s.get('bookings_moved', 0)} ({s.get('moved_unaffected', 0)}), {s.get('bookings_removed', 0)}"))
-            rows.append(("  nightly: bookings added, status, checker violations", f"{s.get('bookings_added', 0)}, {second['status']}, {_violations(sessions, later)}"))
-            rows.append(("  from-scratch re-solve: bookings moved (of patients the event did not touch)", f"{len(moved)} ({len(scratch_unaffected)})"))
-            rows.append(("  from-scratch re-solve: patients moved, wall s, checker violations", f"{len({b.patient for b in moved})}, {scratch_wall:.1f}, {scratch_violations}"))
-            rows.append(("  objective: current -> nightly / from scratch", f"{s.get('current_objective')} -> {s.get('objective')} / {scratch.stats.get('objective')}"))
+            rows.append(
+                (
+                    "  nightly: bookings moved (of patients the event did not touch), removed",
+                    f"{s.get('bookings_moved', 0)} ({s.get('moved_unaffected', 0)}), {s.get('bookings_removed', 0)}",
+                )
+            )
+            rows.append(
+                (
+                    "  nightly: bookings added, status, checker violations",
+                    f"{s.get('bookings_added', 0)}, {second['status']}, {_violations(sessions, later)}",
+                )
+            )
+            rows.append(
+                (
+                    "  from-scratch re-solve: bookings moved (of patients the event did not touch)",
+                    f"{len(moved)} ({len(scratch_unaffected)})",
+                )
+            )
+            rows.append(
+                (
+                    "  from-scratch re-solve: patients moved, wall s, checker violations",
+                    f"{len({b.patient for b in moved})}, {scratch_wall:.1f}, {scratch_violations}",
+                )
+            )
+            rows.append(
+                (
+                    "  objective: current -> nightly / from scratch",
+                    f"{s.get('current_objective')} -> {s.get('objective')} / {scratch.stats.get('objective')}",
+                )
+            )
 
             third, wall = _run(sessions, later, later.today + timedelta(days=2))
-            rows.append(("the same day again, nothing changed: bookings moved, wall s", f"{third['stats'].get('bookings_moved', 0)}, {wall:.2f}"))
+            rows.append(
+                (
+                    "the same day again, nothing changed: bookings moved, wall s",
+                    f"{third['stats'].get('bookings_moved', 0)}, {wall:.2f}",
+                )
+            )
             tomorrow = _settings(url, later.today + timedelta(days=1))
             fourth, wall = _run(sessions, tomorrow, later.today + timedelta(days=3))  # the nights are ledger keys only
             s = fourth["stats"]
-            rows.append(("the next day, no new event (a full solve): bookings moved / removed, status, wall s", f"{s.get('bookings_moved', 0)} / {s.get('bookings_removed', 0)}, {fourth['status']}, {wall:.1f}"))
+            rows.append(
+                (
+                    "the next day, no new event (a full solve): bookings moved / removed, status, wall s",
+                    f"{s.get('bookings_moved', 0)} / {s.get('bookings_removed', 0)}, {fourth['status']}, {wall:.1f}",
+                )
+            )
             with sessions() as session:
                 rows.append(("current plan version after the runs", str(state.current_version(session).id)))
         finally:
             engine.dispose()
-    rows.append(("peak memory of the benchmark process (MB)", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"))
+    rows.append(
+        (
+            "peak memory of the benchmark process (MB)",
+            f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}",
+        )
+    )
 
     table = "| measure | value |\n|---|---|\n" + "".join(f"| {name} | {value} |\n" for name, value in rows)
     print(table)

@@ -116,7 +116,7 @@ def main(quick: bool = False, markdown: Path | None = None) -> int:
         rows.append(_run(name, problem, "greedy", None))
         for limit in limits:
             rows.append(_run(name, problem, "cp-sat", limit))
-        print(_table(rows[-(2 + len(limits)):]).split("\n", 2)[2], flush=True)
+        print(_table(rows[-(2 + len(limits)) :]).split("\n", 2)[2], flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     table = _table(rows)
     print()

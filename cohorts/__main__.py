@@ -82,7 +82,9 @@ def _parser() -> _Parser:
     parser.add_argument("--start", type=_iso_date, help="first day of the horizon, YYYY-MM-DD")
     parser.add_argument("--days", type=int, help="length of the horizon in days (7-800)")
     parser.add_argument("--site", default="default", help="site file name under pathway/data/sites (default, national)")
-    parser.add_argument("--mix", type=parse_mix, help="a mix of cohorts/mixes.yaml by name, or template=weight,... (default: regional)")
+    parser.add_argument(
+        "--mix", type=parse_mix, help="a mix of cohorts/mixes.yaml by name, or template=weight,... (default: regional)"
+    )
     parser.add_argument("--approval-window", type=int, help="approvals fall in the first N days (default: days-90)")
     parser.add_argument("--description", default="", help="free text for the cohort")
     parser.add_argument("--out", help="output file ('-' for standard output)")
@@ -92,7 +94,9 @@ def _parser() -> _Parser:
         metavar="NAME",
         help=f"rewrite the fixture cohorts under cohorts/data (all, or some of: {', '.join(FIXTURES)})",
     )
-    parser.add_argument("--check", action="store_true", help="with --fixtures: write nothing, exit 1 if a file is stale")
+    parser.add_argument(
+        "--check", action="store_true", help="with --fixtures: write nothing, exit 1 if a file is stale"
+    )
     return parser
 
 
@@ -101,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.fixtures is not None:
-        generation = [a for a in ("name", "seed", "patients", "start", "days", "mix", "approval_window", "out")
-                      if getattr(args, a) is not None]
+        generation = [
+            a
+            for a in ("name", "seed", "patients", "start", "days", "mix", "approval_window", "out")
+            if getattr(args, a) is not None
+        ]
         if generation:
             parser.error(f"argument --fixtures: not allowed with --{generation[0].replace('_', '-')}")
         unknown = [n for n in args.fixtures if n not in FIXTURES]

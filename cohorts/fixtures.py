@@ -121,7 +121,9 @@ def christmas_fixture() -> dict:
         groups=[
             _members(seed=1225, patients=7, first_approval=date(2026, 12, 14), approval_days=11, mix="autologous-sct"),
             _members(seed=1226, patients=5, first_approval=date(2026, 12, 14), approval_days=11, mix="fast-car-t"),
-            _members(seed=1227, patients=4, first_approval=date(2026, 12, 14), approval_days=11, mix="commercial-car-t"),
+            _members(
+                seed=1227, patients=4, first_approval=date(2026, 12, 14), approval_days=11, mix="commercial-car-t"
+            ),
         ],
         named=[
             {
@@ -162,10 +164,8 @@ def easter_fixture() -> dict:
         horizon_start=date(2027, 2, 15),
         horizon_days=120,
         groups=[
-            _members(seed=326, patients=5, first_approval=date(2027, 2, 15), approval_days=12,
-                     mix="axi-brexu-cel"),
-            _members(seed=327, patients=5, first_approval=date(2027, 3, 1), approval_days=12,
-                     mix="in-house-car-t"),
+            _members(seed=326, patients=5, first_approval=date(2027, 2, 15), approval_days=12, mix="axi-brexu-cel"),
+            _members(seed=327, patients=5, first_approval=date(2027, 3, 1), approval_days=12, mix="in-house-car-t"),
             _members(seed=328, patients=8, first_approval=date(2027, 3, 15), approval_days=11, mix="transplant"),
         ],
     )
@@ -173,13 +173,12 @@ def easter_fixture() -> dict:
 
 def closure_fixture() -> dict:
     """A two-week manufacturing closure and a day of reduced apheresis, with patients who need both."""
-    in_house = _members(seed=1401, patients=8, first_approval=date(2027, 1, 11), approval_days=26,
-                        mix="in-house-car-t")
-    others = _members(seed=1402, patients=8, first_approval=date(2027, 1, 4), approval_days=14,
-                      mix="closure-others")
+    in_house = _members(seed=1401, patients=8, first_approval=date(2027, 1, 11), approval_days=26, mix="in-house-car-t")
+    others = _members(seed=1402, patients=8, first_approval=date(2027, 1, 4), approval_days=14, mix="closure-others")
     # Four patients want the apheresis unit on Mon 18 Jan, the day it runs one machine.
-    squeezed = _members(seed=1403, patients=4, first_approval=date(2027, 1, 18), approval_days=1,
-                        mix="closure-apheresis-day")
+    squeezed = _members(
+        seed=1403, patients=4, first_approval=date(2027, 1, 18), approval_days=1, mix="closure-apheresis-day"
+    )
     for patient in squeezed:
         for field in ("earliest_start", "blackouts", "last_doses"):
             patient.pop(field, None)

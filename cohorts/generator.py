@@ -146,7 +146,9 @@ def _check_mix(mix: Mapping[str, float], catalogue: Catalogue) -> None:
                 "generate_cohort", "mix", f"unknown template {template_id!r} (known: {', '.join(sorted(known))})"
             )
         if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
-            raise InputError("generate_cohort", "mix", f"weight of {template_id!r} must be a number >= 0, got {weight!r}")
+            raise InputError(
+                "generate_cohort", "mix", f"weight of {template_id!r} must be a number >= 0, got {weight!r}"
+            )
     if sum(mix.values()) <= 0:
         raise InputError("generate_cohort", "mix", "all weights are 0")
 
@@ -388,11 +390,13 @@ def _canonical_patient(patient: Mapping) -> dict:
         if isinstance(out.get(field), Mapping):
             out[field] = dict(sorted(out[field].items()))
     if isinstance(out.get("blackouts"), list):
-        out["blackouts"] = [_in_order(b, list(DateRange.model_fields)) if isinstance(b, Mapping) else b
-                            for b in out["blackouts"]]
+        out["blackouts"] = [
+            _in_order(b, list(DateRange.model_fields)) if isinstance(b, Mapping) else b for b in out["blackouts"]
+        ]
     if isinstance(out.get("frozen"), list):
-        out["frozen"] = [_in_order(f, list(FrozenBooking.model_fields)) if isinstance(f, Mapping) else f
-                         for f in out["frozen"]]
+        out["frozen"] = [
+            _in_order(f, list(FrozenBooking.model_fields)) if isinstance(f, Mapping) else f for f in out["frozen"]
+        ]
     return out
 
 

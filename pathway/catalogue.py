@@ -75,9 +75,11 @@ class Lag(Model):
     note: str = ""
 
     @model_validator(mode="after")
-    def _min_not_above_max(self) -> "Lag":
+    def _min_not_above_max(self) -> Lag:
         if self.max is not None and self.max < self.min:
-            raise ValueError(f"lag after {self.after!r}: max {self.max} is below min {self.min}, so it can never be met")
+            raise ValueError(
+                f"lag after {self.after!r}: max {self.max} is below min {self.min}, so it can never be met"
+            )
         return self
 
 
@@ -93,7 +95,7 @@ class PublishedRange(Model):
     source: str = ""
 
     @model_validator(mode="after")
-    def _ordered(self) -> "PublishedRange":
+    def _ordered(self) -> PublishedRange:
         if self.high < self.low:
             raise ValueError(f"published range {self.low}..{self.high}: high is below low")
         return self
@@ -149,7 +151,9 @@ class Washout(Model):
     agent: str = Field(min_length=1)
     before: StepKind
     days: int = Field(ge=1)
-    published_days: PublishedRange | None = Field(default=None, description="the published range ``days`` is taken from")
+    published_days: PublishedRange | None = Field(
+        default=None, description="the published range ``days`` is taken from"
+    )
     note: str = ""
 
 
@@ -196,7 +200,7 @@ class Template(Model):
     note: str = ""
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Template":
+    def _consistent(self) -> Template:
         seen: set[str] = set()
         resources_by_step: dict[str, str] = {}
         for i, step in enumerate(self.steps):
@@ -308,7 +312,11 @@ def _require_graft_age(template: Template) -> None:
             raise ValueError(
                 f"steps[{i}] ({step.name}): a fresh graft is infused here, so the template needs graft_max_age_hours"
             )
-        ages = [_graft_age_days(lag, collection) for lag in step.lags if lag.after == collection.name and lag.rule == "graft_age"]
+        ages = [
+            _graft_age_days(lag, collection)
+            for lag in step.lags
+            if lag.after == collection.name and lag.rule == "graft_age"
+        ]
         limit = template.graft_max_age_hours
         if not any(low >= 0 and high is not None and high * 24 <= limit for low, high in ages):
             raise ValueError(
@@ -342,7 +350,8 @@ def _risk_window_offsets(template: Template, monitoring: Step) -> dict[str, tupl
         if infusion.name in offsets:
             continue
         link = next(
-            (lag for lag in infusion.lags if lag.after in offsets and lag.anchor == "start" and lag.max is not None), None
+            (lag for lag in infusion.lags if lag.after in offsets and lag.anchor == "start" and lag.max is not None),
+            None,
         )
         if link is None:
             return None
@@ -382,7 +391,7 @@ class Catalogue(Model):
     templates: tuple[Template, ...]
 
     @model_validator(mode="after")
-    def _references(self) -> "Catalogue":
+    def _references(self) -> Catalogue:
         ids = [t.id for t in self.templates]
         for t in self.templates:
             if ids.count(t.id) > 1:
@@ -403,12 +412,10 @@ class Catalogue(Model):
     def calendar_names(self) -> set[str]:
         return {s.calendar for t in self.templates for s in t.steps}
 
-    def with_remanufacture(self) -> "Catalogue":
+    def with_remanufacture(self) -> Catalogue:
         """This catalogue plus, for every template with a manufacture step, its re-manufacture variant."""
         have = {t.id for t in self.templates}
-        extra = [
-            v for t in self.templates if (v := remanufacture_variant(t)) is not None and v.id not in have
-        ]
+        extra = [v for t in self.templates if (v := remanufacture_variant(t)) is not None and v.id not in have]
         return self.model_copy(update={"templates": self.templates + tuple(extra)}) if extra else self
 
 
@@ -467,4 +474,3 @@ def parse_catalogue(raw: object, source: str = "catalogue") -> Catalogue:
         return Catalogue.model_validate(raw)
     except ValidationError as exc:
         raise validation_error(source, exc) from None
-

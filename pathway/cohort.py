@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
-from typing import Annotated
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -39,7 +39,7 @@ class DateRange(Model):
     reason: str = ""
 
     @model_validator(mode="after")
-    def _ordered(self) -> "DateRange":
+    def _ordered(self) -> DateRange:
         if self.last_day < self.first_day:
             raise ValueError("last_day is before first_day")
         return self
@@ -60,7 +60,9 @@ class FrozenBooking(Model):
     first_day: IsoDate
 
 
-PATIENT_ID = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$", description="pseudonymous identifier, never an NHS number")
+PATIENT_ID = Field(
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$", description="pseudonymous identifier, never an NHS number"
+)
 
 
 def check_pseudonymous(value: str) -> str:
@@ -101,7 +103,8 @@ class Cohort(Model):
     name: str = Field(min_length=1)
     description: str = ""
     site: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")] | Site = Field(
-        default="default", description="name of a site file of pathway/data/sites (default, national), or the site inline"
+        default="default",
+        description="name of a site file of pathway/data/sites (default, national), or the site inline",
     )
     horizon: Horizon
     capacity_changes: tuple[CapacityChange, ...] = Field(default=(), description="closures/changes added to the site's")
@@ -259,7 +262,9 @@ def _site_from(cohort: Cohort, source: str) -> Site:
             raise validation_error(str(path), exc) from None
     for i, change in enumerate(cohort.capacity_changes):
         if site.exact_resource(change.resource, change.centre) is None:
-            raise InputError(source, f"capacity_changes[{i}].resource", site.no_such_resource(change.resource, change.centre))
+            raise InputError(
+                source, f"capacity_changes[{i}].resource", site.no_such_resource(change.resource, change.centre)
+            )
     if cohort.capacity_changes:
         raw_site = site.model_dump(mode="json")
         raw_site["capacity_changes"] += [c.model_dump(mode="json") for c in cohort.capacity_changes]
@@ -282,10 +287,14 @@ def _check_references(catalogue: Catalogue, site: Site, cohort: Cohort, source: 
             raise InputError(source, f"{where}.id", f"patient id {p.id!r} appears twice")
         seen.add(p.id)
         if p.centre not in site.centres:
-            raise InputError(source, f"{where}.centre", f"unknown centre {p.centre!r} (site has {', '.join(site.centres)})")
+            raise InputError(
+                source, f"{where}.centre", f"unknown centre {p.centre!r} (site has {', '.join(site.centres)})"
+            )
         if p.pathway not in known_pathways:
             raise InputError(
-                source, f"{where}.pathway", f"unknown pathway {p.pathway!r} (known: {', '.join(sorted(known_pathways))})"
+                source,
+                f"{where}.pathway",
+                f"unknown pathway {p.pathway!r} (known: {', '.join(sorted(known_pathways))})",
             )
         template = catalogue.template(p.pathway)
         for step in template.steps:
@@ -294,13 +303,16 @@ def _check_references(catalogue: Catalogue, site: Site, cohort: Cohort, source: 
                     raise InputError(
                         source,
                         f"{where}.pathway",
-                        f"pathway {p.pathway!r} needs resource {use.resource!r}, which centre {p.centre!r} does not have",
+                        f"pathway {p.pathway!r} needs resource {use.resource!r}, "
+                        f"which centre {p.centre!r} does not have",
                     )
         names = {s.name: s for s in template.steps}
         for step_name, days in p.durations.items():
             step = names.get(step_name)
             if step is None:
-                raise InputError(source, f"{where}.durations.{step_name}", f"pathway {p.pathway!r} has no step {step_name!r}")
+                raise InputError(
+                    source, f"{where}.durations.{step_name}", f"pathway {p.pathway!r} has no step {step_name!r}"
+                )
             high = step.max_duration_days or step.duration_days
             if not step.duration_days <= days <= high or step.same_duration_as:
                 raise InputError(
@@ -312,7 +324,9 @@ def _check_references(catalogue: Catalogue, site: Site, cohort: Cohort, source: 
         frozen_steps = set()
         for j, booking in enumerate(p.frozen):
             if booking.step not in names:
-                raise InputError(source, f"{where}.frozen[{j}].step", f"pathway {p.pathway!r} has no step {booking.step!r}")
+                raise InputError(
+                    source, f"{where}.frozen[{j}].step", f"pathway {p.pathway!r} has no step {booking.step!r}"
+                )
             if booking.step in frozen_steps:
                 raise InputError(source, f"{where}.frozen[{j}].step", f"step {booking.step!r} is frozen twice")
             frozen_steps.add(booking.step)
@@ -322,7 +336,8 @@ def _check_references(catalogue: Catalogue, site: Site, cohort: Cohort, source: 
                 raise InputError(
                     source,
                     f"{where}.last_doses.{agent}",
-                    f"no washout rule for {agent!r} on pathway {p.pathway!r} (known: {', '.join(sorted(washout_agents)) or 'none'})",
+                    f"no washout rule for {agent!r} on pathway {p.pathway!r} "
+                    f"(known: {', '.join(sorted(washout_agents)) or 'none'})",
                 )
         if p.target_infusion_date and p.target_infusion_date < p.approval_date:
             raise InputError(source, f"{where}.target_infusion_date", "is before the approval date")
@@ -338,7 +353,7 @@ def parse_cohort(raw: object, source: str = "cohort", catalogue: Catalogue | Non
     _check_references(catalogue, site, cohort, source)
     problem = Problem(catalogue=catalogue, site=site, cohort=cohort)
     for i, patient in enumerate(problem.patients):
-        for step, why in problem.held(patient).refused.items():
+        for why in problem.held(patient).refused.values():
             raise InputError(source, f"patients[{i}].frozen", f"patient {patient.id}: {why}")
     return problem
 

@@ -35,5 +35,5 @@ def validation_error(source: str, exc: ValidationError) -> InputError:
     first = exc.errors(include_url=False)[0]
     message = first["msg"]
     if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
+        message = message[len("Value error, ") :]
     return InputError(source, field_path(tuple(first["loc"])), message)

@@ -36,7 +36,6 @@ from datetime import date, timedelta
 from pathway.catalogue import Lag, Step, StepKind, Template
 from pathway.dates import say_day
 
-
 _day = say_day
 
 
@@ -118,7 +117,9 @@ def hold(
                 if low == high and (low < today or under_way(other)):
                     # One legal day, and the step it is tied to has happened: it is as fixed as that one.
                     frozen[target] = low
-                    when = "already under way" if low < today else f"tied to it, and {other.replace('_', ' ')} has started"
+                    when = (
+                        "already under way" if low < today else f"tied to it, and {other.replace('_', ' ')} has started"
+                    )
                     derived[target] = f"held with {other.replace('_', ' ')} on {_day(frozen[other])}: {when}"
                     changed = True
                 elif high < today:

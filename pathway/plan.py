@@ -19,7 +19,7 @@ class Booking(Model):
     last_day: IsoDate
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Booking":
+    def _ordered(self) -> Booking:
         if self.last_day < self.first_day:
             raise ValueError(f"{self.patient} {self.step}: last_day is before first_day")
         return self
@@ -32,7 +32,9 @@ class Unschedulable(Model):
     patient: str
     rule: str = Field(description="rule or resource code that blocks the patient")
     reason: str = Field(description="a sentence a coordinator understands")
-    earliest_infusion: IsoDate | None = Field(default=None, description="earliest infusion found, if any (may lie beyond the horizon)")
+    earliest_infusion: IsoDate | None = Field(
+        default=None, description="earliest infusion found, if any (may lie beyond the horizon)"
+    )
 
 
 class PatientOutcome(Model):
@@ -40,8 +42,12 @@ class PatientOutcome(Model):
 
     patient: str
     infusion: IsoDate | None
-    capacity_free_infusion: IsoDate | None = Field(description="earliest infusion if the patient were alone on the site")
-    delayed_by: tuple[str, ...] = Field(default=(), description="resource-days that pushed the plan past the capacity-free date")
+    capacity_free_infusion: IsoDate | None = Field(
+        description="earliest infusion if the patient were alone on the site"
+    )
+    delayed_by: tuple[str, ...] = Field(
+        default=(), description="resource-days that pushed the plan past the capacity-free date"
+    )
 
 
 class Plan(Model):

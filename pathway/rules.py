@@ -135,8 +135,7 @@ def _lag_violations(problem: Problem, plan: Plan, tag: str, code: str, what: str
                             message=(
                                 f"Patient {patient.id}: {_step(step.name)} starts {_day(this.first_day)}, "
                                 f"{_signed(offset)} {_anchor_text(lag, other)}; {what} allows "
-                                f"{_allowed(lag)} {_anchor_name(lag)}."
-                                + (f" ({lag.note})" if lag.note else "")
+                                f"{_allowed(lag)} {_anchor_name(lag)}." + (f" ({lag.note})" if lag.note else "")
                             ),
                         )
                     )
@@ -596,9 +595,7 @@ def in_flight(problem: Problem, plan: Plan) -> list[Violation]:
         start = problem.horizon.start
         infused = [s.name for s in steps if s.kind == StepKind.infusion and s.name in frozen and frozen[s.name] < start]
         conditioned = [
-            s.name
-            for s in steps
-            if s.kind == StepKind.conditioning and s.name in frozen and frozen[s.name] < start
+            s.name for s in steps if s.kind == StepKind.conditioning and s.name in frozen and frozen[s.name] < start
         ]
         for step, what in ((infused, "was infused"), (conditioned, "had conditioning")):
             if step:

@@ -78,7 +78,7 @@ class CapacityChange(Model):
     reason: str = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "CapacityChange":
+    def _ordered(self) -> CapacityChange:
         if self.last_day < self.first_day:
             raise ValueError("last_day is before first_day")
         return self
@@ -106,7 +106,7 @@ class ObjectiveWeights(Model):
     urgency_weights: dict[Urgency, int] = Field(default_factory=lambda: {"routine": 1, "soon": 2, "urgent": 4})
 
     @model_validator(mode="after")
-    def _all_urgencies(self) -> "ObjectiveWeights":
+    def _all_urgencies(self) -> ObjectiveWeights:
         missing = {"routine", "soon", "urgent"} - set(self.urgency_weights)
         if missing:
             raise ValueError(f"urgency_weights lacks {sorted(missing)}")
@@ -148,7 +148,7 @@ class Site(Model):
     stability: StabilityWeights = StabilityWeights()
 
     @model_validator(mode="after")
-    def _references(self) -> "Site":
+    def _references(self) -> Site:
         ids = [r.id for r in self.resources]
         for i, r in enumerate(self.resources):
             if ids.count(r.id) > 1:

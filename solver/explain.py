@@ -19,7 +19,6 @@ from pathway.dates import say_day
 from pathway.plan import Plan
 from pathway.usage import resource_load, step_cells
 
-
 _d = say_day
 
 
@@ -142,7 +141,9 @@ def _rigid_group(steps: list[PatientStep], name: str) -> dict[str, int]:
 
 
 def _reasons(problem: Problem, patient: Patient, ps: PatientStep, day: date, booked, usage) -> list[str]:
-    bounds: list[tuple[date, str]] = [(problem.earliest_day(patient), "earliest allowed start (approval, earliest start or horizon start)")]
+    bounds: list[tuple[date, str]] = [
+        (problem.earliest_day(patient), "earliest allowed start (approval, earliest start or horizon start)")
+    ]
     washout = problem.washout_day(patient, ps.step.kind)
     if washout is not None:
         rule = washout[1]
@@ -154,7 +155,9 @@ def _reasons(problem: Problem, patient: Patient, ps: PatientStep, day: date, boo
             continue
         anchor = other.first_day if lag.anchor == "start" else other.last_day + timedelta(days=1)
         what = f"{lag.after} {'start' if lag.anchor == 'start' else 'end'}"
-        bounds.append((anchor + timedelta(days=lag.min), f"{lag.min:+d} days from {what} ({lag.rule.replace('_', ' ')})"))
+        bounds.append(
+            (anchor + timedelta(days=lag.min), f"{lag.min:+d} days from {what} ({lag.rule.replace('_', ' ')})")
+        )
     lower, why = max(bounds, key=lambda b: b[0])
     if day == lower:
         return [f"earliest possible: {why}"]

@@ -15,10 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from pathway.dates import say_day, say_span
 from pathway.catalogue import StepKind
 from pathway.cohort import Patient, PatientStep, Problem
+from pathway.dates import say_day, say_span
 from pathway.site import Resource
+
 
 def tail_days(problem: Problem) -> int:
     """Days after the horizon end that steps following the infusion may occupy.
@@ -106,7 +107,7 @@ class Instance:
         return (d + self.week_offset) // 7
 
 
-def resource_cells(instance: "Instance", step: StepSpec, start: int):
+def resource_cells(instance: Instance, step: StepSpec, start: int):
     """(resource id, cell, amount) for each day (or week) on the axes that ``step`` uses if it starts on ``start``."""
     for use in step.uses:
         if use.weekly:
@@ -197,12 +198,8 @@ def _patient_spec(instance: Instance, rules: _DayRules, patient: Patient) -> Pat
 
     specs = []
     for i, ps in enumerate(steps):
-        uses = [
-            Use(r.id, amount, 1 if r.weekly else used, r.weekly) for r, amount, used in ps.resources
-        ]
-        lags = [
-            LagSpec(index[lag.after], lag.anchor == "end", lag.min, lag.max, lag.rule) for lag in ps.step.lags
-        ]
+        uses = [Use(r.id, amount, 1 if r.weekly else used, r.weekly) for r, amount, used in ps.resources]
+        lags = [LagSpec(index[lag.after], lag.anchor == "end", lag.min, lag.max, lag.rule) for lag in ps.step.lags]
         spec = StepSpec(i, ps.name, ps.step.kind, ps.duration, [], uses, lags, frozen.get(ps.name))
         if spec.frozen is not None:
             spec.starts = [spec.frozen]
@@ -233,7 +230,12 @@ def _graft_preferred_days(template) -> int | None:
 
 
 def _allowed_starts(
-    instance: Instance, rules: _DayRules, patient: Patient, ps: PatientStep, spec: StepSpec, earliest: int,
+    instance: Instance,
+    rules: _DayRules,
+    patient: Patient,
+    ps: PatientStep,
+    spec: StepSpec,
+    earliest: int,
     blackouts_apply: bool = True,
 ):
     """Fill ``spec.starts``; if empty, say which rule emptied it."""
@@ -256,16 +258,22 @@ def _allowed_starts(
             )
         else:
             spec.blocked_rule = "HORIZON"
-            spec.blocked_by = f"{step.name} cannot start on or after {say_day(problem.earliest_day(patient))} inside the horizon"
+            spec.blocked_by = (
+                f"{step.name} cannot start on or after {say_day(problem.earliest_day(patient))} inside the horizon"
+            )
         return
 
     open_prefix = rules.open_prefix(step.calendar)
     check_days = duration if step.calendar_applies_to == "every_day" else 1
     # Days the patient must be on hand if the step starts on s: [s, s + length) for each length.
     # PATIENT_PRESENT steps for their own days; PRESENCE windows after an infusion.
-    on_hand = ([duration] if step.patient_present else []) + [p.days for p in problem.template(patient).presence_after(step.name)]
+    on_hand = ([duration] if step.patient_present else []) + [
+        p.days for p in problem.template(patient).presence_after(step.name)
+    ]
     on_hand = on_hand if blackouts_apply else []
-    blackouts = [(instance.day_of(b.first_day), instance.day_of(b.last_day)) for b in patient.blackouts] if on_hand else []
+    blackouts = (
+        [(instance.day_of(b.first_day), instance.day_of(b.last_day)) for b in patient.blackouts] if on_hand else []
+    )
     on_hand_days = max(on_hand, default=0)
     shortages = [(rules.short_prefix(instance.resources[u.resource], u.amount), u) for u in spec.uses if not u.weekly]
     weekly = [u for u in spec.uses if u.weekly]
@@ -293,9 +301,14 @@ def _allowed_starts(
         spec.blocked_by = {
             "calendar": f"no {step.calendar.replace('_', ' ')} is left for {step.name} inside the horizon",
             "blackout": (
-                f"the patient's blackout dates ({', '.join(say_span(b.first_day, b.last_day) for b in patient.blackouts)}) "
+                "the patient's blackout dates "
+                f"({', '.join(say_span(b.first_day, b.last_day) for b in patient.blackouts)}) "
                 f"cover every possible day for {step.name}"
-                + (" or the days after it when the patient must be on hand" if len(on_hand) > step.patient_present else "")
+                + (
+                    " or the days after it when the patient must be on hand"
+                    if len(on_hand) > step.patient_present
+                    else ""
+                )
             ),
             "capacity": f"the resources {step.name} needs are closed on every possible day",
         }[worst]

@@ -123,20 +123,20 @@ class CohortModelBuilder:
                 self._uses[use.resource].append((interval, use.amount))
         return PatientVars(spec, present, starts)
 
-    def require(self, patient_ids: Collection[str] | None = None) -> "CohortModelBuilder":
+    def require(self, patient_ids: Collection[str] | None = None) -> CohortModelBuilder:
         """Schedule these patients (default: all); the caller knows a plan with all of them exists."""
         for pv in self.patients:
             if patient_ids is None or pv.spec.id in patient_ids:
                 self.model.add(pv.present == 1)
         return self
 
-    def add_capacity(self) -> "CohortModelBuilder":
+    def add_capacity(self) -> CohortModelBuilder:
         capacity = residual_after_frozen(self.instance).left
         for rid, uses in self._uses.items():
             _cumulative(self.model, rid, uses, capacity[rid])
         return self
 
-    def add_cost(self, lower_bounds: dict[str, int] | None = None) -> "CohortModelBuilder":
+    def add_cost(self, lower_bounds: dict[str, int] | None = None) -> CohortModelBuilder:
         """Each scheduled patient's cost (``solver.objective``), at least ``lower_bounds[id]``; the
         unscheduled penalty for the others."""
         model = self.model
@@ -164,7 +164,7 @@ class CohortModelBuilder:
         self,
         current: dict[str, list[int | None]],
         move_costs: MoveCost | dict[str, dict[int, MoveCost]] = NO_MOVE_COST,
-    ) -> "CohortModelBuilder":
+    ) -> CohortModelBuilder:
         """Shifts ``|start - current start|`` for every not-frozen step with a current start.
 
         ``current``: patient id -> current start day of each step, in the order of
@@ -181,7 +181,9 @@ class CohortModelBuilder:
                 continue
             self._shifts[pid] = _shifts(self.model, pv.spec, pv.starts, current[pid])
             for index, shift in self._shifts[pid]:
-                cost = move_costs if isinstance(move_costs, MoveCost) else move_costs.get(pid, {}).get(index, NO_MOVE_COST)
+                cost = (
+                    move_costs if isinstance(move_costs, MoveCost) else move_costs.get(pid, {}).get(index, NO_MOVE_COST)
+                )
                 if cost.per_day:
                     self._objective.append(cost.per_day * shift)
                 if cost.per_move:
@@ -190,13 +192,13 @@ class CohortModelBuilder:
                     self._objective += [cost.per_move * moved, cost.per_move * (1 - pv.present)]
         return self
 
-    def add_hint(self, hint: dict[str, Schedule | None]) -> "CohortModelBuilder":
+    def add_hint(self, hint: dict[str, Schedule | None]) -> CohortModelBuilder:
         """Start from these schedules (a patient hinted None is hinted unscheduled)."""
         for pv in self.patients:
             schedule = hint.get(pv.spec.id)
             self.model.add_hint(pv.present, schedule is not None)
             if schedule is not None:
-                for var, value in zip(pv.starts, schedule.starts):
+                for var, value in zip(pv.starts, schedule.starts, strict=True):
                     if not isinstance(var, int):
                         self.model.add_hint(var, value)
         return self

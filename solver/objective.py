@@ -21,7 +21,10 @@ from solver.instance import Instance, PatientSpec
 
 @dataclass(frozen=True)
 class Hinge:
-    """``weight * max(0, start[later] - start[earlier] - allowance)``; with no ``earlier``, ``start[later] - allowance``."""
+    """``weight * max(0, start[later] - start[earlier] - allowance)``.
+
+    With no ``earlier`` the excess is ``start[later] - allowance`` (lateness against a target day).
+    """
 
     weight: int
     later: int

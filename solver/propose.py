@@ -30,8 +30,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 
-from pathway.dates import say_day
 from pathway.cohort import FrozenBooking, Problem
+from pathway.dates import say_day
 from pathway.plan import Booking, Plan
 from solver.baseline import Residual, Schedule, residual_after_frozen
 from solver.instance import Instance, PatientSpec, build_instance, resource_cells
@@ -39,7 +39,7 @@ from solver.model import CohortModelBuilder
 from solver.objective import CostTerms, cost_terms, hinge_bound
 from solver.params import cp_model, new_solver
 from solver.single import best_single_schedule
-from solver.solve import blocking_cells, unschedulable_alone, resource_usage
+from solver.solve import blocking_cells, resource_usage, unschedulable_alone
 
 MAX_NEIGHBOURS = 12  # other patients opened up for the alternatives' solves
 WORKERS = 2
@@ -132,7 +132,8 @@ def propose(
 
     residual = residual_after_frozen(instance)
     domains = [
-        s.starts if s.frozen is not None else [d for d in s.starts if residual.fits(spec, s.index, d)] for s in spec.steps
+        s.starts if s.frozen is not None else [d for d in s.starts if residual.fits(spec, s.index, d)]
+        for s in spec.steps
     ]
     found = best_single_schedule(spec, domains, terms)
     fast = _option(instance, spec, terms, found[0]) if found is not None else None
@@ -199,7 +200,9 @@ def _scheduled(problem: Problem, current: Plan, booked: dict[str, dict[str, date
     ]
 
 
-def _fixed_problem(problem: Problem, patient_id: str, booked: dict[str, dict[str, date]], free: Collection[str]) -> Problem:
+def _fixed_problem(
+    problem: Problem, patient_id: str, booked: dict[str, dict[str, date]], free: Collection[str]
+) -> Problem:
     """The problem with every other patient's current bookings frozen (fixed load).
 
     The patient and the ``free`` patients keep only their own frozen steps.
@@ -232,7 +235,9 @@ def _bookings(instance: Instance, spec: PatientSpec, starts: list[int]) -> tuple
     )
 
 
-def _option(instance: Instance, spec: PatientSpec, terms: CostTerms, starts: list[int], moves=(), disruption=0) -> Option:
+def _option(
+    instance: Instance, spec: PatientSpec, terms: CostTerms, starts: list[int], moves=(), disruption=0
+) -> Option:
     return Option(
         bookings=_bookings(instance, spec, starts),
         infusion=instance.date_of(starts[spec.infusion]),
@@ -356,10 +361,12 @@ def _alternatives(search: AlternativeSearch) -> tuple[Option, ...]:
         if not isinstance(infusion_start, int):
             model.add(infusion_start <= current[pv.spec.id][pv.spec.infusion] + max_slip_days)
         if movable_from is not None:
-            for step, var in zip(pv.spec.steps, pv.starts):
+            for step, var in zip(pv.spec.steps, pv.starts, strict=True):
                 if not isinstance(var, int):
                     # a step may stay where it is, or move to a day after the freeze window
-                    allowed = {d for d in step.starts if d >= instance.day_of(movable_from)} | {current[pv.spec.id][step.index]}
+                    allowed = {d for d in step.starts if d >= instance.day_of(movable_from)} | {
+                        current[pv.spec.id][step.index]
+                    }
                     model.add_linear_expression_in_domain(var, cp_model.Domain.from_values(sorted(allowed)))
     own = cohort.patients[0]
     terms = cost_terms(spec, problem.site.objective)
@@ -402,7 +409,7 @@ def _alternatives(search: AlternativeSearch) -> tuple[Option, ...]:
         bound = starts[spec.infusion] - 1
         model.clear_hints()
         for pv in cohort.patients:
-            for var, value in zip(pv.starts, values[pv.spec.id]):
+            for var, value in zip(pv.starts, values[pv.spec.id], strict=True):
                 if not isinstance(var, int):
                     model.add_hint(var, value)
     options.sort(key=lambda o: (o.disruption, o.cost, o.infusion))
@@ -411,6 +418,7 @@ def _alternatives(search: AlternativeSearch) -> tuple[Option, ...]:
 
 def _max_cost(spec: PatientSpec, terms: CostTerms) -> int:
     """An upper bound on the patient's cost over its domains."""
+
     def far(i: int, c: int) -> int:
         step = spec.steps[i]
         days = [step.frozen] if step.frozen is not None else step.starts

@@ -60,7 +60,9 @@ class Resolution:
     stats: dict
 
 
-def resolve(problem: Problem, current: Plan, confirmed: set[tuple[str, str]], options: SolveOptions | None = None) -> Resolution:
+def resolve(
+    problem: Problem, current: Plan, confirmed: set[tuple[str, str]], options: SolveOptions | None = None
+) -> Resolution:
     options = options or SolveOptions()
     started = time.perf_counter()
     base = groundwork(problem)
@@ -107,7 +109,9 @@ def resolve(problem: Problem, current: Plan, confirmed: set[tuple[str, str]], op
         if value < repair_value:
             chosen, method = found, "cp-sat"
     else:
-        stats["fallback"] = f"CP-SAT returned {stats['status']} (no plan): the current plan stands, others placed greedily"
+        stats["fallback"] = (
+            f"CP-SAT returned {stats['status']} (no plan): the current plan stands, others placed greedily"
+        )
 
     stats["method"] = method
     stats["objective"] = evaluate(instance, chosen, skip=blocked)
@@ -149,7 +153,9 @@ def _current_starts(instance: Instance, current: Plan) -> dict[str, list[int | N
     return out
 
 
-def _move_costs(instance: Instance, problem: Problem, current: Plan, confirmed: set[tuple[str, str]]) -> dict[str, dict[int, MoveCost]]:
+def _move_costs(
+    instance: Instance, problem: Problem, current: Plan, confirmed: set[tuple[str, str]]
+) -> dict[str, dict[int, MoveCost]]:
     """Per patient and step index: what moving its current booking costs (``Site.stability``)."""
     stability = problem.site.stability
     booked = {(b.patient, b.step): b.first_day for b in current.bookings}
@@ -161,7 +167,9 @@ def _move_costs(instance: Instance, problem: Problem, current: Plan, confirmed: 
             if first is None:
                 continue
             factor = stability.factor((spec.id, step.name) in confirmed, (first - today).days)
-            out.setdefault(spec.id, {})[step.index] = MoveCost(stability.per_day * factor, stability.per_booking * factor)
+            out.setdefault(spec.id, {})[step.index] = MoveCost(
+                stability.per_day * factor, stability.per_booking * factor
+            )
     return out
 
 
@@ -192,7 +200,9 @@ def _pinned_instance(problem: Problem, instance: Instance, standing: dict[str, S
         schedule = standing.get(patient.id)
         if schedule is not None:
             spec = specs[patient.id]
-            frozen = tuple(FrozenBooking(step=s.name, first_day=instance.date_of(schedule.starts[s.index])) for s in spec.steps)
+            frozen = tuple(
+                FrozenBooking(step=s.name, first_day=instance.date_of(schedule.starts[s.index])) for s in spec.steps
+            )
             patient = patient.model_copy(update={"frozen": frozen})
         patients.append(patient)
     cohort = problem.cohort.model_copy(update={"patients": tuple(patients)})
@@ -210,4 +220,3 @@ def _moves(current: Plan, new: Plan) -> list[Move]:
             Move(b.patient, b.step, b.first_day, b.last_day, a.first_day if a else None, a.last_day if a else None)
         )
     return sorted(out, key=lambda m: (m.patient, m.from_first_day, m.step))
-

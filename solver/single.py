@@ -21,9 +21,7 @@ def best_single_schedule(
     if any(not d for d in domains):
         return None
     model = cp_model.CpModel()
-    starts = [
-        model.new_int_var_from_domain(cp_model.Domain.from_values(d), f"s{i}") for i, d in enumerate(domains)
-    ]
+    starts = [model.new_int_var_from_domain(cp_model.Domain.from_values(d), f"s{i}") for i, d in enumerate(domains)]
     add_lags(model, spec, starts)
     objective = terms.constant + sum(c * starts[i] for i, c in terms.coefficients.items())
     for hinge in terms.hinges:

@@ -16,8 +16,8 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Literal
 
-from pathway.dates import say_day, say_span
 from pathway.cohort import Problem
+from pathway.dates import say_day, say_span
 from pathway.plan import Booking, PatientOutcome, Plan, Unschedulable
 from solver.baseline import Schedule, capacity_free, greedy
 from solver.instance import Instance, PatientSpec, build_instance, resource_cells
@@ -144,7 +144,10 @@ def unschedulable_alone(problem: Problem, instance: Instance, alone) -> dict[str
         if rule == "HORIZON" and wider is not None:
             rule, reason = _binding_washout(problem, spec, wider) or (rule, reason)
         if earliest is not None:
-            reason += f"; the earliest infusion would be {say_day(earliest)}, after the horizon ends {say_day(problem.horizon.end)}"
+            reason += (
+                f"; the earliest infusion would be {say_day(earliest)}, "
+                f"after the horizon ends {say_day(problem.horizon.end)}"
+            )
         out[spec.id] = Unschedulable(patient=spec.id, rule=rule, reason=reason, earliest_infusion=earliest)
     return out
 
@@ -335,8 +338,8 @@ def _describe_run(instance: Instance, rid: str, run: list[tuple[int, int, int]])
     capacity = min(c for _, _, c in run)
     if instance.weekly[rid]:
         first = instance.date_of(run[0][0] * 7 - instance.week_offset)
-        when = f"in the week of {say_day(first)}" if len(run) == 1 else (
-            f"in the {len(run)} weeks from {say_day(first)}"
+        when = (
+            f"in the week of {say_day(first)}" if len(run) == 1 else (f"in the {len(run)} weeks from {say_day(first)}")
         )
     else:
         first, last = instance.date_of(run[0][0]), instance.date_of(run[-1][0])

@@ -48,7 +48,17 @@ def reset_postgres(url: str = POSTGRES_URL) -> str:
 
 def make_settings(url: str, **overrides) -> Settings:
     """Settings for a test database: today is the small cohort's first day, solves are short."""
-    values = dict(today=TODAY, horizon_days=200, solve_time_limit=3, propose_time_limit=1, alternatives=1, nightly_enabled=False) | overrides
+    values = (
+        dict(
+            today=TODAY,
+            horizon_days=200,
+            solve_time_limit=3,
+            propose_time_limit=1,
+            alternatives=1,
+            nightly_enabled=False,
+        )
+        | overrides
+    )
     return Settings(database_url=url, _env_file=None, **values)
 
 
@@ -91,7 +101,9 @@ def propose(client, patient_id: str) -> dict:
 
 
 def confirm(client, proposal_id: str, option: int = 0):
-    return client.post(f"/proposals/{proposal_id}/confirm", json={"option": option}, headers=auth(client, "coordinator"))
+    return client.post(
+        f"/proposals/{proposal_id}/confirm", json={"option": option}, headers=auth(client, "coordinator")
+    )
 
 
 def assert_plan_valid(settings) -> None:
@@ -136,7 +148,9 @@ def refer_directly(settings: Settings, patient_id: str, pathway: str = "axi-cel"
     engine = make_engine(settings.database_url)
     try:
         with Database(make_sessionmaker(engine)).plan_write() as work:
-            services.register_referral(work, referral.model_dump(mode="json", exclude={"nhs_number"}), None, settings, SYSTEM)
+            services.register_referral(
+                work, referral.model_dump(mode="json", exclude={"nhs_number"}), None, settings, SYSTEM
+            )
     finally:
         engine.dispose()
 
@@ -150,7 +164,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_serving(base_url: str, process: subprocess.Popen, output: Callable[[], str], seconds: float = 60) -> None:
+def wait_until_serving(
+    base_url: str, process: subprocess.Popen, output: Callable[[], str], seconds: float = 60
+) -> None:
     """Until ``GET /health`` answers 200; fails with the server's ``output()`` if it exits or takes too long."""
     deadline = time.monotonic() + seconds
     while True:

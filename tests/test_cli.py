@@ -36,7 +36,10 @@ def test_demo_runs_from_any_directory_on_the_packaged_data(tmp_path):
     """The catalogue, the site and the regional cohort are package data, not files of the working directory."""
     result = subprocess.run(
         [sys.executable, "-m", "api.cli", "demo", "--no-serve", "--time-limit", "1"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert "100 patients" in result.stdout
@@ -120,24 +123,46 @@ def _set(path: list, value):
 
 
 BAD_COHORTS = {
-    "unknown pathway": (_set(["patients", 0, "pathway"], "yescarta-x"), "patients[0].pathway: unknown pathway 'yescarta-x'"),
+    "unknown pathway": (
+        _set(["patients", 0, "pathway"], "yescarta-x"),
+        "patients[0].pathway: unknown pathway 'yescarta-x'",
+    ),
     "malformed date": (_set(["patients", 1, "approval_date"], "04/01/2027"), "patients[1].approval_date: "),
     "impossible date": (_set(["patients", 1, "approval_date"], "2027-02-30"), "is not a real calendar date"),
     "number as date": (_set(["horizon", "start"], 20270104), "horizon.start: "),
-    "negative duration override": (_set(["patients", 6, "durations"], {"harvest": -1}), "patients[6].durations.harvest"),
+    "negative duration override": (
+        _set(["patients", 6, "durations"], {"harvest": -1}),
+        "patients[6].durations.harvest",
+    ),
     "unknown resource": (
-        _set(["capacity_changes"], [{"resource": "laser", "first_day": "2027-01-04", "last_day": "2027-01-05",
-                                     "capacity": 0, "reason": "x"}]),
+        _set(
+            ["capacity_changes"],
+            [{"resource": "laser", "first_day": "2027-01-04", "last_day": "2027-01-05", "capacity": 0, "reason": "x"}],
+        ),
         "capacity_changes[0].resource: no resource 'laser'",
     ),
     "unknown centre": (_set(["patients", 0, "centre"], "atlantis"), "patients[0].centre: unknown centre 'atlantis'"),
     "duplicate id": (_set(["patients", 1, "id"], "S-AXI-1"), "patients[1].id: patient id 'S-AXI-1' appears twice"),
-    "unknown washout agent": (_set(["patients", 0, "last_doses"], {"aspirin": "2027-01-01"}), "patients[0].last_doses.aspirin"),
+    "unknown washout agent": (
+        _set(["patients", 0, "last_doses"], {"aspirin": "2027-01-01"}),
+        "patients[0].last_doses.aspirin",
+    ),
     "identifiable id": (_set(["patients", 0, "id"], "Jane Smith"), "patients[0].id"),
     "NHS number as id": (_set(["patients", 0, "id"], "9434765919"), "patients[0].id: an id made of digits"),
     "closure of a shared resource at one centre": (
-        _set(["capacity_changes"], [{"resource": "manufacturer_slot:axi-cel", "centre": "liverpool",
-                                     "first_day": "2027-01-04", "last_day": "2027-01-10", "capacity": 0, "reason": "x"}]),
+        _set(
+            ["capacity_changes"],
+            [
+                {
+                    "resource": "manufacturer_slot:axi-cel",
+                    "centre": "liverpool",
+                    "first_day": "2027-01-04",
+                    "last_day": "2027-01-10",
+                    "capacity": 0,
+                    "reason": "x",
+                }
+            ],
+        ),
         "capacity_changes[0].resource: 'manufacturer_slot:axi-cel' is shared by every centre",
     ),
 }
@@ -157,7 +182,10 @@ def test_bad_cohort_gives_one_line_and_exit_2(tmp_path, case):
 
 
 BAD_CATALOGUES = {
-    "negative duration": (_set(["templates", 0, "steps", 0, "duration_days"], -2), "templates[0].steps[0].duration_days"),
+    "negative duration": (
+        _set(["templates", 0, "steps", 0, "duration_days"], -2),
+        "templates[0].steps[0].duration_days",
+    ),
     "lag that can never be met": (
         _set(["templates", 0, "steps", 4, "lags"], [{"after": "conditioning", "min": 5, "max": 2}]),
         "max 2 is below min 5, so it can never be met",

@@ -342,7 +342,12 @@ def test_cli_takes_a_named_mix():
     result = run(*GOOD, "--mix", "national", "--site", "national", "--out", "-")
     assert result.returncode == 0, result.stderr
     expected = generate_cohort(
-        name="cli", seed=3, patients=25, horizon_start=START, horizon_days=182, site="national",
+        name="cli",
+        seed=3,
+        patients=25,
+        horizon_start=START,
+        horizon_days=182,
+        site="national",
         mix=product_mix("national"),
     )
     assert result.stdout == render(expected)

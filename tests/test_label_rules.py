@@ -313,7 +313,9 @@ def test_catalogue_refuses_a_fresh_graft_without_its_age_limit():
 def test_catalogue_keeps_the_published_ranges_it_chose_from():
     catalogue = load_catalogue()
     washouts = {w.agent: w for w in catalogue.washout_sets["car_t"]}
-    assert washouts["checkpoint_inhibitor"].published_days.choice(42).startswith("the lower bound of the published 42-90")
+    assert (
+        washouts["checkpoint_inhibitor"].published_days.choice(42).startswith("the lower bound of the published 42-90")
+    )
     qc = catalogue.template("in-house-car-t").step("qc_release")
     assert qc.published_days.choice(qc.duration_days).startswith("the lower bound of the published 7-14")
 
@@ -375,5 +377,7 @@ def test_a_tocilizumab_shortage_keeps_two_infusions_apart(method):
     problem = make_problem(patient("P001"), patient("P002"), capacity_changes=(shortage,))
     plan = _solve(problem, method)
     assert check_plan(problem, plan) == []
-    first, second = sorted((plan.bookings_of(p)["high_risk_window"] for p in ("P001", "P002")), key=lambda b: b.first_day)
+    first, second = sorted(
+        (plan.bookings_of(p)["high_risk_window"] for p in ("P001", "P002")), key=lambda b: b.first_day
+    )
     assert second.first_day > first.last_day  # the one dose on site is held for one patient at a time

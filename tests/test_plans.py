@@ -136,13 +136,26 @@ def test_unschedulable_patient_keeps_frozen_bookings_and_their_capacity():
     booked, so Y cannot take Tue 05 Jan."""
     problem = _one_centre_cohort(
         [
-            {"id": "X-DONE", "centre": "liverpool", "pathway": "in-house-car-t", "approval_date": "2027-01-04",
-             "last_doses": {"live_vaccine": "2027-04-20"},
-             "frozen": [{"step": "apheresis", "first_day": "2027-01-05"}]},
+            {
+                "id": "X-DONE",
+                "centre": "liverpool",
+                "pathway": "in-house-car-t",
+                "approval_date": "2027-01-04",
+                "last_doses": {"live_vaccine": "2027-04-20"},
+                "frozen": [{"step": "apheresis", "first_day": "2027-01-05"}],
+            },
             {"id": "Y-NEXT", "centre": "liverpool", "pathway": "in-house-car-t", "approval_date": "2027-01-04"},
         ],
-        capacity_changes=[{"resource": "apheresis_machine", "centre": "liverpool", "first_day": "2027-01-04",
-                           "last_day": "2027-01-08", "capacity": 1, "reason": "staff shortage"}],
+        capacity_changes=[
+            {
+                "resource": "apheresis_machine",
+                "centre": "liverpool",
+                "first_day": "2027-01-04",
+                "last_day": "2027-01-08",
+                "capacity": 1,
+                "reason": "staff shortage",
+            }
+        ],
     )
     plan = _solve(problem)
     _assert_complete_and_clean(problem, plan)
@@ -155,13 +168,26 @@ def test_unschedulable_patient_keeps_frozen_bookings_and_their_capacity():
 def test_patient_wholly_in_the_past_with_a_missed_target_stays_scheduled():
     """Every step of Z-PAST was done before the horizon (infusion Mon 07 Dec 2026),
     a week after the target date it missed: the solve must not drop it."""
-    days = {"apheresis": "2026-11-09", "manufacture": "2026-11-09", "qc_release": "2026-11-22",
-            "conditioning": "2026-11-30", "infusion": "2026-12-07", "inpatient": "2026-12-07",
-            "high_risk_window": "2026-12-07"}
+    days = {
+        "apheresis": "2026-11-09",
+        "manufacture": "2026-11-09",
+        "qc_release": "2026-11-22",
+        "conditioning": "2026-11-30",
+        "infusion": "2026-12-07",
+        "inpatient": "2026-12-07",
+        "high_risk_window": "2026-12-07",
+    }
     problem = _one_centre_cohort(
-        [{"id": "Z-PAST", "centre": "liverpool", "pathway": "in-house-car-t", "approval_date": "2026-11-02",
-          "target_infusion_date": "2026-11-30",
-          "frozen": [{"step": s, "first_day": d} for s, d in days.items()]}]
+        [
+            {
+                "id": "Z-PAST",
+                "centre": "liverpool",
+                "pathway": "in-house-car-t",
+                "approval_date": "2026-11-02",
+                "target_infusion_date": "2026-11-30",
+                "frozen": [{"step": s, "first_day": d} for s, d in days.items()],
+            }
+        ]
     )
     plan = _solve(problem)
     _assert_complete_and_clean(problem, plan)

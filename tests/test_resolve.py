@@ -30,7 +30,9 @@ def small() -> tuple[Problem, Plan]:
 
 def _shifted(plan: Plan, patient: str, days: int) -> Plan:
     bookings = tuple(
-        b.model_copy(update={"first_day": b.first_day + timedelta(days=days), "last_day": b.last_day + timedelta(days=days)})
+        b.model_copy(
+            update={"first_day": b.first_day + timedelta(days=days), "last_day": b.last_day + timedelta(days=days)}
+        )
         if b.patient == patient
         else b
         for b in plan.bookings
@@ -84,7 +86,12 @@ def test_bookings_a_closure_breaks_are_moved_and_the_reason_is_the_broken_rule(s
     problem, plan = small
     apheresis = plan.bookings_of("S-AXI-1")["apheresis"]
     closure = CapacityChange(
-        resource="apheresis_machine", centre="liverpool", first_day=apheresis.first_day, last_day=apheresis.last_day, capacity=0, reason="machine service"
+        resource="apheresis_machine",
+        centre="liverpool",
+        first_day=apheresis.first_day,
+        last_day=apheresis.last_day,
+        capacity=0,
+        reason="machine service",
     )
     site = problem.site.model_copy(update={"capacity_changes": (*problem.site.capacity_changes, closure)})
     closed = dataclasses.replace(problem, site=site)

@@ -379,7 +379,9 @@ def drop_release_lag(template):
 def test_catalogue_refuses_conditioning_not_tied_to_the_release():
     with pytest.raises(InputError) as refused:
         edited_catalogue("axi-cel", drop_release_lag)
-    assert "templates[0]: steps[3] (conditioning): conditioning must be tied to the product's release" in str(refused.value)
+    assert "templates[0]: steps[3] (conditioning): conditioning must be tied to the product's release" in str(
+        refused.value
+    )
 
 
 def test_release_rule_holds_by_step_kind_even_without_the_catalogue_lag():

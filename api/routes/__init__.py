@@ -3,4 +3,13 @@ view inside a unit of work) and returns the answer its response schema (``api.an
 
 from api.routes import admin, capacity, catalogue, jobs, patients, plans, proposals, service
 
-ROUTERS = (service.router, catalogue.router, plans.router, patients.router, proposals.router, capacity.router, jobs.router, admin.router)
+ROUTERS = (
+    service.router,
+    catalogue.router,
+    plans.router,
+    patients.router,
+    proposals.router,
+    capacity.router,
+    jobs.router,
+    admin.router,
+)

@@ -47,7 +47,12 @@ def capacity(who: Anyone, window: Days, db: Db, settings: Configured) -> dict[st
 @router.get(
     "/capacity.csv",
     response_class=Response,  # errors are JSON, as everywhere (a PlainTextResponse would document them as text)
-    responses={200: {"description": "the capacity table as CSV, one row per resource and day", "content": {"text/csv": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {
+            "description": "the capacity table as CSV, one row per resource and day",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
 )
 def capacity_csv(who: Anyone, window: Days, db: Db, settings: Configured) -> Response:
     with db.read() as work:

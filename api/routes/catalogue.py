@@ -23,7 +23,13 @@ def get_catalogue(who: Anyone, db: Db) -> dict[str, Any]:
 
 
 @router.put("/{kind}", response_model=CatalogueVersionStored)
-def put_catalogue(kind: Annotated[str, Path(pattern="^(pathways|site)$")], body: dict[str, Any], who: Admin, db: Db, settings: Configured) -> dict[str, Any]:
+def put_catalogue(
+    kind: Annotated[str, Path(pattern="^(pathways|site)$")],
+    body: dict[str, Any],
+    who: Admin,
+    db: Db,
+    settings: Configured,
+) -> dict[str, Any]:
     """A new catalogue or site version; 409 if a stored patient no longer resolves or the current
     plan would break a rule it keeps today."""
     with db.plan_write() as work:

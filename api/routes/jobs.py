@@ -23,8 +23,11 @@ def nightly_report(who: Anyone, db: Db) -> dict[str, Any]:
 
 @router.get("/runs", response_model=NightlyRuns)
 def nightly_runs(
-    who: Admin, running: Running, settings: Configured,
-    limit: Annotated[int, Query(ge=1, le=500)] = 30, offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    who: Admin,
+    running: Running,
+    settings: Configured,
+    limit: Annotated[int, Query(ge=1, le=500)] = 30,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> dict[str, Any]:
     """Run history (newest first): start, end, status, solver stats, bookings moved; and the next scheduled run."""
     next_run = running.nightly.next_run()

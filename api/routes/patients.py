@@ -22,7 +22,9 @@ def register(body: ReferralIn, who: Coordinator, running: Running) -> dict[str, 
 
 @router.get("", response_model=list[PatientView])
 def list_patients(
-    who: Anyone, db: Db, status: Annotated[str | None, Query(pattern="^(referred|scheduled|unschedulable|withdrawn)$")] = None
+    who: Anyone,
+    db: Db,
+    status: Annotated[str | None, Query(pattern="^(referred|scheduled|unschedulable|withdrawn)$")] = None,
 ) -> list[dict[str, Any]]:
     with db.read() as work:
         return views.patients(work.session, status)
@@ -53,7 +55,9 @@ def defer(patient_id: PatientId, body: DeferIn, who: Coordinator, running: Runni
 
 
 @router.post("/{patient_id}/out-of-specification", response_model=Released, response_model_exclude_unset=True)
-def out_of_specification(patient_id: PatientId, body: OutOfSpecificationIn, who: Coordinator, running: Running) -> dict[str, Any]:
+def out_of_specification(
+    patient_id: PatientId, body: OutOfSpecificationIn, who: Coordinator, running: Running
+) -> dict[str, Any]:
     """The product failed: restart at re-apheresis or re-manufacture; a new proposal is returned."""
     return workflows.out_of_specification(running, patient_id, body.redo, body.reason, who)
 
@@ -72,9 +76,16 @@ def timeline(patient_id: PatientId, who: Anyone, db: Db, settings: Configured) -
 @router.get(
     "/{patient_id}/calendar.ics",
     response_class=Response,
-    responses={200: {"description": "the timeline as iCalendar all-day events", "content": {"text/calendar": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {
+            "description": "the timeline as iCalendar all-day events",
+            "content": {"text/calendar": {"schema": {"type": "string"}}},
+        }
+    },
 )
 def calendar(patient_id: PatientId, who: Anyone, db: Db, settings: Configured) -> Response:
     with db.read() as work:
         body = views.icalendar(work.session, patient_id, settings)
-    return Response(body, media_type="text/calendar", headers={"Content-Disposition": f'attachment; filename="{patient_id}.ics"'})
+    return Response(
+        body, media_type="text/calendar", headers={"Content-Disposition": f'attachment; filename="{patient_id}.ics"'}
+    )

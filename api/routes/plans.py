@@ -15,7 +15,10 @@ router = APIRouter(prefix="/plans", tags=["plans"])
 
 @router.get("", response_model=list[PlanVersionView])
 def list_plans(
-    who: Anyone, db: Db, limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0
+    who: Anyone,
+    db: Db,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[dict[str, Any]]:
     with db.read() as work:
         return views.list_versions(work.session, limit, offset)
@@ -29,7 +32,10 @@ def current_plan(who: Anyone, db: Db) -> dict[str, Any]:
 
 @router.get("/diff", response_model=PlanDiff, response_model_exclude_unset=True)
 def plan_diff(
-    who: Anyone, db: Db, from_version: Annotated[int, Query(alias="from", ge=1, le=2**31 - 1)], to_version: Annotated[int, Query(alias="to", ge=1, le=2**31 - 1)]
+    who: Anyone,
+    db: Db,
+    from_version: Annotated[int, Query(alias="from", ge=1, le=2**31 - 1)],
+    to_version: Annotated[int, Query(alias="to", ge=1, le=2**31 - 1)],
 ) -> dict[str, Any]:
     with db.read() as work:
         return views.diff(work.session, from_version, to_version)

@@ -17,7 +17,11 @@ router = APIRouter(tags=["service"])
 def health(db: Db, settings: Configured) -> dict[str, Any]:
     with db.read() as work:
         version = state.current_version(work.session)
-    return {"status": "ok", "plan_version": version.id if version else None, "today": settings.planning_day().isoformat()}
+    return {
+        "status": "ok",
+        "plan_version": version.id if version else None,
+        "today": settings.planning_day().isoformat(),
+    }
 
 
 @router.get("/me", response_model=Me)

@@ -66,13 +66,20 @@ def test_every_write_leaves_an_audit_row_with_who_what_before_and_after(client, 
     rows = watch.new()
     assert [r["action"] for r in rows] == ["patient.register"]
     row = rows[0]
-    assert (row["actor"], row["role"], row["entity"], row["entity_id"]) == ("test-coordinator", "coordinator", "patient", "AUD-1")
+    assert (row["actor"], row["role"], row["entity"], row["entity_id"]) == (
+        "test-coordinator",
+        "coordinator",
+        "patient",
+        "AUD-1",
+    )
     assert row["before"] is None
     assert row["after"]["pathway"] == "axi-cel" and row["after"]["approval_date"] == "2027-01-11"
     assert row["after"]["status"] == "referred"
 
     # an edit: the field as it was and as it is
-    response = client.patch("/patients/AUD-1", json={"urgency": "urgent", "target_infusion_date": "2027-03-01"}, headers=coordinator)
+    response = client.patch(
+        "/patients/AUD-1", json={"urgency": "urgent", "target_infusion_date": "2027-03-01"}, headers=coordinator
+    )
     assert response.status_code == 200, response.text
     row = only(watch.new(), "patient.edit")
     assert (row["actor"], row["role"], row["entity_id"]) == ("test-coordinator", "coordinator", "AUD-1")
@@ -103,7 +110,12 @@ def test_every_write_leaves_an_audit_row_with_who_what_before_and_after(client, 
     rows = watch.new()
     assert [r["action"] for r in rows] == ["capacity.change"]
     row = rows[0]
-    assert (row["actor"], row["role"], row["entity"], row["entity_id"]) == ("test-lab_manager", "lab_manager", "capacity_change", str(change_id))
+    assert (row["actor"], row["role"], row["entity"], row["entity_id"]) == (
+        "test-lab_manager",
+        "lab_manager",
+        "capacity_change",
+        str(change_id),
+    )
     assert row["before"] is None
     assert row["after"] == CHANGE
 
@@ -136,14 +148,21 @@ def test_every_write_leaves_an_audit_row_with_who_what_before_and_after(client, 
     assert response.status_code == 200, response.text
     row = only(watch.new(), "catalogue.replace")
     assert (row["actor"], row["role"], row["entity_id"]) == ("test-admin", "admin", "site")
-    assert row["after"] == {"version": response.json()["version"]} and row["before"]["version"] < row["after"]["version"]
+    assert (
+        row["after"] == {"version": response.json()["version"]} and row["before"]["version"] < row["after"]["version"]
+    )
 
     # a token created (by the command line, as the system): its name and role, never the secret
     secret = new_token(small_site, "audit-new-token", "lab_manager")
     rows = watch.new()
     assert [r["action"] for r in rows] == ["token.create"]
     row = rows[0]
-    assert (row["actor"], row["role"], row["entity"], row["entity_id"]) == ("system", "admin", "token", "audit-new-token")
+    assert (row["actor"], row["role"], row["entity"], row["entity_id"]) == (
+        "system",
+        "admin",
+        "token",
+        "audit-new-token",
+    )
     assert row["before"] is None and row["after"] == {"name": "audit-new-token", "role": "lab_manager"}
     assert secret not in client.get("/audit", params={"limit": 1000}, headers=admin).text
 
@@ -164,7 +183,9 @@ def test_refused_and_failed_writes_leave_no_audit_row(client):
         client.post("/patients", json=REFERRAL | {"pathway": "nope"}, headers=auth(client, "coordinator")),  # 422
         client.post("/patients", json=REFERRAL | {"id": "S-AXI-1"}, headers=auth(client, "coordinator")),  # 409
         client.patch("/patients/S-AXI-1", json={"pathway": "cilta-cel"}, headers=auth(client, "coordinator")),  # 409
-        client.post("/capacity/changes", json=CHANGE | {"resource": "nope"}, headers=auth(client, "lab_manager")),  # 422
+        client.post(
+            "/capacity/changes", json=CHANGE | {"resource": "nope"}, headers=auth(client, "lab_manager")
+        ),  # 422
         client.delete("/capacity/changes/999", headers=auth(client, "lab_manager")),  # 404
     ]
     assert [a.status_code for a in attempts] == [403, 422, 409, 409, 422, 404]
@@ -173,7 +194,9 @@ def test_refused_and_failed_writes_leave_no_audit_row(client):
 
 def test_audit_filters_by_entity(client):
     assert client.post("/patients", json=REFERRAL, headers=auth(client, "coordinator")).status_code == 201
-    rows = client.get("/audit", params={"entity": "patient", "entity_id": "AUD-1"}, headers=auth(client, "admin")).json()
+    rows = client.get(
+        "/audit", params={"entity": "patient", "entity_id": "AUD-1"}, headers=auth(client, "admin")
+    ).json()
     assert [r["action"] for r in rows] == ["patient.register"]
     newest = client.get("/audit", params={"limit": 1}, headers=auth(client, "admin")).json()
     assert newest[0]["entity_id"] == "AUD-1"  # newest first

@@ -86,7 +86,9 @@ def test_coordinators_racing_for_the_last_apheresis_slot_one_wins_the_rest_get_4
     for pid in ids:
         refer(client, pid)
         proposal = propose(client, pid)
-        assert next(b for b in proposal["options"][0]["bookings"] if b["step"] == "apheresis")["first_day"] == collection
+        assert (
+            next(b for b in proposal["options"][0]["bookings"] if b["step"] == "apheresis")["first_day"] == collection
+        )
         proposals.append(proposal["id"])
 
     barrier = threading.Barrier(coordinators)
@@ -109,7 +111,7 @@ def test_coordinators_racing_for_the_last_apheresis_slot_one_wins_the_rest_get_4
     for r in results:
         if r.status_code == 409:
             assert resource in r.json()["detail"] and expected_day in r.json()["detail"]
-    winners = [pid for pid, r in zip(ids, results) if r.status_code == 200]
+    winners = [pid for pid, r in zip(ids, results, strict=True) if r.status_code == 200]
     current = client.get("/plans/current", headers=auth(client, "coordinator")).json()
     racing = {b["patient"] for b in current["bookings"] if b["patient"].startswith("N-RACE-")}
     assert racing == set(winners)
@@ -215,7 +217,9 @@ def test_withdrawal_frees_capacity_and_blocks_further_proposals(client, small_si
     ).json()["cells"][0]
     holders = {p["patient"] for p in used()["patients"]}
     assert "S-INH-1" in holders
-    response = client.post("/patients/S-INH-1/withdraw", json={"reason": "patient choice"}, headers=auth(client, "coordinator"))
+    response = client.post(
+        "/patients/S-INH-1/withdraw", json={"reason": "patient choice"}, headers=auth(client, "coordinator")
+    )
     assert response.status_code == 200, response.text
     assert "S-INH-1" not in {p["patient"] for p in used()["patients"]}
     assert client.get("/patients/S-INH-1", headers=auth(client, "coordinator")).json()["status"] == "withdrawn"
@@ -226,7 +230,9 @@ def test_withdrawal_frees_capacity_and_blocks_further_proposals(client, small_si
 def test_closure_lists_broken_bookings_and_replans_only_those_patients(client, small_site):
     current = client.get("/plans/current", headers=auth(client, "lab_manager")).json()
     collections = sorted(
-        (b["first_day"], b["patient"]) for b in current["bookings"] if b["step"] == "apheresis" and b["patient"].startswith("S-AXI")
+        (b["first_day"], b["patient"])
+        for b in current["bookings"]
+        if b["step"] == "apheresis" and b["patient"].startswith("S-AXI")
     )
     closed_day, victim = collections[0]
     change = {
@@ -351,8 +357,12 @@ def test_a_replan_is_not_published_over_a_closure_made_while_it_solved(small_sit
         plan = services.run_replan(data, small_site)
         with database.plan_write() as work:
             change = CapacityChange(
-                resource="apheresis_machine", centre="liverpool", first_day="2027-01-04", last_day="2027-03-31",
-                capacity=0, reason="flood",
+                resource="apheresis_machine",
+                centre="liverpool",
+                first_day="2027-01-04",
+                last_day="2027-03-31",
+                capacity=0,
+                reason="flood",
             )
             services.add_capacity_change(work, change, small_site, SYSTEM)
         publication = Publication(kind="replan", reason="test", actor=SYSTEM)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,7 +25,7 @@ def fire_times(trigger, start: datetime, end: datetime) -> list[datetime]:
         if fire is None or fire >= end:
             return times
         times.append(fire)
-        previous, now = fire, (fire.astimezone(timezone.utc) + timedelta(microseconds=1)).astimezone(LONDON)
+        previous, now = fire, (fire.astimezone(UTC) + timedelta(microseconds=1)).astimezone(LONDON)
     raise AssertionError("more than 100 fire times: the trigger loops")
 
 
@@ -131,9 +131,10 @@ def test_the_night_missed_while_no_server_ran_is_found_date_in_date_out(tmp_path
 def test_a_server_start_runs_the_missed_night_once_and_schedules_the_next(small_site):
     """The real scheduler, real runs: started with the last night missed, it runs it at once (one
     ledger row, trigger catch-up); started again, it finds nothing to catch up."""
+    from sqlalchemy import select
+
     from api.db import JobRun
     from api.nightly import JOB, MISFIRE_GRACE_S, NightlyScheduler
-    from sqlalchemy import select
 
     settings = small_site.model_copy(update={"nightly_enabled": True})
     engine = make_engine(settings.database_url)
@@ -181,8 +182,9 @@ def test_with_the_job_switched_off_nothing_is_scheduled(small_site):
 def test_on_postgresql_a_night_locked_by_another_claimer_is_refused_before_any_row_exists():
     """The advisory lock, not only the UNIQUE row: while one transaction holds the night's lock
     (its insert not yet committed), a second claimer gives up at once instead of waiting."""
-    from api.ledger import _lock_key
     from sqlalchemy import text
+
+    from api.ledger import _lock_key
     from tests.builders import reset_postgres
 
     engine = make_engine(reset_postgres())
@@ -206,4 +208,4 @@ def test_the_missed_night_is_found_for_a_time_in_octobers_repeated_hour():
 
     now = datetime(2027, 10, 31, 9, 0, tzinfo=LONDON)
     fire = last_fire(night_trigger("01:30"), now)
-    assert fire.astimezone(timezone.utc) == datetime(2027, 10, 31, 1, 30, tzinfo=timezone.utc)  # 01:30 GMT, the second one
+    assert fire.astimezone(UTC) == datetime(2027, 10, 31, 1, 30, tzinfo=UTC)  # 01:30 GMT, the second one

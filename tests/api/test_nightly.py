@@ -13,11 +13,11 @@ import time
 from datetime import date, timedelta
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from api import ledger, nightly, state
 from api.app import create_app
 from api.db import BookingRow, EventRow, JobRun, make_engine, make_sessionmaker
-from sqlalchemy import select
 from tests.builders import TODAY, assert_plan_valid, auth, confirm, propose, refer, run_nightly
 
 
@@ -119,7 +119,9 @@ def test_a_second_run_now_while_one_is_running_is_refused(client, small_site):
 def test_a_closure_moves_only_what_it_breaks_and_the_report_names_it(client, small_site):
     before = _bookings(small_site)
     freeze_until = date(2027, 1, 7)  # 3 working days after Mon 4 Jan 2027
-    victim = min(((p, b) for (p, s), b in before.items() if s == "apheresis" and b[0] > freeze_until), key=lambda x: x[1][0])
+    victim = min(
+        ((p, b) for (p, s), b in before.items() if s == "apheresis" and b[0] > freeze_until), key=lambda x: x[1][0]
+    )
     closure = {
         "resource": "apheresis_machine",
         "centre": "liverpool",
@@ -140,7 +142,9 @@ def test_a_closure_moves_only_what_it_breaks_and_the_report_names_it(client, sma
     # the freeze window holds: nothing that starts by Thu 7 Jan moved, for anyone
     assert all(after[key][:2] == b[:2] for key, b in before.items() if b[0] <= freeze_until)
     entry = next(p for p in run.report["patients"] if p["patient"] == victim[0])
-    assert all(f"closure {made.json()['id']}" in c["why"] and "CAPACITY" in c["why"] for c in entry["changes"]), [c["why"] for c in entry["changes"]]
+    assert all(f"closure {made.json()['id']}" in c["why"] and "CAPACITY" in c["why"] for c in entry["changes"]), [
+        c["why"] for c in entry["changes"]
+    ]
     changes = [c["change"] for p in run.report["patients"] for c in p["changes"]]
     assert run.stats["bookings_moved"] == run.report["bookings_moved"] == changes.count("moved")
     assert run.stats["bookings_removed"] == changes.count("removed")
@@ -188,7 +192,11 @@ def test_a_confirmation_that_lands_during_the_solve_is_not_lost(client, small_si
     assert run.status == "published" and run.stats["attempts"] == 2
     after = _bookings(small_site)
     for b in landed:  # every confirmed booking is current, where the coordinator put it, still confirmed
-        assert after[("N-DURING-1", b["step"])] == (date.fromisoformat(b["first_day"]), date.fromisoformat(b["last_day"]), "confirmed")
+        assert after[("N-DURING-1", b["step"])] == (
+            date.fromisoformat(b["first_day"]),
+            date.fromisoformat(b["last_day"]),
+            "confirmed",
+        )
     assert any(p == "N-DURING-2" for p, _ in after)  # and the run still planned the other referral
     assert_plan_valid(small_site)
 
@@ -210,8 +218,14 @@ def test_collected_products_are_held_and_the_run_leaves_them_where_they_are(smal
     def kind(b: BookingRow) -> str:
         return catalogue.template(problem.patient(b.patient_id).pathway).step(b.step).kind.value
 
-    collected = {b.patient_id for b in rows if kind(b) in ("apheresis", "donor_collection") and b.first_day < later.today}
-    product_ahead = {(b.patient_id, b.step) for b in rows if b.patient_id in collected and kind(b) in PRODUCT and b.first_day >= later.today}
+    collected = {
+        b.patient_id for b in rows if kind(b) in ("apheresis", "donor_collection") and b.first_day < later.today
+    }
+    product_ahead = {
+        (b.patient_id, b.step)
+        for b in rows
+        if b.patient_id in collected and kind(b) in PRODUCT and b.first_day >= later.today
+    }
     assert product_ahead, "the fixture must have a collected product whose manufacture or release is still ahead"
     for patient in problem.patients:
         frozen = {f.step for f in patient.frozen}
@@ -243,7 +257,9 @@ def test_an_interrupted_run_is_marked_failed_at_start_up_and_its_night_runs_agai
             dead = ledger.claim(session, nightly.JOB, TODAY - timedelta(days=1))
             dead.claimed_by = f"{host}:{2**22 + 12345}:0badf00d"  # no such process
             restarted = ledger.claim(session, nightly.JOB, TODAY - timedelta(days=2))
-            restarted.claimed_by = f"{host}:{os.getpid()}:0badf00d"  # our pid, an earlier incarnation (a restarted container)
+            restarted.claimed_by = (
+                f"{host}:{os.getpid()}:0badf00d"  # our pid, an earlier incarnation (a restarted container)
+            )
             alive = ledger.claim(session, nightly.JOB, TODAY - timedelta(days=3))  # this very process: still running
             dead_id, restarted_id, alive_id = dead.id, restarted.id, alive.id
         with sessions() as session, session.begin():
@@ -256,5 +272,7 @@ def test_an_interrupted_run_is_marked_failed_at_start_up_and_its_night_runs_agai
             assert session.scalars(select(BookingRow.id).where(BookingRow.from_version > 2)).first() is None
     finally:
         engine.dispose()
-    again = _run(small_site, run_nightly(small_site, TODAY - timedelta(days=1)))  # the interrupted night is claimed again
+    again = _run(
+        small_site, run_nightly(small_site, TODAY - timedelta(days=1))
+    )  # the interrupted night is claimed again
     assert again.id == dead_id and again.status == "kept" and again.claimed_by == ledger.claimer()

@@ -46,7 +46,14 @@ def _snapshot(settings) -> tuple:
     try:
         with make_sessionmaker(engine)() as session:
             bookings = session.execute(
-                select(BookingRow.id, BookingRow.patient_id, BookingRow.step, BookingRow.first_day, BookingRow.status, BookingRow.to_version)
+                select(
+                    BookingRow.id,
+                    BookingRow.patient_id,
+                    BookingRow.step,
+                    BookingRow.first_day,
+                    BookingRow.status,
+                    BookingRow.to_version,
+                )
             ).all()
             head = state.head(session)
             return head.version_id, head.changes, sorted(bookings)
@@ -75,7 +82,12 @@ def test_a_run_killed_mid_solve_leaves_the_previous_plan_current_and_intact(kind
 
     command = [sys.executable, "-m", "api.cli", "nightly", "run"]
     process = subprocess.Popen(
-        command, cwd=ROOT, env=_env(settings, V2V_NIGHTLY_TIME_LIMIT="120"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=ROOT,
+        env=_env(settings, V2V_NIGHTLY_TIME_LIMIT="120"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         output = []
@@ -99,7 +111,12 @@ def test_a_run_killed_mid_solve_leaves_the_previous_plan_current_and_intact(kind
 
     # the next run marks the killed one failed, then runs its own night and publishes
     done = subprocess.run(
-        [*command, "--night", "2030-01-01"], cwd=ROOT, env=_env(settings, V2V_NIGHTLY_TIME_LIMIT="3"), capture_output=True, text=True, timeout=180
+        [*command, "--night", "2030-01-01"],
+        cwd=ROOT,
+        env=_env(settings, V2V_NIGHTLY_TIME_LIMIT="3"),
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     killed, finished = _runs(settings)
@@ -115,11 +132,20 @@ def _servers(settings, count: int):
         for port in ports:
             env = _env(settings, V2V_NIGHTLY_ENABLED="true", V2V_NIGHTLY_TIME_LIMIT="3", V2V_PORT=str(port))
             processes.append(
-                subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                subprocess.Popen(
+                    [sys.executable, "-m", "api.cli", "serve"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
             )
-        for port, process in zip(ports, processes):
+        for port, process in zip(ports, processes, strict=True):
             # its output can be read whole only once it has exited (a pipe): that is when a failure shows it
-            wait_until_serving(f"http://127.0.0.1:{port}", process, lambda p=process: p.stdout.read() if p.poll() is not None else "")
+            wait_until_serving(
+                f"http://127.0.0.1:{port}", process, lambda p=process: p.stdout.read() if p.poll() is not None else ""
+            )
         yield ports, processes
     finally:
         for process in processes:
@@ -151,7 +177,9 @@ def test_two_servers_on_one_database_run_the_night_once(kind, tmp_path):
         assert [(r.trigger, r.status) for r in runs] == [("catch-up", "kept")]
         assert runs[0].night in (night, night.fromordinal(night.toordinal() - 1))
         for port in ports:
-            body = httpx.get(f"http://127.0.0.1:{port}/jobs/nightly/runs", headers={"Authorization": f"Bearer {admin}"}, timeout=10).json()
+            body = httpx.get(
+                f"http://127.0.0.1:{port}/jobs/nightly/runs", headers={"Authorization": f"Bearer {admin}"}, timeout=10
+            ).json()
             assert [r["id"] for r in body["runs"]] == [runs[0].id]
             assert body["enabled"] and body["next_run"] and body["next_run"].endswith(("+00:00", "+01:00"))
     logs = [p.stdout.read() for p in processes]

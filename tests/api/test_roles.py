@@ -101,14 +101,19 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("GET", "/capacity/changes"): Probe(ANYONE, "/capacity/changes"),
     # coordinators (and admin) edit patients and their schedules; lab managers may not
     ("POST", "/patients"): Probe(COORDINATOR, "/patients", expect=201, body=_referral),
-    ("PATCH", "/patients/{patient_id}"): Probe(COORDINATOR, "/patients/S-AXI-2", body=lambda c, r: {"urgency": "urgent"}),
+    ("PATCH", "/patients/{patient_id}"): Probe(
+        COORDINATOR, "/patients/S-AXI-2", body=lambda c, r: {"urgency": "urgent"}
+    ),
     # S-NOFIT-1's washout ends after the horizon: the proposal is an explained refusal, found fast
     ("POST", "/patients/{patient_id}/proposals"): Probe(COORDINATOR, "/patients/S-NOFIT-1/proposals", expect=201),
     ("POST", "/proposals/{proposal_id}/confirm"): Probe(
         COORDINATOR, f"/proposals/{UNKNOWN_PROPOSAL}/confirm", expect=404, body=lambda c, r: {"option": 0}
     ),
     ("POST", "/patients/{patient_id}/defer"): Probe(
-        COORDINATOR, "/patients/NOPE-1/defer", expect=404, body=lambda c, r: {"from_date": "2027-03-01", "reason": "role test"}
+        COORDINATOR,
+        "/patients/NOPE-1/defer",
+        expect=404,
+        body=lambda c, r: {"from_date": "2027-03-01", "reason": "role test"},
     ),
     ("POST", "/patients/{patient_id}/out-of-specification"): Probe(
         COORDINATOR,
@@ -123,7 +128,9 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("POST", "/capacity/changes"): Probe(LAB_MANAGER, "/capacity/changes", expect=201, body=_change),
     ("DELETE", "/capacity/changes/{change_id}"): Probe(LAB_MANAGER, f"/capacity/changes/{UNKNOWN_CHANGE}", expect=404),
     # either may ask for a re-plan (unknown things here: no whole-site solve runs)
-    ("POST", "/capacity/changes/{change_id}/replan"): Probe(ANYONE, f"/capacity/changes/{UNKNOWN_CHANGE}/replan", expect=404),
+    ("POST", "/capacity/changes/{change_id}/replan"): Probe(
+        ANYONE, f"/capacity/changes/{UNKNOWN_CHANGE}/replan", expect=404
+    ),
     ("POST", "/replan"): Probe(ANYONE, "/replan", expect=404, body=lambda c, r: {"patients": ["NOPE-1"]}),
     # admin only
     ("PUT", "/catalogue/{kind}"): Probe(ADMIN, "/catalogue/site", body=_site),
@@ -142,7 +149,6 @@ def _id(value) -> str:
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], tuple):
         return f"{value[0][0]} {value[0][1]} as {value[1]}"
     return f"{value[0]} {value[1]}"
-
 
 
 def _send(client, key: tuple[str, str], headers: dict[str, str], role: str = "admin"):
@@ -220,7 +226,12 @@ def test_public_routes_need_no_token(client, key):
 @pytest.mark.parametrize("key", GUARDED, ids=_id)
 def test_no_token_is_401(client, key):
     before = _stored(client, key)
-    for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Bearer "}, {"Authorization": f"Basic {client.tokens['admin']}"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer "},
+        {"Authorization": f"Basic {client.tokens['admin']}"},
+    ):
         response = _send(client, key, headers)
         assert response.status_code == 401, (headers, response.text)
         assert response.headers.get("WWW-Authenticate") == "Bearer"
@@ -265,7 +276,12 @@ def test_what_each_role_may_do(client):
         assert "coordinator" in ROUTES[key].allowed, key
     for key in (("POST", "/capacity/changes"), ("DELETE", "/capacity/changes/{change_id}")):
         assert ROUTES[key].allowed == LAB_MANAGER, key
-    for key in (("GET", "/audit"), ("PUT", "/catalogue/{kind}"), ("POST", "/jobs/nightly/runs"), ("GET", "/jobs/nightly/runs")):
+    for key in (
+        ("GET", "/audit"),
+        ("PUT", "/catalogue/{kind}"),
+        ("POST", "/jobs/nightly/runs"),
+        ("GET", "/jobs/nightly/runs"),
+    ):
         assert ROUTES[key].allowed == ADMIN, key
     assert all("admin" in ROUTES[k].allowed for k in GUARDED)
 

@@ -28,7 +28,11 @@ from tests.builders import make_settings
 from tests.paths import COHORTS
 
 EXAMPLES = 15
-SOLVES = (("POST", "/replan"), ("POST", "/capacity/changes/{change_id}/replan"), ("POST", "/patients/{patient_id}/proposals"))
+SOLVES = (
+    ("POST", "/replan"),
+    ("POST", "/capacity/changes/{change_id}/replan"),
+    ("POST", "/patients/{patient_id}/proposals"),
+)
 SOLVE_EXAMPLES = 3
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # real things of the small site, so that generated requests get past "no such patient" and "unknown pathway"

@@ -10,7 +10,9 @@ from tests.paths import ROOT
 
 def v2v(settings, *args):
     env = {**os.environ, "DATABASE_URL": settings.database_url, "V2V_TODAY": settings.planning_day().isoformat()}
-    return subprocess.run([sys.executable, "-m", "api.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_a_revoked_token_is_refused_and_listing_never_shows_a_secret(client, small_site):

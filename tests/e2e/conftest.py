@@ -12,9 +12,9 @@ import os
 import shutil
 import subprocess
 import sys
-from urllib.parse import quote
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -88,7 +88,9 @@ def server(tmp_path_factory) -> Iterator[Server]:
         V2V_PORT=str(port),
     )
     v2v = Path(sys.executable).with_name("v2v")
-    command = [str(v2v)] if v2v.exists() else [sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main())"]
+    command = (
+        [str(v2v)] if v2v.exists() else [sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main())"]
+    )
     log = directory / "server.log"
     with open(log, "wb") as out:
         # the working directory is the temporary one, so no developer's .env is read
@@ -111,7 +113,9 @@ def browser(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--lang=en-GB"])
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--lang=en-GB"]
+        )
         yield browser
         browser.close()
 

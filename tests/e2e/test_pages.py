@@ -86,7 +86,10 @@ def test_capacity_heatmap_shows_the_apis_numbers_on_hover_and_lists_a_cells_pati
     cell = next(c for c in table["cells"] if (c["resource"], c["day"]) == (busiest["resource"], busiest["day"]))
     button = cell_button(page, cell)
     label = button.get_attribute("aria-label")
-    assert label.startswith(f"{cell['resource']}, {long_day(cell['day'])}: {cell['booked']} booked of {cell['capacity']}, {cell['free']} free")
+    assert label.startswith(
+        f"{cell['resource']}, {long_day(cell['day'])}: "
+        f"{cell['booked']} booked of {cell['capacity']}, {cell['free']} free"
+    )
     assert percent(cell["utilisation"]) in label
 
     button.hover()
@@ -118,7 +121,9 @@ def test_capacity_heatmap_shows_the_apis_numbers_on_hover_and_lists_a_cells_pati
 
 def test_capacity_shows_closures_and_a_bad_range_names_the_field(open_page, server):
     # the cleanroom requalification (site calendar) closes the manufacturing devices on 1-3 March
-    table = server.get("lab_manager", "/capacity", **{"from": "2027-02-22", "to": "2027-03-07", "resource": "manufacturing_device"})
+    table = server.get(
+        "lab_manager", "/capacity", **{"from": "2027-02-22", "to": "2027-03-07", "resource": "manufacturing_device"}
+    )
     closed = [c for c in table["cells"] if c["capacity"] == 0 and c["note"]]
     assert closed, "the demo site should close the manufacturing devices in early March"
     page = open_page("lab_manager", "/ui/capacity?from=2027-02-22&to=2027-03-07")
@@ -142,7 +147,13 @@ def test_a_closure_on_a_booked_day_stays_visible_and_withdrawing_it_clears_the_a
     """A closed day that still has bookings is the one a lab manager must see: overbooked *and* closed.
     Withdrawn again, the heatmap is as before and the answer about it is gone."""
     busy = max(
-        (c for c in server.get("lab_manager", "/capacity", **{"from": FIRST, "to": LAST, "resource": "liverpool/apheresis_machine"})["cells"] if c["booked"]),
+        (
+            c
+            for c in server.get(
+                "lab_manager", "/capacity", **{"from": FIRST, "to": LAST, "resource": "liverpool/apheresis_machine"}
+            )["cells"]
+            if c["booked"]
+        ),
         key=lambda c: (c["booked"], c["day"]),
     )
     page = open_page("lab_manager", f"/ui/capacity?from={busy['day']}&to={busy['day']}")
@@ -165,7 +176,9 @@ def test_a_closure_on_a_booked_day_stays_visible_and_withdrawing_it_clears_the_a
     page.wait_for_selector("#changes >> text=machine service", state="detached")
     assert page.locator("#change-result").is_hidden()  # no answer left about a change that is gone
     assert page.evaluate("document.activeElement.id") == "changes-title"
-    assert "closed-over" not in page.locator(f'button.cell[data-resource="liverpool/apheresis_machine"][data-day="{busy["day"]}"]').get_attribute("class")
+    assert "closed-over" not in page.locator(
+        f'button.cell[data-resource="liverpool/apheresis_machine"][data-day="{busy["day"]}"]'
+    ).get_attribute("class")
     assert all(c["reason"] != "machine service" for c in server.get("lab_manager", "/capacity/changes"))
 
 
@@ -224,7 +237,9 @@ def test_patient_list_shows_every_patient_with_pathway_status_and_next_step(open
     row = page.locator(f'#patients tbody tr[data-patient="{wanted["id"]}"]')
     assert wanted["pathway"] in row.inner_text() and "scheduled" in row.inner_text()
     timeline = server.get("coordinator", f"/patients/{wanted['id']}/timeline")
-    ahead = sorted((s for s in timeline["steps"] if s["last_day"] and s["last_day"] >= FIRST), key=lambda s: s["first_day"])
+    ahead = sorted(
+        (s for s in timeline["steps"] if s["last_day"] and s["last_day"] >= FIRST), key=lambda s: s["first_day"]
+    )
     assert ahead[0]["step"].replace("_", " ") in row.locator(".next-step").inner_text()
     shoot(page, "patients", full_page=False)
 
@@ -236,7 +251,13 @@ def test_coordinator_proposes_and_confirms_a_schedule_and_the_api_agrees(open_pa
     with server.api("coordinator") as api:
         answer = api.post(
             "/patients",
-            json={"id": "E2E-AXI-1", "centre": "liverpool", "pathway": "axi-cel", "approval_date": FIRST, "urgency": "soon"},
+            json={
+                "id": "E2E-AXI-1",
+                "centre": "liverpool",
+                "pathway": "axi-cel",
+                "approval_date": FIRST,
+                "urgency": "soon",
+            },
         )
         assert answer.status_code == 201, answer.text
     # a browser eight hours west of UTC: ISO dates must not shift a day
@@ -280,7 +301,9 @@ def test_coordinator_proposes_and_confirms_a_schedule_and_the_api_agrees(open_pa
     # the capacity page now lists the new booking in its apheresis cell
     apheresis = next(s for s in booked if s["step"] == "apheresis")
     page.goto(f"{server.url}/ui/capacity")
-    page.locator(f'button.cell[data-resource="liverpool/apheresis_machine"][data-day="{apheresis["first_day"]}"]').click()
+    page.locator(
+        f'button.cell[data-resource="liverpool/apheresis_machine"][data-day="{apheresis["first_day"]}"]'
+    ).click()
     page.wait_for_selector('#cell-detail li[data-patient="E2E-AXI-1"]')
 
 
@@ -336,8 +359,13 @@ def test_a_closure_and_the_nightly_resolve_show_on_the_plan_changes_page(open_pa
     with server.api("coordinator") as api:
         answer = api.post(
             "/patients",
-            json={"id": "E2E-NOFIT-1", "centre": "liverpool", "pathway": "axi-cel", "approval_date": FIRST,
-                  "last_doses": {"checkpoint_inhibitor": "2028-03-01"}},
+            json={
+                "id": "E2E-NOFIT-1",
+                "centre": "liverpool",
+                "pathway": "axi-cel",
+                "approval_date": FIRST,
+                "last_doses": {"checkpoint_inhibitor": "2028-03-01"},
+            },
         )
         assert answer.status_code == 201, answer.text
 
@@ -352,15 +380,22 @@ def test_a_closure_and_the_nightly_resolve_show_on_the_plan_changes_page(open_pa
     page.fill("#change-reason", "ward refurbishment")
     form.get_by_role("button", name="Add change").click()
     page.wait_for_selector("#change-result:not([hidden])")
-    table = server.get("lab_manager", "/capacity", **{"from": "2027-01-25", "to": "2027-01-31", "resource": "liverpool/bed"})
+    table = server.get(
+        "lab_manager", "/capacity", **{"from": "2027-01-25", "to": "2027-01-31", "resource": "liverpool/bed"}
+    )
     overbooked = {(o["resource"], o["day"]) for o in table["summary"]["overbooked"]}
     assert overbooked, "one bed for a week should break some stays"
-    broken = sorted({p["patient"] for c in table["cells"] if (c["resource"], c["day"]) in overbooked for p in c["patients"]})
+    broken = sorted(
+        {p["patient"] for c in table["cells"] if (c["resource"], c["day"]) in overbooked for p in c["patients"]}
+    )
     items = page.locator("#change-result li")
     assert sorted(items.nth(i).get_attribute("data-patient") for i in range(items.count())) == broken
     page.wait_for_selector("#changes >> text=ward refurbishment")
     for resource, day in overbooked:  # the heatmap redraws with the overbooked cells marked
-        assert "over" in page.locator(f'button.cell[data-resource="{resource}"][data-day="{day}"]').get_attribute("class").split()
+        assert (
+            "over"
+            in page.locator(f'button.cell[data-resource="{resource}"][data-day="{day}"]').get_attribute("class").split()
+        )
 
     page = open_page("admin", "/ui/plan-changes")
     page.wait_for_selector("#admin-panel")
@@ -377,7 +412,9 @@ def test_a_closure_and_the_nightly_resolve_show_on_the_plan_changes_page(open_pa
     # unschedulable patients first, each with its reason
     assert "E2E-NOFIT-1" in [u["patient"] for u in report["unschedulable"]]
     items = page.locator("#unschedulable li")
-    assert [items.nth(i).get_attribute("data-patient") for i in range(items.count())] == [u["patient"] for u in report["unschedulable"]]
+    assert [items.nth(i).get_attribute("data-patient") for i in range(items.count())] == [
+        u["patient"] for u in report["unschedulable"]
+    ]
     for u in report["unschedulable"]:
         assert u["reason"] in page.locator(f'#unschedulable li[data-patient="{u["patient"]}"]').inner_text()
 
