@@ -31,6 +31,7 @@ ERRORS = {
         "model": ErrorMessage,
     },
     422: {"description": "bad input: each error names the field and the problem", "model": InputProblems},
+    503: {"description": "the solver queue is full: try again after Retry-After seconds", "model": ErrorMessage},
 }
 
 

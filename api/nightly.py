@@ -218,6 +218,9 @@ class NightlyRound:
             self.after_solve(self.stats["attempts"])
         return resolution
 
+    def keeps(self, reading: Reading, resolution: Resolution | None) -> bool:
+        return resolution is None or _changes_nothing(reading.data, resolution)
+
     def publish(self, work: UnitOfWork, reading: Reading, resolution: Resolution | None) -> None:
         if resolution is None:
             summary = f"nothing changed since run {reading.previous.id}: the plan stays as it is"
@@ -252,6 +255,20 @@ def _keep(
     ledger.finish(session, session.get(JobRun, run_id), "kept", stats, report, None)
 
 
+def _added(data: NightlyInput, resolution: Resolution) -> list:
+    current = {(b.patient, b.step) for b in data.current.bookings}
+    return [b for b in resolution.plan.bookings if (b.patient, b.step) not in current]
+
+
+def _changes_nothing(data: NightlyInput, resolution: Resolution) -> bool:
+    """No booking moves or is added, and the same patients are unschedulable."""
+    added = _added(data, resolution)
+    active = {p.id for p in data.problem.patients}
+    refused_before = {u.patient for u in data.current.unschedulable} & active  # a withdrawn patient's entry is history
+    refused_now = {u.patient for u in resolution.plan.unschedulable}
+    return not resolution.moves and not added and refused_now == refused_before
+
+
 def _publish(
     work: UnitOfWork,
     run_id: int,
@@ -264,13 +281,9 @@ def _publish(
 ) -> None:
     """Make the re-solved plan current, or keep the current one if nothing in it changes (one planning write)."""
     session = work.session
-    current = {(b.patient, b.step): b for b in data.current.bookings}
-    added = [b for b in resolution.plan.bookings if (b.patient, b.step) not in current]
     stats = stats | resolution.stats
     active = {p.id for p in data.problem.patients}
-    refused_before = {u.patient for u in data.current.unschedulable} & active  # a withdrawn patient's entry is history
-    refused_now = {u.patient for u in resolution.plan.unschedulable}
-    if not resolution.moves and not added and refused_now == refused_before:
+    if _changes_nothing(data, resolution):
         summary = (
             "the re-solve found no plan better than the current one by more than moving bookings costs: nothing moved"
         )
@@ -307,6 +320,7 @@ def _publish(
         for change in entry["changes"]:
             change["why"] = why.get(entry["patient"], change.get("why", ""))
     moved = [m for m in resolution.moves if m.to_first_day is not None]
+    added = _added(data, resolution)
     unaffected = [m for m in moved if m.patient not in affected]
     report["summary"] = (
         f"{len(moved)} booking(s) of {len({m.patient for m in moved})} patient(s) moved, "

@@ -65,6 +65,10 @@ class PlanningRound(Protocol, Generic[Input, Result, Outcome]):
     def publish(self, work: UnitOfWork, data: Input, result: Result) -> Outcome:
         """Store the result in a planning write; StalePlan if the plan moved since ``read``."""
 
+    # Optional: ``keeps(data, result) -> bool``, True when the result changes no booking. Its
+    # ``publish`` then runs in a plain write: recording that the plan stays takes no plan lock
+    # and does not move the change counter (a re-plan solving meanwhile need not start again).
+
 
 def solve_and_publish(
     database: Database, round_: PlanningRound[Input, Result, Outcome], attempts: int = ATTEMPTS
@@ -74,8 +78,10 @@ def solve_and_publish(
         with database.read() as work:
             data = round_.read(work.session, attempt)
         result = round_.solve(data)
+        keeps = getattr(round_, "keeps", None)
+        unit = database.write if keeps is not None and keeps(data, result) else database.plan_write
         try:
-            with database.plan_write() as work:
+            with unit() as work:
                 return round_.publish(work, data, result)
         except StalePlan:
             log.info(

@@ -144,7 +144,11 @@ def _lag_violations(problem: Problem, plan: Plan, tag: str, code: str, what: str
 
 # -- 1. UNKNOWN_BOOKING ----------------------------------------------------------
 def unknown_booking(problem: Problem, plan: Plan) -> list[Violation]:
-    """Bookings for unknown patients or steps, and a step booked twice."""
+    """Bookings for unknown patients or steps, and a step booked twice.
+
+    Solver: the model has one start variable per step of each patient's own
+    template (``solver.instance``), so a plan it makes books each step once.
+    """
     found = []
     patients = _cohort_patients(problem)
     seen: set[tuple[str, str]] = set()
@@ -196,6 +200,10 @@ def step_missing(problem: Problem, plan: Plan) -> list[Violation]:
 
     An unschedulable patient keeps only the bookings that are frozen (already
     done or fixed): the plan may not book anything new for them.
+
+    Solver: one presence literal per patient; every step is placed when it is
+    true (``solver.model``), and an unscheduled patient keeps only its frozen
+    bookings (``solver.solve``).
     """
     found = []
     booked = _booked(problem, plan)
@@ -245,7 +253,11 @@ def step_missing(problem: Problem, plan: Plan) -> list[Violation]:
 
 # -- 3. STEP_DURATION -----------------------------------------------------------------
 def step_duration(problem: Problem, plan: Plan) -> list[Violation]:
-    """Each booking lasts exactly the patient's resolved duration of its step."""
+    """Each booking lasts exactly the patient's resolved duration of its step.
+
+    Solver: a booking's last day is its start plus the resolved duration
+    (``Problem.steps``, ``solver.solve``); durations are never variables.
+    """
     found = []
     booked = _booked(problem, plan)
     for patient in problem.patients:
@@ -551,7 +563,11 @@ def blackout(problem: Problem, plan: Plan) -> list[Violation]:
 # -- 13. FROZEN_CHANGED ---------------------------------------------------------------------------------
 def frozen_changed(problem: Problem, plan: Plan) -> list[Violation]:
     """Every frozen booking stays in the plan on its frozen first day: those given, and the steps
-    held with them because they are already under way (``pathway.inflight``)."""
+    held with them because they are already under way (``pathway.inflight``).
+
+    Solver: a frozen step is a constant, not a variable (``solver.instance``,
+    ``solver.model``), and its load is fixed capacity.
+    """
     found = []
     booked = _booked(problem, plan)
     for patient in problem.patients:

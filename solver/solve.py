@@ -339,7 +339,9 @@ def _describe_run(instance: Instance, rid: str, run: list[tuple[int, int, int]])
     if instance.weekly[rid]:
         first = instance.date_of(run[0][0] * 7 - instance.week_offset)
         when = (
-            f"in the week of {say_day(first)}" if len(run) == 1 else (f"in the {len(run)} weeks from {say_day(first)}")
+            instance.resources[rid].say_cell(first)
+            if len(run) == 1
+            else f"in the {len(run)} weeks from {say_day(first)}"
         )
     else:
         first, last = instance.date_of(run[0][0]), instance.date_of(run[-1][0])

@@ -25,8 +25,7 @@ from solver.explain import explain_patient
 from solver.instance import build_instance
 from solver.objective import cost_terms
 from solver.solve import SolveOptions, solve
-from tests.paths import COHORTS
-from tests.test_rules import (
+from tests.hand_plans import (
     AXI_CEL,
     codes,
     edited_catalogue,
@@ -35,6 +34,7 @@ from tests.test_rules import (
     make_problem,
     patient,
 )
+from tests.paths import COHORTS
 
 D = date.fromisoformat
 METHODS = ["cp-sat", "greedy"]

@@ -22,6 +22,7 @@ from tests.paths import COHORTS
 D = date.fromisoformat
 FIXTURES = sorted(p.stem for p in COHORTS.glob("*.json") if p.stem != "national")
 TEMPLATES = sorted(t.id for t in load_catalogue().templates)
+WITH_VARIANTS = sorted(t.id for t in load_catalogue().with_remanufacture().templates)
 COLLECTION_KINDS = {StepKind.apheresis, StepKind.donor_collection, StepKind.processing}
 
 
@@ -49,6 +50,23 @@ def test_fixture_cohort_plan_is_clean_and_beats_or_ties_greedy(name):
     assert "fallback" not in plan.stats
     assert plan.stats["objective"] <= greedy.stats["objective"]
     assert plan.stats["best_bound"] <= plan.stats["objective"]
+
+
+@pytest.mark.parametrize("template", WITH_VARIANTS)
+def test_every_template_alone_gets_a_clean_plan(template):
+    """A new product in the catalogue is solved and checked here without a line of test to add."""
+    problem = parse_cohort(
+        {
+            "name": f"one-{template}",
+            "site": "default",
+            "horizon": {"start": "2027-01-04", "days": 200},
+            "patients": [{"id": "T001", "centre": "liverpool", "pathway": template, "approval_date": "2027-01-04"}],
+        },
+        catalogue=load_catalogue().with_remanufacture(),
+    )
+    for method in ("greedy", "cp-sat"):
+        plan = solve(problem, method, SolveOptions(time_limit=3.0, reproducible=True))
+        assert plan.unschedulable == () and check_plan(problem, plan) == [], (method, plan.unschedulable)
 
 
 def test_national_cohort_plan_is_clean():

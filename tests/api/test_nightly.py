@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from api import ledger, nightly, state
 from api.app import create_app
-from api.db import BookingRow, EventRow, JobRun, make_engine, make_sessionmaker
+from api.db import BookingRow, EventRow, JobRun, PlanHead, make_engine, make_sessionmaker
 from tests.builders import TODAY, assert_plan_valid, auth, confirm, propose, refer, run_nightly
 
 
@@ -51,8 +51,18 @@ def _wait_for(client, run_id: int, seconds: float = 60) -> dict:
     raise AssertionError(f"nightly run {run_id} still running after {seconds} s")
 
 
+def _plan_changes(settings) -> int:
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            return session.get(PlanHead, 1).changes
+    finally:
+        engine.dispose()
+
+
 def test_two_runs_in_a_row_on_unchanged_data_move_nothing(client, small_site):
     before = _bookings(small_site)
+    counter = _plan_changes(small_site)
     first = _run(small_site, run_nightly(small_site))
     second = _run(small_site, run_nightly(small_site, TODAY + timedelta(days=1)))
     assert (first.status, second.status) == ("kept", "kept")
@@ -60,6 +70,8 @@ def test_two_runs_in_a_row_on_unchanged_data_move_nothing(client, small_site):
     assert second.report["summary"].startswith(f"nothing changed since run {first.id}")
     assert _bookings(small_site) == before  # not a booking, not a status changed
     assert client.get("/plans/current", headers=auth(client, "admin")).json()["id"] == 2  # no new plan version
+    # keeping the plan is no plan write: a re-plan solving meanwhile need not start again
+    assert _plan_changes(small_site) == counter
     assert_plan_valid(small_site)
 
 
@@ -67,6 +79,7 @@ def test_the_next_night_with_nothing_new_solves_again_and_moves_nothing(client, 
     """The day moves on, so the fingerprint differs and the solver runs: it still moves nothing,
     drops nothing and adds nothing."""
     before = _bookings(small_site)
+    counter = _plan_changes(small_site)
     first = _run(small_site, run_nightly(small_site))
     tomorrow = small_site.model_copy(update={"today": TODAY + timedelta(days=1)})
     second = _run(tomorrow, run_nightly(tomorrow, TODAY + timedelta(days=1)))
@@ -75,6 +88,7 @@ def test_the_next_night_with_nothing_new_solves_again_and_moves_nothing(client, 
         assert run.status == "kept", run.report
         assert (run.stats["bookings_moved"], run.stats["bookings_removed"]) == (0, 0)
     assert _bookings(tomorrow) == before
+    assert _plan_changes(tomorrow) == counter
     assert_plan_valid(tomorrow)
 
 

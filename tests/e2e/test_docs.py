@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from tests.e2e.conftest import DESKTOP
+from tests.builders import DESKTOP
 
 
 @pytest.fixture
