@@ -526,6 +526,17 @@ def run_view(run: JobRun) -> dict[str, Any]:
     }
 
 
+def run_history(session: Session, limit: int, offset: int) -> list[dict[str, Any]]:
+    """The nightly job's runs, newest first, as answers."""
+    return [run_view(r) for r in ledger.history(session, JOB, limit, offset)]
+
+
+def run_with_report(session: Session, run_id: int) -> dict[str, Any]:
+    """One run and its report, as an answer; NotFound if there is no such nightly run."""
+    run = get_run(session, run_id)
+    return {"run": run_view(run), "report": run.report}
+
+
 def get_run(session: Session, run_id: int) -> JobRun:
     run = session.get(JobRun, run_id)
     if run is None or run.job != JOB:

@@ -22,6 +22,17 @@ from solver.explain import explain_patient
 MAX_RANGE_DAYS = 366
 
 
+# -- the service ---------------------------------------------------------------------------------
+def health(session: Session, settings: Settings) -> dict[str, Any]:
+    """Up, the current plan version, and the planning day."""
+    version = state.current_version(session)
+    return {
+        "status": "ok",
+        "plan_version": version.id if version else None,
+        "today": settings.planning_day().isoformat(),
+    }
+
+
 # -- patients -----------------------------------------------------------------------------------
 def patient_view(session: Session, patient_id: str) -> dict[str, Any]:
     row = state.get_patient(session, patient_id)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api import ledger, nightly
+from api import nightly
 from api.answers import NightlyRunReport, NightlyRuns, NightlyRunView
 from api.deps import Admin, Anyone, Configured, Db, RowId, Running
 
@@ -32,7 +32,7 @@ def nightly_runs(
     """Run history (newest first): start, end, status, solver stats, bookings moved; and the next scheduled run."""
     next_run = running.nightly.next_run()
     with running.database.read() as work:
-        runs = [nightly.run_view(r) for r in ledger.history(work.session, nightly.JOB, limit, offset)]
+        runs = nightly.run_history(work.session, limit, offset)
     return {
         "enabled": settings.nightly_enabled,
         "schedule": f"{settings.nightly_at} {settings.nightly_timezone}",
@@ -44,8 +44,7 @@ def nightly_runs(
 @router.get("/runs/{run_id}", response_model=NightlyRunReport, response_model_exclude_unset=True)
 def nightly_run(run_id: RowId, who: Admin, db: Db) -> dict[str, Any]:
     with db.read() as work:
-        run = nightly.get_run(work.session, run_id)
-        return {"run": nightly.run_view(run), "report": run.report}
+        return nightly.run_with_report(work.session, run_id)
 
 
 @router.post("/runs", status_code=202, response_model=NightlyRunView)

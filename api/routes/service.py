@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api import state
+from api import views
 from api.answers import Health, Me
 from api.deps import Anyone, Configured, Db
 
@@ -16,12 +16,7 @@ router = APIRouter(tags=["service"])
 @router.get("/health", response_model=Health)
 def health(db: Db, settings: Configured) -> dict[str, Any]:
     with db.read() as work:
-        version = state.current_version(work.session)
-    return {
-        "status": "ok",
-        "plan_version": version.id if version else None,
-        "today": settings.planning_day().isoformat(),
-    }
+        return views.health(work.session, settings)
 
 
 @router.get("/me", response_model=Me)
