@@ -159,16 +159,17 @@ def _repeated_conditioning(
             high = high or low
             left = [low + timedelta(days=i) for i in range((high - low).days + 1)]
             left = [d for d in left if d >= earliest]
+            infusion = f"the {step.name.replace('_', ' ')}'s window"
             if not left:
-                why = f"its window ran from {_day(low)} to {_day(high)} and has passed"
+                why = f"{infusion} ran from {_day(low)} to {_day(high)} and has passed"
             else:
                 ruled_out = [infusion_ruled_out(step, d) for d in left]
                 if any(r is None for r in ruled_out):
                     continue
                 reasons = "; ".join(dict.fromkeys(r for r in ruled_out if r))
-                why = f"every day left in its window ({_day(left[0])} .. {_day(high)}) is ruled out: {reasons}"
+                why = f"every day left in {infusion} ({_day(left[0])} .. {_day(high)}) is ruled out: {reasons}"
             repeated[lag.after] = (
-                f"{lag.after.replace('_', ' ')} given from {_day(frozen[lag.after])} is given again: "
-                f"{step.name.replace('_', ' ')} {why}" + (f" ({lag.note})" if lag.note else "")
+                f"{lag.after.replace('_', ' ')} given from {_day(frozen[lag.after])} is given again: {why}"
+                + (f" ({lag.note})" if lag.note else "")
             )
     return repeated

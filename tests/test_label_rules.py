@@ -246,7 +246,7 @@ def test_conditioning_is_repeated_when_the_infusion_can_no_longer_fall_in_its_wi
     assert booked["conditioning"].first_day > D("2027-02-05")
     gap = (booked["infusion"].first_day - booked["conditioning"].last_day).days - 1
     assert 2 <= gap <= 14
-    assert "is repeated" in explain_patient(problem, plan, "C001").text()
+    assert "is given again" in explain_patient(problem, plan, "C001").text()
 
 
 def test_a_later_absence_never_repeats_conditioning():
