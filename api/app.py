@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api import errors, pages
+from api.access_log import AccessLog
 from api.routes import ROUTERS
 from api.runtime import Runtime
 from api.settings import Settings
@@ -43,4 +44,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     pages.mount(app)
+    app.add_middleware(AccessLog)
     return app

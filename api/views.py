@@ -218,18 +218,30 @@ def _summary(cells: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+# A text cell starting with one of these is read as a formula by spreadsheets (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A text cell a spreadsheet will show as text: one starting like a formula gets a leading quote.
+    Numbers are left alone (a negative ``free`` is a number, not a formula)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def capacity_csv(table: dict[str, Any]) -> str:
+    """The capacity table as CSV, every text cell made spreadsheet-safe (closure notes are free text)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180: a CR or LF inside a cell is then quoted
     writer.writerow(["day", "resource", "period", "capacity", "booked", "free", "utilisation", "note", "patients"])
     for c in table["cells"]:
         who = " ".join(
             f"{p['patient']}:{p['step']}" + (f"x{p['amount']}" if p["amount"] != 1 else "") for p in c["patients"]
         )
         util = "" if c["utilisation"] is None else c["utilisation"]
-        writer.writerow(
-            [c["day"], c["resource"], c["period"], c["capacity"], c["booked"], c["free"], util, c["note"], who]
-        )
+        row = [c["day"], c["resource"], c["period"], c["capacity"], c["booked"], c["free"], util, c["note"], who]
+        writer.writerow([spreadsheet_safe(cell) for cell in row])
     return out.getvalue()
 
 

@@ -182,7 +182,16 @@ def test_two_servers_on_one_database_run_the_night_once(kind, tmp_path):
             ).json()
             assert [r["id"] for r in body["runs"]] == [runs[0].id]
             assert body["enabled"] and body["next_run"] and body["next_run"].endswith(("+00:00", "+01:00"))
+        # a path with an identifier in it: the server's log names the route, never the patient
+        timeline = httpx.get(
+            f"http://127.0.0.1:{ports[0]}/patients/S-AXI-1/timeline",
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=10,
+        )
+        assert timeline.status_code == 200
     logs = [p.stdout.read() for p in processes]
+    assert "GET /patients/{patient_id}/timeline 200" in logs[0], logs[0]
+    assert not any("S-AXI-1" in log for log in logs), logs
     winner = [log for log in logs if f"nightly run {runs[0].id} (catch-up" in log]
     assert len(winner) == 1, logs
     # the other one lost the claim, or started after the run was in the ledger and found nothing missed
