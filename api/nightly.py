@@ -146,32 +146,23 @@ def execute(
     try:
         replanning.solve_and_publish(database, night, ATTEMPTS)
     except StalePlan:
-        with database.write() as work:
-            summary = (
-                f"the plan changed during each of {ATTEMPTS} solves; nothing was published (the next run tries again)"
-            )
-            ledger.finish(
-                work.session,
-                work.session.get(JobRun, run_id),
-                "failed",
-                night.stats | _elapsed(night.started),
-                {"summary": summary},
-                None,
-            )
+        _failed(
+            database,
+            night,
+            f"the plan changed during each of {ATTEMPTS} solves; nothing was published (the next run tries again)",
+        )
     except Exception as exc:  # the service stays up; the ledger says what failed
         # messages can carry patient ids: the error level names the type only, the trace is for debugging
         log.error("nightly run %s failed: %s", run_id, type(exc).__name__)
         log.debug("nightly run %s failed", run_id, exc_info=True)
-        with database.write() as work:
-            summary = f"failed: {type(exc).__name__}; the plan was not changed"
-            ledger.finish(
-                work.session,
-                work.session.get(JobRun, run_id),
-                "failed",
-                night.stats | _elapsed(night.started),
-                {"summary": summary},
-                None,
-            )
+        _failed(database, night, f"failed: {type(exc).__name__}; the plan was not changed")
+
+
+def _failed(database: Database, night: NightlyRound, summary: str) -> None:
+    """Close the run's ledger row as failed, with ``summary`` as its report."""
+    with database.write() as work:
+        stats = night.stats | _elapsed(night.started)
+        ledger.finish(work.session, work.session.get(JobRun, night.run_id), "failed", stats, {"summary": summary}, None)
 
 
 @dataclasses.dataclass

@@ -176,27 +176,34 @@ class Problem:
             given,
             self.horizon.start,
             self.earliest_day(patient),
-            lambda step, day: self._ruled_out_on_the_day(patient, step, day, durations[step.name]),
+            lambda step, day: self._closed_or_blacked_out(patient, step, day, durations[step.name]),
         )
 
-    def _ruled_out_on_the_day(self, patient: Patient, step: Step, first_day: date, duration: int) -> str | None:
-        """``unavailable`` without the presence needed after the step."""
+    def closed_day(self, step: Step, first_day: date, duration: int) -> tuple[date, str] | None:
+        """The first day that the step's calendar closes to it if it starts on ``first_day``, and why."""
         days = [first_day + timedelta(days=i) for i in range(duration)]
         for day in days if step.calendar_applies_to == "every_day" else days[:1]:
             if not self.site.is_open(step.calendar, day):
-                return self.site.closed_reason(step.calendar, day)
+                return day, self.site.closed_reason(step.calendar, day)
+        return None
+
+    def away(self, patient: Patient, step: Step, first_day: date, duration: int) -> str | None:
+        """Why the patient cannot be there for ``step`` from ``first_day``: a blackout on a day they must
+        attend it, or inside the presence needed after it; None if they can."""
+        return self._blacked_out(patient, step, first_day, duration) or self.presence_clash(patient, step, first_day)
+
+    def _blacked_out(self, patient: Patient, step: Step, first_day: date, duration: int) -> str | None:
         if step.patient_present:
+            last_day = first_day + timedelta(days=duration - 1)
             for blackout in patient.blackouts:
-                if any(blackout.covers(d) for d in days):
+                if blackout.first_day <= last_day and blackout.last_day >= first_day:
                     return blackout.describe()
         return None
 
-    def unavailable(self, patient: Patient, step: Step, first_day: date, duration: int) -> str | None:
-        """Why the patient's own rules rule out ``step`` starting on ``first_day`` (calendar, a blackout
-        on a day they must attend, a blackout inside the presence needed after it), or None."""
-        return self._ruled_out_on_the_day(patient, step, first_day, duration) or self.presence_clash(
-            patient, step, first_day
-        )
+    def _closed_or_blacked_out(self, patient: Patient, step: Step, first_day: date, duration: int) -> str | None:
+        """Why ``step`` cannot start on ``first_day`` itself (presence after it aside), or None."""
+        closed = self.closed_day(step, first_day, duration)
+        return closed[1] if closed else self._blacked_out(patient, step, first_day, duration)
 
     def presence_clash(self, patient: Patient, step: Step, first_day: date) -> str | None:
         """Why a blackout rules out ``step`` on ``first_day`` because of the presence needed after it, or None."""

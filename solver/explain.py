@@ -77,6 +77,8 @@ def explain_patient(problem: Problem, plan: Plan, patient_id: str) -> PatientExp
         if booking is None:
             continue
         explanation = StepExplanation(ps.name, booking.first_day, booking.last_day)
+        # days before this were ruled out by the presence needed after the step, if anything (not yet said)
+        scanned_from = booking.first_day
         if ps.name in held.derived:
             explanation.reasons.append(f"frozen: {held.derived[ps.name]}")
         elif ps.name in held.frozen:
@@ -84,16 +86,19 @@ def explain_patient(problem: Problem, plan: Plan, patient_id: str) -> PatientExp
         else:
             if ps.name in held.repeated:
                 explanation.reasons.append(held.repeated[ps.name])
-            explanation.reasons.extend(_reasons(problem, patient, ps, booking.first_day, booked, usage))
+            lower = _earliest(problem, patient, ps, booked)
+            scanned_from = min(lower[0], booking.first_day)
+            explanation.reasons.extend(_reasons(problem, patient, ps, booking.first_day, lower, usage))
         if ps.step.published_days is not None:
             explanation.reasons.append(f"lasts {ps.duration} days: {ps.step.published_days.choice(ps.duration)}")
-        explanation.reasons.extend(_presence_reasons(problem, patient, ps, booking.first_day))
+        explanation.reasons.extend(_presence_reasons(problem, patient, ps, scanned_from))
         steps.append(explanation)
     return PatientExplanation(patient_id, patient.pathway, summary, steps)
 
 
 def _presence_reasons(problem: Problem, patient: Patient, ps: PatientStep, day: date) -> list[str]:
-    """The presence needed after the step (an infusion), and the earlier days it ruled out."""
+    """The presence needed after the step (an infusion), and the days before ``day`` (from the
+    patient's earliest day) it ruled out: the ones a later step's window hid from ``_reasons``."""
     reasons = []
     first = problem.earliest_day(patient)
     runs: list[tuple[str, date, date]] = []
@@ -140,7 +145,8 @@ def _rigid_group(steps: list[PatientStep], name: str) -> dict[str, int]:
     return group
 
 
-def _reasons(problem: Problem, patient: Patient, ps: PatientStep, day: date, booked, usage) -> list[str]:
+def _earliest(problem: Problem, patient: Patient, ps: PatientStep, booked) -> tuple[date, str]:
+    """The earliest day the patient's own rules and the lags to the booked steps allow, and which binds."""
     bounds: list[tuple[date, str]] = [
         (problem.earliest_day(patient), "earliest allowed start (approval, earliest start or horizon start)")
     ]
@@ -158,7 +164,11 @@ def _reasons(problem: Problem, patient: Patient, ps: PatientStep, day: date, boo
         bounds.append(
             (anchor + timedelta(days=lag.min), f"{lag.min:+d} days from {what} ({lag.rule.replace('_', ' ')})")
         )
-    lower, why = max(bounds, key=lambda b: b[0])
+    return max(bounds, key=lambda b: b[0])
+
+
+def _reasons(problem: Problem, patient: Patient, ps: PatientStep, day: date, earliest, usage) -> list[str]:
+    lower, why = earliest
     if day == lower:
         return [f"earliest possible: {why}"]
     reasons = [f"could be {_d(lower)} at the earliest: {why}"]
@@ -186,14 +196,13 @@ def _why_not(problem: Problem, patient: Patient, group: list[tuple[PatientStep, 
     site = problem.site
     for ps, offset in group:
         first = start + timedelta(days=offset)
-        days = [first + timedelta(days=i) for i in range(ps.duration)]
-        for day in days if ps.step.calendar_applies_to == "every_day" else days[:1]:
-            closed = site.closed_reason(ps.step.calendar, day)
-            if closed:
-                return closed if offset == 0 else f"{ps.name} would fall on {_d(day)}: {closed}"
-        unavailable = problem.unavailable(patient, ps.step, first, ps.duration)
-        if unavailable:
-            return unavailable if offset == 0 else f"{ps.name} would fall on {_d(first)}: {unavailable}"
+        closed = problem.closed_day(ps.step, first, ps.duration)
+        if closed:
+            day, reason = closed
+            return reason if offset == 0 else f"{ps.name} would fall on {_d(day)}: {reason}"
+        away = problem.away(patient, ps.step, first, ps.duration)
+        if away:
+            return away if offset == 0 else f"{ps.name} would fall on {_d(first)}: {away}"
     for ps, offset in group:
         first = start + timedelta(days=offset)
         for resource, cell, amount in step_cells(ps, first):
