@@ -11,12 +11,14 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator, WithJsonSchema
 
 from api.audit import Actor
 from api.auth import actor_for
 from api.runtime import Runtime
 from api.settings import Settings
 from api.unit_of_work import Database
+from pathway.cohort import PATIENT_ID_SCHEMA, check_pseudonymous
 
 
 def runtime(request: Request) -> Runtime:
@@ -70,6 +72,11 @@ Planner = Annotated[Actor, Depends(role("coordinator", "lab_manager"))]
 Admin = Annotated[Actor, Depends(role())]
 
 # path parameters several resources share
-PatientId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$", description="pseudonymous patient id")]
+PatientId = Annotated[
+    str,
+    Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$"),
+    AfterValidator(check_pseudonymous),
+    WithJsonSchema(PATIENT_ID_SCHEMA),
+]
 ProposalId = Annotated[str, Path(pattern="^[0-9a-f]{32}$")]
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]

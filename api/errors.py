@@ -8,16 +8,19 @@ solver queue full. Bad input never gives a 500; an answer never echoes the input
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
+from api.access_log import NO_ROUTE
 from api.answers import ErrorMessage, InputProblems
 from api.solving import SolverBusy
 from api.state import Conflict, NotFound
 from pathway.errors import InputError, field_path
+from pathway.nhs import mentions_nhs_number
 
 log = logging.getLogger("vein2vein.api")
 
@@ -43,13 +46,31 @@ async def _input_error(request: Request, exc: InputError) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": [{"field": exc.field or "body", "problem": exc.problem}]})
 
 
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+UNNAMED_KEY = "<key>"
+
+
+def _safe_loc(loc: tuple, bad_keys: set[str]) -> tuple:
+    """The error's location without anything typed by the client that could identify someone: a map key
+    that failed its own validation, or any part that is not a plain name, is said as ``<key>``."""
+    out = []
+    for part in loc:
+        if part == "[key]":
+            continue
+        if isinstance(part, str) and (part in bad_keys or not _NAME.match(part) or mentions_nhs_number(part)):
+            part = UNNAMED_KEY
+        out.append(part)
+    return tuple(out)
+
+
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    bad_keys = {str(e["loc"][-2]) for e in errors if len(e.get("loc", ())) >= 2 and e["loc"][-1] == "[key]"}
     detail = []
-    for error in exc.errors():
+    for error in errors:
         message = str(error.get("msg", "invalid"))
-        detail.append(
-            {"field": field_path(tuple(error.get("loc", ()))), "problem": message.removeprefix("Value error, ")}
-        )
+        field = field_path(_safe_loc(tuple(error.get("loc", ())), bad_keys))
+        detail.append({"field": field, "problem": message.removeprefix("Value error, ")})
     return JSONResponse(status_code=422, content={"detail": detail})  # the input itself is never echoed
 
 
@@ -63,7 +84,7 @@ async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
 
 async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
     # two requests raced to store the same thing (an id, an NHS number): the loser is told, without values
-    log.info("integrity conflict on %s %s", request.method, request.url.path)
+    log.info("integrity conflict on %s %s", request.method, getattr(request.scope.get("route"), "path", NO_ROUTE))
     return _message(
         409,
         "this clashes with something stored at the same moment (a duplicate id or NHS number); reload and try again",

@@ -1,20 +1,27 @@
-"""Request bodies of the HTTP API. Strict: unknown fields refused, dates ISO strings only (years 1900..2199)."""
+"""Request bodies of the HTTP API. Strict: unknown fields refused, dates ISO strings only (years 1900..2199),
+every text screened for NHS numbers (``pathway.nhs.screen``: refused, never echoed), every list, map and text
+bounded (the limits below, listed in the README). The OpenAPI document states the same rules: patterns for
+dates and ids, lengths, item counts, and no ``null`` where null is refused."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, WithJsonSchema, field_validator
 
-from api.nhs import normalise_nhs_number
 from pathway.catalogue import Model
-from pathway.cohort import PATIENT_ID, DateRange, check_pseudonymous
+from pathway.cohort import PATIENT_ID, PATIENT_ID_SCHEMA, DateRange, check_pseudonymous
 from pathway.dates import IsoDate
-from pathway.errors import InputError
+from pathway.nhs import NHS_NUMBER_PATTERN, normalise_nhs_number, screen
 from pathway.site import CapacityChange, Urgency
 
 FIRST_YEAR, LAST_YEAR = 1900, 2199
+MAX_BLACKOUTS = 100  # days away per patient: a year of single days, in ranges, fits many times over
+MAX_MAP_ENTRIES = 20  # last doses (agents) or durations (steps) per patient: no pathway has more steps
+MAX_REASON = 500  # characters of a reason kept in the audit log
+MAX_BLACKOUT_REASON = 200
+MAX_CODE = 64  # characters of a centre, pathway, step or agent id
 
 
 def _in_years(day: date) -> date:
@@ -30,12 +37,20 @@ def _no_nul(value: str) -> str:
     return value
 
 
-ApiDate = Annotated[IsoDate, AfterValidator(_in_years)]
+# the years FIRST_YEAR..LAST_YEAR as a pattern, so that the OpenAPI document says what the server takes
+DATE_PATTERN = r"^(19[0-9]{2}|2[01][0-9]{2})-[0-9]{2}-[0-9]{2}$"
+ApiDate = Annotated[
+    IsoDate, AfterValidator(_in_years), WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_PATTERN})
+]
 """An ISO date (YYYY-MM-DD) in the years FIRST_YEAR..LAST_YEAR."""
-Text = Annotated[str, AfterValidator(_no_nul)]
-"""Free text that is stored (PostgreSQL refuses NUL characters in text: a 500, not a 422)."""
-Reason = Field(min_length=1, max_length=500, description="why, in words (kept in the audit log)")
-PatientRef = Annotated[str, PATIENT_ID]
+Text = Annotated[str, AfterValidator(_no_nul), AfterValidator(screen)]
+"""Free text that is stored: no NUL character (PostgreSQL refuses it: a 500, not a 422), no NHS number."""
+Reason = Field(min_length=1, max_length=MAX_REASON, description="why, in words (kept in the audit log)")
+Code = Annotated[
+    str, Field(min_length=1, max_length=MAX_CODE, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$"), AfterValidator(screen)
+]
+"""A catalogue or site id (centre, pathway, step, agent): letters first, so never a number."""
+PatientRef = Annotated[str, PATIENT_ID, AfterValidator(check_pseudonymous), WithJsonSchema(PATIENT_ID_SCHEMA)]
 
 
 class Blackout(DateRange):
@@ -43,10 +58,30 @@ class Blackout(DateRange):
 
     first_day: ApiDate
     last_day: ApiDate
+    reason: Text = Field(default="", max_length=MAX_BLACKOUT_REASON)
+
+
+Blackouts = Annotated[tuple[Blackout, ...], Field(max_length=MAX_BLACKOUTS, description="days the patient is away")]
+
+
+def _code_map(values: type, description: str) -> Any:
+    """A map from codes (steps, agents) to ``values``, at most MAX_MAP_ENTRIES long; its OpenAPI schema
+    refuses other keys (pydantic states the key pattern as patternProperties only)."""
+    limits = Field(
+        max_length=MAX_MAP_ENTRIES, description=description, json_schema_extra={"additionalProperties": False}
+    )
+    return Annotated[dict[Code, values], limits]
+
+
+LastDoses = _code_map(ApiDate, "agent -> last dose date (for washouts)")
+Durations = _code_map(int, "step -> days, within the catalogue's range")
+NhsNumber = Annotated[str, WithJsonSchema({"type": "string", "pattern": f"^$|{NHS_NUMBER_PATTERN}"})]
 
 
 class _Nhs(Model):
-    nhs_number: str | None = Field(default=None, description="optional; validated (modulus 11), stored, never logged")
+    nhs_number: NhsNumber | None = Field(
+        default=None, description="optional (empty: none); validated (modulus 11), stored, never logged or shown"
+    )
 
     @field_validator("nhs_number")
     @classmethod
@@ -57,40 +92,43 @@ class _Nhs(Model):
 class ReferralIn(_Nhs):
     """A new referral: pathway/product, approval date, constraints, urgency, target date."""
 
-    id: str = PATIENT_ID
-    centre: str = Field(min_length=1, max_length=64)
-    pathway: str = Field(min_length=1, max_length=64, description="template id from the catalogue")
+    id: PatientRef
+    centre: Code
+    pathway: Code = Field(description="template id from the catalogue")
     approval_date: ApiDate
     earliest_start: ApiDate | None = None
     urgency: Urgency = "routine"
     target_infusion_date: ApiDate | None = None
-    last_doses: dict[str, ApiDate] = Field(default_factory=dict, description="agent -> last dose date")
-    blackouts: tuple[Blackout, ...] = ()
-    durations: dict[str, int] = Field(default_factory=dict, description="step -> days")
-
-    _pseudonymous = field_validator("id")(check_pseudonymous)
+    last_doses: LastDoses = Field(default_factory=dict)
+    blackouts: Blackouts = ()
+    durations: Durations = Field(default_factory=dict)
 
 
 class ReferralEdit(_Nhs):
     """Fields to change (those not given stay as they are; ``nhs_number: null`` removes it)."""
 
-    centre: str | None = Field(default=None, min_length=1, max_length=64)
-    approval_date: ApiDate | None = None
+    # a field that cannot be removed is not nullable: null is refused by its type, the field named
+    centre: Code = None
+    approval_date: ApiDate = None
     earliest_start: ApiDate | None = None
-    urgency: Urgency | None = None
+    urgency: Urgency = None
     target_infusion_date: ApiDate | None = None
-    last_doses: dict[str, ApiDate] | None = None
-    blackouts: tuple[Blackout, ...] | None = None
-    durations: dict[str, int] | None = None
-    pathway: str | None = Field(default=None, min_length=1, max_length=64)
+    last_doses: LastDoses | None = None
+    blackouts: Blackouts | None = None
+    durations: Durations | None = None
+    pathway: Code = None
+
+    @field_validator("centre", "approval_date", "urgency", "pathway", mode="before")
+    @classmethod
+    def _not_removed(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be removed (null)")
+        return value
 
     def changes(self) -> dict[str, Any]:
-        """The fields given, as stored values (JSON); null empties a collection and is refused for a
-        required field (InputError naming it). The NHS number is apart (``nhs_number``)."""
+        """The fields given, as stored values (JSON); null empties a collection (null for a required field
+        is refused above). The NHS number is apart (``nhs_number``)."""
         changes = self.model_dump(mode="json", exclude_unset=True, exclude={"nhs_number"})
-        for name in ("centre", "pathway", "approval_date", "urgency"):
-            if name in changes and changes[name] is None:
-                raise InputError("", name, "cannot be removed (null)")
         for name in ("last_doses", "durations"):
             if name in changes and changes[name] is None:
                 changes[name] = {}
@@ -124,10 +162,12 @@ class ReplanIn(Model):
 class CapacityChangeIn(CapacityChange):
     """A lab manager's closure (capacity 0) or change, bounded so that it fits the database."""
 
+    resource: Code = Field(description="a resource id or kind")
+    centre: Code | None = None
     first_day: ApiDate
     last_day: ApiDate
     capacity: int = Field(ge=0, le=10_000)
-    reason: Text = Field(min_length=1, max_length=500)
+    reason: Text = Reason
 
     @field_validator("last_day")
     @classmethod

@@ -45,6 +45,7 @@ from api.unit_of_work import UnitOfWork
 from pathway.catalogue import REMANUFACTURE, Catalogue, StepKind, read_data_file, remanufacture_variant
 from pathway.cohort import SITES_DIR, Problem, parse_cohort
 from pathway.errors import InputError, validation_error
+from pathway.nhs import SCREENED, first_mention
 from pathway.plan import Booking, Plan
 from pathway.rules import check_plan
 from pathway.site import CapacityChange, Site
@@ -92,6 +93,9 @@ def replace_catalogue(
     """A new catalogue or site version. Refused (nothing stored) if a stored patient no longer
     resolves, or if the current plan would break a rule it does not break today."""
     model = Catalogue if kind == "pathways" else Site
+    mention = first_mention(body)
+    if mention:  # a catalogue version is kept for ever: it must not carry a patient's number
+        raise InputError("", f"body.{mention}".removesuffix(".body"), SCREENED)
     try:
         parsed = model.model_validate(body)
     except ValidationError as exc:

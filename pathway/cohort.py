@@ -28,6 +28,7 @@ from pathway.catalogue import (
 from pathway.dates import IsoDate, say_day
 from pathway.errors import InputError, validation_error
 from pathway.inflight import Held, hold
+from pathway.nhs import screen
 from pathway.site import CapacityChange, Resource, Site, Urgency
 
 SITES_DIR = DEFAULT_CATALOGUE.parent / "sites"
@@ -63,12 +64,20 @@ class FrozenBooking(Model):
 PATIENT_ID = Field(
     pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$", description="pseudonymous identifier, never an NHS number"
 )
+# what check_pseudonymous adds to the pattern (a letter somewhere), as JSON Schema can say it
+PATIENT_ID_SCHEMA = {
+    "type": "string",
+    "minLength": 3,
+    "maxLength": 32,
+    "pattern": r"^(?:[A-Za-z]|[0-9][0-9_-]*[A-Za-z])[A-Za-z0-9_-]*$",
+    "description": "pseudonymous identifier with at least one letter; never an NHS number (refused if it holds one)",
+}
 
 
 def check_pseudonymous(value: str) -> str:
     if value.replace("-", "").replace("_", "").isdigit():
         raise ValueError("an id made of digits could be an NHS or hospital number: use a pseudonymous id with letters")
-    return value
+    return screen(value)
 
 
 class Patient(Model):

@@ -19,11 +19,11 @@ def parse_iso_date(value: object) -> date:
     if isinstance(value, date):
         return value
     if not isinstance(value, str) or not _ISO.match(value):
-        raise ValueError(f"expected a date as YYYY-MM-DD, got {value!r}")
+        raise ValueError("expected a date as YYYY-MM-DD")
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not a real calendar date") from None
+        raise ValueError("is not a real calendar date") from None
 
 
 IsoDate = Annotated[

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from api import views, workflows
 from api.answers import ActiveCapacityChange, CapacityChangeAdded, CapacityChangeWithdrawn, CapacityTable, Replanned
 from api.deps import Anyone, Configured, Db, LabManager, Planner, RowId, Running
-from api.schemas import ApiDate, CapacityChangeIn, ReplanIn
+from api.schemas import ApiDate, CapacityChangeIn, Code, ReplanIn
 from pathway.errors import InputError
 
 router = APIRouter(tags=["capacity"])
@@ -23,8 +23,11 @@ class Window:
         self,
         settings: Configured,
         first: Annotated[ApiDate | None, Query(alias="from", description="first day (default: today)")] = None,
-        last: Annotated[ApiDate | None, Query(alias="to", description="last day (default: from + 89 days)")] = None,
-        resource: Annotated[str | None, Query(max_length=128, description="a resource id or kind")] = None,
+        last: Annotated[
+            ApiDate | None,
+            Query(alias="to", description="last day (default: from + 89 days); not before from, at most 366 days on"),
+        ] = None,
+        resource: Annotated[Code | None, Query(description="a resource id or kind")] = None,
     ):
         self.first: date = first or settings.planning_day()
         self.last: date = last or self.first + timedelta(days=89)

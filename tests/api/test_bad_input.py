@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from api.nhs import normalise_nhs_number
+from pathway.nhs import normalise_nhs_number
 from tests.builders import auth, fresh_database, prepared_site
 
 NOTHING = object()
