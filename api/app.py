@@ -2,9 +2,10 @@
 assets come from the app itself). ``create_app`` only assembles: the runtime and its lifespan,
 the error handlers, one router per resource (``api.routes``) and the web pages.
 
-Errors: 401 no or unknown token, 403 wrong role, 404 unknown thing, 409 clash
-with the current state (stale proposal, full resource-day), 422 bad input with
-the field named, 503 solver queue full. Never a 500 for bad input (``api.errors``).
+Errors: 401 no or unknown token, 403 wrong role, 404 unknown thing, 405 with every
+method of the path in ``Allow`` (and ``OPTIONS`` lists them), 409 clash with the current
+state (stale proposal, full resource-day), 413 body over the size limit, 422 bad input
+with the field named, 503 solver queue full. Never a 500 for bad input (``api.errors``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from fastapi_offline import FastAPIOffline
 
 from api import errors, pages
 from api.access_log import AccessLog
+from api.allow import AllowedMethods
+from api.body_limit import BodyLimit
 from api.routes import ROUTERS
 from api.runtime import Runtime
 from api.settings import Settings
@@ -44,5 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     pages.mount(app)
+    app.add_middleware(AllowedMethods, routes=app.router.routes)
+    app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

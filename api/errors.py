@@ -33,6 +33,7 @@ ERRORS = {
         "description": "clashes with the current state: the message names the resource and day",
         "model": ErrorMessage,
     },
+    413: {"description": "the request body is over the size limit (V2V_MAX_BODY_BYTES)", "model": ErrorMessage},
     422: {"description": "bad input: each error names the field and the problem", "model": InputProblems},
     503: {"description": "the solver queue is full: try again after Retry-After seconds", "model": ErrorMessage},
 }

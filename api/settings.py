@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     )
     nightly_timezone: str = Field(default="Europe/London", description="time zone of nightly_at (IANA name)")
     nightly_time_limit: float = Field(default=20.0, gt=0, le=3600, description="seconds for the nightly CP-SAT solve")
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=65_536, le=67_108_864, description="largest request body taken (413 beyond)"
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 
