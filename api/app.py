@@ -19,6 +19,7 @@ from api import errors, pages
 from api.access_log import AccessLog
 from api.routes import ROUTERS
 from api.runtime import Runtime
+from api.security_headers import SecurityHeaders
 from api.settings import Settings
 
 
@@ -38,6 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         responses=errors.ERRORS,
         static_url="/static/docs",
+        docs_url=None,  # /docs and /redoc are pages of ours (api.pages): no inline script, for the CSP
+        redoc_url=None,
     )
     app.state.runtime = runtime
     errors.install(app)
@@ -45,4 +48,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     pages.mount(app)
     app.add_middleware(AccessLog)
+    app.add_middleware(SecurityHeaders)  # the outermost: its headers are on every answer, errors too
     return app
