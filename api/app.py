@@ -4,7 +4,8 @@ the error handlers, one router per resource (``api.routes``) and the web pages.
 
 Errors: 401 no or unknown token, 403 wrong role, 404 unknown thing, 409 clash
 with the current state (stale proposal, full resource-day), 422 bad input with
-the field named, 503 solver queue full. Never a 500 for bad input (``api.errors``).
+the field named, 503 solver queue full or database unreachable (``api.outage``). Never a 500
+for bad input (``api.errors``). Security headers on every answer (``api.security_headers``).
 """
 
 from __future__ import annotations
