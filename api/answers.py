@@ -57,6 +57,14 @@ class Health(Answer):
     today: date = Field(description="the planning date")
 
 
+class HealthDown(Answer):
+    """503 from /health: what is down (the database), with ``Retry-After``."""
+
+    status: Literal["unavailable"]
+    database: Literal["unreachable"]
+    detail: str
+
+
 class Me(Answer):
     name: str
     role: Role

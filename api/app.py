@@ -5,7 +5,9 @@ the error handlers, one router per resource (``api.routes``) and the web pages.
 Errors: 401 no or unknown token, 403 wrong role, 404 unknown thing, 405 with every
 method of the path in ``Allow`` (and ``OPTIONS`` lists them), 409 clash with the current
 state (stale proposal, full resource-day), 413 body over the size limit, 422 bad input
-with the field named, 503 solver queue full. Never a 500 for bad input (``api.errors``).
+with the field named, 503 solver queue full or database unreachable (``api.outage``).
+Never a 500 for bad input (``api.errors``). Security headers on every answer
+(``api.security_headers``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from api.allow import AllowedMethods
 from api.body_limit import BodyLimit
 from api.routes import ROUTERS
 from api.runtime import Runtime
+from api.security_headers import SecurityHeaders
 from api.settings import Settings
 
 
@@ -41,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         responses=errors.ERRORS,
         static_url="/static/docs",
+        docs_url=None,  # /docs and /redoc are pages of ours (api.pages): no inline script, for the CSP
+        redoc_url=None,
     )
     app.state.runtime = runtime
     errors.install(app)
@@ -50,4 +55,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AllowedMethods, routes=app.router.routes)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(AccessLog)
+    app.add_middleware(SecurityHeaders)  # the outermost: its headers are on every answer, errors too
     return app

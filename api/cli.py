@@ -262,8 +262,16 @@ def _run_server(settings) -> int:
     # the service's own log lines (nightly runs: ids, dates and counts, never patient data)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"vein2vein API on http://{settings.host}:{settings.port} (OpenAPI: /docs)", flush=True)
-    # access_log off: uvicorn's prints paths, which carry patient ids (api.access_log logs route templates)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False)
+    # access_log off: uvicorn's prints paths, which carry patient ids (api.access_log logs route templates);
+    # server_header off: no "server: uvicorn" banner telling a visitor what to attack
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=False,
+        server_header=False,
+    )
     return EXIT_OK
 
 

@@ -1,6 +1,7 @@
 """How errors become answers: 404 unknown thing, 409 clash with the current state (or with a
 request that stored the same thing at the same moment), 422 bad input naming the field, 503
-solver queue full. Bad input never gives a 500; an answer never echoes the input.
+solver queue full or database unreachable (``api.outage``). Bad input never gives a 500; an
+answer never echoes the input.
 
 ``ERRORS`` documents them for every operation (OpenAPI), with their bodies' schemas.
 """
@@ -13,8 +14,9 @@ import re
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from api import outage
 from api.access_log import NO_ROUTE
 from api.answers import ErrorMessage, InputProblems
 from api.solving import SolverBusy
@@ -35,7 +37,10 @@ ERRORS = {
     },
     413: {"description": "the request body is over the size limit (V2V_MAX_BODY_BYTES)", "model": ErrorMessage},
     422: {"description": "bad input: each error names the field and the problem", "model": InputProblems},
-    503: {"description": "the solver queue is full: try again after Retry-After seconds", "model": ErrorMessage},
+    503: {
+        "description": "the solver queue is full, or the database is unreachable: try again after Retry-After seconds",
+        "model": ErrorMessage,
+    },
 }
 
 
@@ -96,10 +101,18 @@ async def _busy(request: Request, exc: SolverBusy) -> JSONResponse:
     return _message(503, str(exc), headers={"Retry-After": "5"})
 
 
+async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+    if not outage.unreachable(exc):
+        raise exc  # not an outage: a fault, answered 500 as before
+    # logged once per outage by api.outage, never per request
+    return _message(503, outage.UNAVAILABLE, headers={"Retry-After": str(outage.RETRY_AFTER_S)})
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(IntegrityError, _integrity)
+    app.add_exception_handler(DBAPIError, _database)
     app.add_exception_handler(SolverBusy, _busy)

@@ -47,9 +47,10 @@ from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import ledger, replanning, services, state, views
+from api import ledger, outage, replanning, services, state, views
 from api.audit import Actor, record
 from api.db import EventRow, JobRun, PatientRow, as_utc, utcnow
 from api.replanning import Publication, StalePlan
@@ -70,6 +71,7 @@ JOB = "nightly"
 NIGHTLY = Actor("nightly", "admin")  # who the plan versions, events and audit rows name
 ATTEMPTS = replanning.ATTEMPTS  # read-solve-publish rounds before a run gives up on a plan that keeps changing
 MISFIRE_GRACE_S = 12 * 3600  # a night's run delayed (suspended host, busy executor) still runs the same day
+RETRY_S = 600  # a night that could not start (database unreachable) is tried again this often
 EVENT_WORDS = {
     "referral": "new referral",
     "deferral": "deferral",
@@ -152,10 +154,27 @@ def execute(
             f"the plan changed during each of {ATTEMPTS} solves; nothing was published (the next run tries again)",
         )
     except Exception as exc:  # the service stays up; the ledger says what failed
+        if outage.unreachable(exc):
+            _cut_off(database, night)
+            return
         # messages can carry patient ids: the error level names the type only, the trace is for debugging
         log.error("nightly run %s failed: %s", run_id, type(exc).__name__)
         log.debug("nightly run %s failed", run_id, exc_info=True)
         _failed(database, night, f"failed: {type(exc).__name__}; the plan was not changed")
+
+
+def _cut_off(database: Database, night: NightlyRound) -> None:
+    """The database went away during the run: recorded as failed if it is back already; one log line."""
+    try:
+        _failed(database, night, "failed: the database became unreachable; the plan was not changed")
+        recorded = "recorded as failed"
+    except DBAPIError as exc:
+        if not outage.unreachable(exc):
+            raise
+        recorded = "its ledger row stays running until a start or an admin's run finds it abandoned"
+    log.warning(
+        "nightly run %s stopped: the database is unreachable; the plan was not changed; %s", night.run_id, recorded
+    )
 
 
 def _failed(database: Database, night: NightlyRound, summary: str) -> None:
@@ -559,6 +578,7 @@ class NightlyScheduler:
         self.trigger = ledger.night_trigger(settings.nightly_at, settings.nightly_timezone)
         self.scheduler: BackgroundScheduler | None = None
         self.manual: ThreadPoolExecutor | None = None
+        self.waiting: date | None = None  # a night that could not start (database unreachable), tried again
 
     def start(self, now: datetime | None = None) -> date | None:
         """Start the scheduler (if enabled); returns the missed night it will run now, if any."""
@@ -605,13 +625,40 @@ class NightlyScheduler:
         self.run_night(datetime.now(ZoneInfo(self.settings.nightly_timezone)).date(), "schedule")
 
     def run_night(self, night: date, trigger: str) -> int | None:
-        run_id = claim_night(self.sessions, self.settings, night, trigger)
+        try:
+            run_id = claim_night(self.sessions, self.settings, night, trigger)
+        except DBAPIError as exc:
+            if not outage.unreachable(exc):
+                raise
+            self._try_again(night)
+            return None
+        self.waiting = None
         if run_id is None:
             log.info("the nightly run of %s is claimed by another process", night)
             return None
         log.info("nightly run %s (%s of %s) started", run_id, trigger, night)
         execute(self.sessions, self.settings, run_id)
         return run_id
+
+    def _try_again(self, night: date) -> None:
+        """``night`` could not be claimed, the database being unreachable: said once, tried every ``RETRY_S``."""
+        if self.waiting != night:
+            self.waiting = night
+            log.warning(
+                "the nightly run of %s could not start: the database is unreachable; trying again every %d s",
+                night,
+                RETRY_S,
+            )
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.add_job(
+                self.run_night,
+                "date",
+                run_date=datetime.now(UTC) + timedelta(seconds=RETRY_S),
+                args=(night, "catch-up"),
+                id=f"{JOB}-retry",
+                name="nightly re-solve once the database is back",
+                replace_existing=True,
+            )
 
     def run_now(self, actor: Actor) -> dict[str, Any]:
         """An admin's run: recorded at once (ledger and audit), carried out in the background."""

@@ -12,6 +12,11 @@ read everything from the JSON API with the bearer token kept in the browser's
 | ``/ui/patients``        | every referral: pathway, status, next step               |
 | ``/ui/patients/{id}``   | one patient's timeline and the coordinator's actions     |
 | ``/ui/plan-changes``    | the last nightly run's diff, unschedulable patients first |
+| ``/docs``, ``/redoc``   | the API's documentation (Swagger UI, ReDoc; assets served by the app) |
+
+No page has an inline script or style: the Content-Security-Policy (``api.security_headers``)
+allows none. The docs' shells are files here too: Swagger UI is started by ``js/swagger.js``;
+ReDoc's shell gets a fresh style nonce in each answer (ReDoc creates style elements).
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+
+from api import security_headers
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGES = {
@@ -29,12 +36,12 @@ PAGES = {
     "patients": "patients.html",
     "plan-changes": "plan-changes.html",
 }
-# the shells hold no data, but a stale shell after an upgrade would load stale modules
-NO_CACHE = {"Cache-Control": "no-cache"}
+NONCE_MARK = "__STYLE_NONCE__"  # where redoc.html takes this answer's style nonce
 
 
 def _page(name: str) -> FileResponse:
-    return FileResponse(STATIC / name, media_type="text/html", headers=NO_CACHE)
+    # never cached (``api.security_headers``): a stale shell after an upgrade would load stale modules
+    return FileResponse(STATIC / name, media_type="text/html")
 
 
 def mount(app: FastAPI) -> None:
@@ -52,6 +59,15 @@ def mount(app: FastAPI) -> None:
 
     for slug, filename in PAGES.items():
         app.add_api_route(f"/ui/{slug}", _shell(filename), methods=["GET"], include_in_schema=False)
+    app.add_api_route("/docs", _shell("swagger.html"), methods=["GET"], include_in_schema=False)
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        # ReDoc adds style elements of its own: allowed by a nonce fresh in each answer, which
+        # ReDoc puts on them (api.security_headers)
+        nonce = security_headers.new_nonce()
+        shell = (STATIC / "redoc.html").read_text(encoding="utf-8").replace(NONCE_MARK, nonce)
+        return HTMLResponse(shell, headers={"Content-Security-Policy": security_headers.redoc_policy(nonce)})
 
     @app.get("/ui/patients/{patient_id}", include_in_schema=False)
     def patient_page(patient_id: str) -> FileResponse:

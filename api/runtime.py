@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from api import nightly, services
 from api.db import make_engine
+from api.outage import Outages
 from api.settings import Settings
 from api.solving import SolverPool
 from api.unit_of_work import Database
@@ -14,6 +15,7 @@ class Runtime:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.engine = make_engine(settings.database_url)
+        self.outages = Outages.watching(self.engine)  # a lost database: 503s and one log line (api.outage)
         self.database = Database.on(self.engine)
         self.solvers = SolverPool(settings.solver_threads)
         self.nightly = nightly.NightlyScheduler(self.database.sessions, settings)

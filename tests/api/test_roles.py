@@ -77,7 +77,6 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("GET", "/health"): Probe(PUBLIC, "/health", public=True),
     ("GET", "/openapi.json"): Probe(PUBLIC, "/openapi.json", public=True),
     ("GET", "/docs"): Probe(PUBLIC, "/docs", public=True),
-    ("GET", "/docs/oauth2-redirect"): Probe(PUBLIC, "/docs/oauth2-redirect", public=True),
     ("GET", "/redoc"): Probe(PUBLIC, "/redoc", public=True),
     # the pages: HTML shells holding no data (their scripts read the API with the signed-in token)
     **{("GET", path): Probe(PUBLIC, path, public=True) for path in ("/", "/ui", "/ui/")},
