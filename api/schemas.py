@@ -50,6 +50,10 @@ Code = Annotated[
     str, Field(min_length=1, max_length=MAX_CODE, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$"), AfterValidator(screen)
 ]
 """A catalogue or site id (centre, pathway, step, agent): letters first, so never a number."""
+ResourceRef = Annotated[
+    str, Field(min_length=1, max_length=2 * MAX_CODE, pattern=r"^[A-Za-z][A-Za-z0-9_./-]*$"), AfterValidator(screen)
+]
+"""A resource's kind (``bed``) or id (``liverpool/bed``: centre, slash, kind)."""
 PatientRef = Annotated[str, PATIENT_ID, AfterValidator(check_pseudonymous), WithJsonSchema(PATIENT_ID_SCHEMA)]
 
 
@@ -162,7 +166,7 @@ class ReplanIn(Model):
 class CapacityChangeIn(CapacityChange):
     """A lab manager's closure (capacity 0) or change, bounded so that it fits the database."""
 
-    resource: Code = Field(description="a resource id or kind")
+    resource: ResourceRef = Field(description="a resource kind")
     centre: Code | None = None
     first_day: ApiDate
     last_day: ApiDate

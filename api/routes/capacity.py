@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from api import views, workflows
 from api.answers import ActiveCapacityChange, CapacityChangeAdded, CapacityChangeWithdrawn, CapacityTable, Replanned
 from api.deps import Anyone, Configured, Db, LabManager, Planner, RowId, Running
-from api.schemas import ApiDate, CapacityChangeIn, Code, ReplanIn
+from api.schemas import ApiDate, CapacityChangeIn, ReplanIn, ResourceRef
 from pathway.errors import InputError
 
 router = APIRouter(tags=["capacity"])
@@ -27,7 +27,7 @@ class Window:
             ApiDate | None,
             Query(alias="to", description="last day (default: from + 89 days); not before from, at most 366 days on"),
         ] = None,
-        resource: Annotated[Code | None, Query(description="a resource id or kind")] = None,
+        resource: Annotated[ResourceRef | None, Query(description="a resource id or kind")] = None,
     ):
         self.first: date = first or settings.planning_day()
         self.last: date = last or self.first + timedelta(days=89)
