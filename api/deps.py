@@ -70,6 +70,7 @@ Planner = Annotated[Actor, Depends(role("coordinator", "lab_manager"))]
 Admin = Annotated[Actor, Depends(role())]
 
 # path parameters several resources share
-PatientId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$", description="pseudonymous patient id")]
+PATIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$"
+PatientId = Annotated[str, Path(pattern=PATIENT_ID_PATTERN, description="pseudonymous patient id")]
 ProposalId = Annotated[str, Path(pattern="^[0-9a-f]{32}$")]
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
