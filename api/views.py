@@ -214,8 +214,8 @@ def capacity_table(
 ) -> dict[str, Any]:
     """Per resource and day (weekly resources: per week) in [first, last]: capacity, booked, free,
     utilisation and the patients behind the bookings; a summary of the busiest days and the bottleneck."""
-    rows = session.scalars(
-        select(BookingRow).where(
+    rows = session.execute(
+        select(*state.BOOKED).where(
             BookingRow.to_version.is_(None),
             BookingRow.first_day <= last,
             BookingRow.last_day >= first - timedelta(days=6),
