@@ -60,7 +60,7 @@ def patients(
     """One page of referrals, by id, filtered in the database: at most ``limit`` patients whose id
     comes after ``after`` (the keyset cursor), how many match in all, and the cursor of the next page.
 
-    Three queries whatever the page size: the count, the page's rows, and the page's current bookings
+    The same queries whatever the page size: the count, the page's rows, the page's current bookings
     (for each patient's next step and infusion day)."""
     matching = []
     if status:

@@ -4,11 +4,12 @@ never asserted in tests).
     v2v-bench --load [sqlite|postgresql|both] [--clients N] [--rounds R] [--markdown FILE]
 
 For each database it prepares the regional demo (``bench.api.prepare_database``: 100 patients
-planned and confirmed), registers ``REFERRED`` more referrals for the list to hold (about 150
-patients, as in issue 14's finding) and one referral per client and round for the writes, starts
-``v2v serve`` (``bench.api.Server``), then runs ``clients`` threads at once, each with its own
-HTTP connection and no pause between requests (a closed loop: the harshest load that many
-clients can make). Each client does ``rounds`` rounds, each round in its own shuffled order:
+planned and confirmed), registers ``REFERRED`` more referrals waiting for a proposal and one
+referral per client and round for the writes (350 patients in all with the defaults; issue 14's
+finding had about 150), starts ``v2v serve`` (``bench.api.Server``), then runs ``clients``
+threads at once, each with its own HTTP connection and no pause between requests (a closed loop:
+the harshest load that many clients can make). Each client does ``rounds`` rounds, each in its
+own shuffled order:
 
 - reads: three pages of ``GET /patients`` (no filter, a status, an id prefix; a page's
   ``next_after`` is followed by the next one), ``GET /patients/{id}`` twice,
