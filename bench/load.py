@@ -1,7 +1,7 @@
 """Load benchmark: many clients at once against a real server, reads and writes mixed (measured,
 never asserted in tests).
 
-    v2v-bench --load [sqlite|postgresql|both] [--clients N] [--rounds R] [--markdown FILE]
+    v2v-bench --load [sqlite|postgresql|both] [--clients N] [--rounds R] [--reads-only] [--markdown FILE]
 
 For each database it prepares the regional demo (``bench.api.prepare_database``: 100 patients
 planned and confirmed), registers ``REFERRED`` more referrals waiting for a proposal and one
@@ -96,6 +96,7 @@ class LoadResult:
     backend: str
     clients: int
     rounds: int
+    writes: bool = True
     patients: int = 0
     routes: dict[str, RouteFigures] = field(default_factory=dict)
     wall_s: float = 0.0
@@ -175,8 +176,9 @@ class Client:
             lambda: self.timed("GET /patients/{id}/timeline", "GET", f"/patients/{patient}/timeline"),
             self.capacity,
             lambda: self.timed("GET /health", "GET", "/health"),
-            self.propose_and_confirm,
         ]
+        if self.referrals:  # none in a reads-only run
+            steps.append(self.propose_and_confirm)
         self.random.shuffle(steps)
         for step in steps:
             step()
@@ -190,12 +192,14 @@ def run_load(
     cohort: Path = COHORT,
     referred: int = REFERRED,
     backend: str = "",
+    writes: bool = True,
     log=print,
 ) -> LoadResult:
-    """Prepare ``database_url`` (emptied first by the caller), serve it, run the clients; the figures."""
+    """Prepare ``database_url`` (emptied first by the caller), serve it, run the clients; the figures.
+    Without ``writes``, the rounds are the reads alone (no proposal, no confirm)."""
     from pathway.cohort import load_problem
 
-    result = LoadResult(backend or database_url.split(":", 1)[0], clients, rounds)
+    result = LoadResult(backend or database_url.split(":", 1)[0], clients, rounds, writes=writes)
     today = load_problem(cohort).horizon.start
     settings = _settings(database_url, today)
     log(f"[{result.backend}] preparing the database ({cohort.stem} cohort) ...")
@@ -206,8 +210,8 @@ def run_load(
     with Server(settings, server_dir) as server:
         with _client(server, tokens["coordinator"]) as http:
             waiting = [f"P-{i:04d}" for i in range(referred)]
-            writes = [[f"L-{c:02d}-{r:03d}" for r in range(rounds)] for c in range(clients)]
-            for i, patient in enumerate(waiting + [p for mine in writes for p in mine]):
+            mine = [[f"L-{c:02d}-{r:03d}" for r in range(rounds)] if writes else [] for c in range(clients)]
+            for i, patient in enumerate(waiting + [p for theirs in mine for p in theirs]):
                 response = http.post("/patients", json=_referral(patient, i, today, 85))
                 if response.status_code != 201:
                     raise BenchError(f"POST /patients: {response.status_code} {response.text[:300]}")
@@ -219,7 +223,7 @@ def run_load(
                 if after is None:
                     break
         result.patients = len(known)
-        users = [Client(server, tokens["coordinator"], today, c, writes[c], known) for c in range(clients)]
+        users = [Client(server, tokens["coordinator"], today, c, mine[c], known) for c in range(clients)]
         for user in users:
             user.http.get("/health")  # the connection is open before the start
         barrier = threading.Barrier(clients + 1)
@@ -286,7 +290,8 @@ def report(results: list[LoadResult]) -> str:
         before = " / ".join(f"{x:.2f}" for x in res.load_before)
         after = " / ".join(f"{x:.2f}" for x in res.load_after)
         parts.append(
-            f"- {res.backend}: {res.clients} clients x {res.rounds} rounds, {res.patients} patients listed; "
+            f"- {res.backend}: {res.clients} clients x {res.rounds} rounds{'' if res.writes else ' of reads only'}, "
+            f"{res.patients} patients listed; "
             f"{res.requests} requests in {res.wall_s:.1f} s = {res.requests / res.wall_s:.1f} requests/s "
             f"({reads / res.wall_s:.1f} reads/s); {res.failed} failed. Load average (1 / 5 / 15 min) "
             f"{before} at the start, {after} at the end, on {os.cpu_count()} cores."
@@ -304,6 +309,7 @@ def main(
     clients: int = CLIENTS,
     rounds: int = ROUNDS,
     markdown: Path | None = None,
+    writes: bool = True,
 ) -> int:
     try:
         import httpx  # noqa: F401
@@ -321,11 +327,11 @@ def main(
             else:
                 url = f"sqlite:///{workdir / 'load.db'}"
             try:
-                results.append(run_load(url, workdir, clients, rounds, backend=backend))
+                results.append(run_load(url, workdir, clients, rounds, backend=backend, writes=writes))
             except Exception as exc:  # one database failing does not stop the other
                 message = str(exc) if isinstance(exc, BenchError) else f"{type(exc).__name__}: {exc}"
                 print(f"[{backend}] failed: {message}", file=sys.stderr, flush=True)
-                results.append(LoadResult(backend, clients, rounds, error=message.splitlines()[0]))
+                results.append(LoadResult(backend, clients, rounds, writes, error=message.splitlines()[0]))
     except KeyboardInterrupt as exc:
         print(f"\ninterrupted ({exc or 'Ctrl-C'}): the server was stopped", file=sys.stderr)
         return 130
