@@ -6,7 +6,7 @@ PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-api bench-nightly install
+.PHONY: run test lint bench bench-api bench-nightly bench-load install
 
 install: $(VENV)/.installed
 
@@ -35,3 +35,6 @@ bench-api: install
 
 bench-nightly: install
 	$(BIN)/v2v-bench --nightly --markdown out/bench.md
+
+bench-load: install
+	$(BIN)/v2v-bench --load both --markdown out/bench.md

@@ -105,6 +105,26 @@ class PatientView(Answer):
     nhs_number_recorded: bool = Field(description="whether an NHS number is stored (the number itself is never shown)")
 
 
+class NextStep(Answer):
+    step: str
+    first_day: date
+    last_day: date
+    status: BookingStatus
+
+
+class ListedPatient(PatientView):
+    next_step: NextStep | None = Field(description="the first current booking not over by today (none: nothing ahead)")
+    infusion: date | None = Field(description="the infusion day booked (a split dose: the first dose's)")
+
+
+class PatientPage(Answer):
+    """One page of ``GET /patients``, by id; ``next_after`` fetches the next one."""
+
+    patients: list[ListedPatient]
+    total: int = Field(description="how many patients match the filters (on every page)")
+    next_after: str | None = Field(description="pass as ``after`` for the next page; none on the last page")
+
+
 class EditedPatient(PatientView):
     violations: list[str] = Field(description="the rules the patient's current bookings break after the edit")
 

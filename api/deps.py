@@ -72,9 +72,10 @@ Planner = Annotated[Actor, Depends(role("coordinator", "lab_manager"))]
 Admin = Annotated[Actor, Depends(role())]
 
 # path parameters several resources share
+PATIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$"
 PatientId = Annotated[
     str,
-    Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$"),
+    Path(pattern=PATIENT_ID_PATTERN),
     AfterValidator(check_pseudonymous),
     WithJsonSchema(PATIENT_ID_SCHEMA),
 ]

@@ -43,7 +43,9 @@ ApiDate = Annotated[
     IsoDate, AfterValidator(_in_years), WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_PATTERN})
 ]
 """An ISO date (YYYY-MM-DD) in the years FIRST_YEAR..LAST_YEAR."""
-Text = Annotated[str, AfterValidator(_no_nul), AfterValidator(screen)]
+Screened = Annotated[str, AfterValidator(screen)]
+"""Text that must not hold an NHS number (``pathway.nhs.screen``)."""
+Text = Annotated[Screened, AfterValidator(_no_nul)]
 """Free text that is stored: no NUL character (PostgreSQL refuses it: a 500, not a 422), no NHS number."""
 Reason = Field(min_length=1, max_length=MAX_REASON, description="why, in words (kept in the audit log)")
 Code = Annotated[

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -34,6 +35,8 @@ class Conflict(Exception):
 
 _parsed: dict[tuple[str, str], Any] = {}  # (kind, hash of the stored body) -> parsed; keyed by content, so a
 # rolled-back row whose id is reused (SQLite) or another database in this process can never be served
+_seen: dict[tuple[str, str, int, Any], tuple[str, str]] = {}  # (database, kind, row id, created_at) -> content key:
+# a version already read is known by its id and moment alone (its body is neither read nor hashed again)
 
 
 def _key(row: CatalogueVersion) -> tuple[str, str]:
@@ -41,32 +44,52 @@ def _key(row: CatalogueVersion) -> tuple[str, str]:
 
 
 def latest(session: Session, kind: str) -> CatalogueVersion:
-    row = session.scalars(
-        select(CatalogueVersion).where(CatalogueVersion.kind == kind).order_by(CatalogueVersion.id.desc()).limit(1)
-    ).first()
+    row = session.scalars(_latest(kind)).first()
     if row is None:
-        raise NotFound(f"no {kind} loaded: run `v2v db init` (or `v2v demo`)")
+        raise _none_loaded(kind)
     return row
+
+
+def _latest(kind: str):
+    return select(CatalogueVersion).where(CatalogueVersion.kind == kind).order_by(CatalogueVersion.id.desc()).limit(1)
+
+
+def _none_loaded(kind: str) -> NotFound:
+    return NotFound(f"no {kind} loaded: run `v2v db init` (or `v2v demo`)")
+
+
+def _in_force(session: Session, kind: str, parse: Callable[[dict[str, Any]], Any]) -> Any:
+    """The latest ``kind`` parsed. Every request asks, so the body (tens of kB of JSON) is read,
+    hashed and parsed only the first time this process meets a version: after that, one small query
+    for the latest version's id and moment finds it."""
+    head = session.execute(_latest(kind).with_only_columns(CatalogueVersion.id, CatalogueVersion.created_at)).first()
+    if head is None:
+        raise _none_loaded(kind)
+    stamp = (session.get_bind().url.render_as_string(), kind, head.id, head.created_at)
+    key = _seen.get(stamp)
+    if key is None:
+        row = session.get(CatalogueVersion, head.id)
+        key = _key(row)
+        if key not in _parsed:
+            _parsed[key] = parse(row.body)
+        _seen[stamp] = key
+    return _parsed[key]
 
 
 def catalogue(session: Session, variants: bool = True) -> Catalogue:
     """The catalogue in force; with ``variants``, plus each template's re-manufacture variant
     (the pathway of a patient whose product failed and is remade from retained cells)."""
-    row = latest(session, "pathways")
-    key = _key(row)
-    if key not in _parsed:
-        stored = Catalogue.model_validate(row.body)
-        _parsed[key] = (stored, stored.with_remanufacture())
-    return _parsed[key][1 if variants else 0]
+
+    def parse(body: dict[str, Any]) -> tuple[Catalogue, Catalogue]:
+        stored = Catalogue.model_validate(body)
+        return stored, stored.with_remanufacture()
+
+    return _in_force(session, "pathways", parse)[1 if variants else 0]
 
 
 def base_site(session: Session) -> Site:
     """The site as defined (calendars, resources, standing capacity changes), without lab managers' changes."""
-    row = latest(session, "site")
-    key = _key(row)
-    if key not in _parsed:
-        _parsed[key] = Site.model_validate(row.body)
-    return _parsed[key]
+    return _in_force(session, "site", Site.model_validate)
 
 
 def active_changes(session: Session) -> list[CapacityChangeRow]:
@@ -127,13 +150,26 @@ def get_patient(session: Session, patient_id: str) -> PatientRow:
 
 
 def current_rows(session: Session, patient_id: str | None = None) -> list[BookingRow]:
-    query = select(BookingRow).where(BookingRow.to_version.is_(None))
+    query = select(BookingRow)
     if patient_id is not None:
         query = query.where(BookingRow.patient_id == patient_id)
-    return list(session.scalars(query.order_by(BookingRow.patient_id, BookingRow.first_day, BookingRow.id)))
+    return list(session.scalars(_current(query)))
+
+
+def _current(query):
+    """``query`` narrowed to the current plan's bookings, by patient, first day and id."""
+    return query.where(BookingRow.to_version.is_(None)).order_by(
+        BookingRow.patient_id, BookingRow.first_day, BookingRow.id
+    )
+
+
+BOOKED = (BookingRow.patient_id, BookingRow.step, BookingRow.first_day, BookingRow.last_day)
+"""The columns a plan needs of a booking: views that only read the plan select these, not whole rows
+(a row object costs ten times what its columns do, and a plan has a few thousand bookings)."""
 
 
 def as_booking(row: BookingRow) -> Booking:
+    """The plan's booking of a ``BookingRow``, or of a row of its ``BOOKED`` columns."""
     return Booking(patient=row.patient_id, step=row.step, first_day=row.first_day, last_day=row.last_day)
 
 
@@ -186,12 +222,14 @@ def build_problem(
     """
     cat = catalogue(session)
     query = select(PatientRow).where(PatientRow.status != "withdrawn").order_by(PatientRow.id)
-    bookings = select(BookingRow).where(BookingRow.to_version.is_(None))
+    bookings = select(BookingRow.patient_id, BookingRow.step, BookingRow.first_day).where(
+        BookingRow.to_version.is_(None)
+    )
     if include is not None:
         query = query.where(PatientRow.id.in_(sorted(include)))
         bookings = bookings.where(BookingRow.patient_id.in_(sorted(include)))
     booked: dict[str, list[BookingRow]] = {}
-    for b in session.scalars(bookings):
+    for b in session.execute(bookings):
         booked.setdefault(b.patient_id, []).append(b)
     started = today - timedelta(days=1)
     last_frozen = max(started, freeze_until or started)
@@ -242,6 +280,6 @@ def current_plan(session: Session) -> Plan:
     return Plan(
         cohort="site",
         method="current",
-        bookings=tuple(as_booking(b) for b in current_rows(session)),
+        bookings=tuple(as_booking(b) for b in session.execute(_current(select(*BOOKED)))),
         unschedulable=unschedulable,
     )

@@ -8,13 +8,14 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from api import state
 from api.db import AuditEntry, BookingRow, CapacityChangeRow, EventRow, PatientRow, PlanVersion, ProposalRow, SolverRun
 from api.settings import Settings
 from api.state import NotFound
+from pathway.catalogue import Catalogue, StepKind
 from pathway.site import Resource
 from pathway.usage import resource_load
 from solver.explain import explain_patient
@@ -35,19 +36,87 @@ def health(session: Session, settings: Settings) -> dict[str, Any]:
 
 # -- patients -----------------------------------------------------------------------------------
 def patient_view(session: Session, patient_id: str) -> dict[str, Any]:
-    row = state.get_patient(session, patient_id)
-    out = state.patient_fields(row)
-    out["status"] = row.status
-    out["nhs_number_recorded"] = row.nhs_number is not None
-    return out
+    return _referral(state.get_patient(session, patient_id))
 
 
-def patients(session: Session, status: str | None = None) -> list[dict[str, Any]]:
-    """Every referral (or those with ``status``), by id."""
-    query = select(PatientRow.id).order_by(PatientRow.id)
+def _referral(row: PatientRow) -> dict[str, Any]:
+    return state.patient_fields(row) | {"status": row.status, "nhs_number_recorded": row.nhs_number is not None}
+
+
+PAGE_LIMIT = 50  # patients per page of GET /patients, unless the client asks for another size
+MAX_PAGE_LIMIT = 200
+
+
+def patients(
+    session: Session,
+    today: date,
+    limit: int = PAGE_LIMIT,
+    after: str | None = None,
+    status: str | None = None,
+    pathway: str | None = None,
+    centre: str | None = None,
+    prefix: str | None = None,
+) -> dict[str, Any]:
+    """One page of referrals, by id, filtered in the database: at most ``limit`` patients whose id
+    comes after ``after`` (the keyset cursor), how many match in all, and the cursor of the next page.
+
+    The same queries whatever the page size: the count, the page's rows, the page's current bookings
+    (for each patient's next step and infusion day)."""
+    matching = []
     if status:
-        query = query.where(PatientRow.status == status)
-    return [patient_view(session, pid) for pid in session.scalars(query)]
+        matching.append(PatientRow.status == status)
+    if pathway:
+        matching.append(PatientRow.pathway == pathway)
+    if centre:
+        matching.append(PatientRow.centre == centre)
+    if prefix:  # ids are case-sensitive, a search box is not; _ and % are literal characters here
+        matching.append(func.lower(PatientRow.id).startswith(prefix.lower(), autoescape=True))
+    total = session.scalar(select(func.count()).select_from(PatientRow).where(*matching))
+    query = select(PatientRow).where(*matching).order_by(PatientRow.id).limit(limit + 1)
+    if after is not None:
+        query = query.where(PatientRow.id > after)
+    rows = session.scalars(query).all()
+    page, more = rows[:limit], len(rows) > limit
+    booked: dict[str, list[BookingRow]] = defaultdict(list)
+    if page:
+        current = select(BookingRow).where(
+            BookingRow.to_version.is_(None), BookingRow.patient_id.in_([row.id for row in page])
+        )
+        for b in session.scalars(current.order_by(BookingRow.first_day, BookingRow.id)):
+            booked[b.patient_id].append(b)
+    cat = state.catalogue(session)
+    return {
+        "patients": [_listed(row, booked[row.id], cat, today) for row in page],
+        "total": total,
+        "next_after": page[-1].id if more else None,
+    }
+
+
+def _listed(row: PatientRow, bookings: list[BookingRow], cat: Catalogue, today: date) -> dict[str, Any]:
+    """A patient as the list shows them: the referral, the first booking not yet over, the infusion day."""
+    ahead = next((b for b in bookings if b.last_day >= today), None)  # bookings come by first day
+    kinds = _step_kinds(cat, row.pathway)
+    infusions = [b.first_day for b in bookings if kinds.get(b.step) == StepKind.infusion]
+    return _referral(row) | {
+        "next_step": None if ahead is None else _next_step(ahead),
+        "infusion": min(infusions).isoformat() if infusions else None,
+    }
+
+
+def _step_kinds(cat: Catalogue, pathway: str) -> dict[str, StepKind]:
+    try:
+        return {s.name: s.kind for s in cat.template(pathway).steps}
+    except KeyError:  # a pathway since removed from the catalogue: its steps' kinds are unknown
+        return {}
+
+
+def _next_step(b: BookingRow) -> dict[str, Any]:
+    return {
+        "step": b.step,
+        "first_day": b.first_day.isoformat(),
+        "last_day": b.last_day.isoformat(),
+        "status": b.status,
+    }
 
 
 def proposal_view(row: ProposalRow, reason: str = "") -> dict[str, Any]:
@@ -145,8 +214,8 @@ def capacity_table(
 ) -> dict[str, Any]:
     """Per resource and day (weekly resources: per week) in [first, last]: capacity, booked, free,
     utilisation and the patients behind the bookings; a summary of the busiest days and the bottleneck."""
-    rows = session.scalars(
-        select(BookingRow).where(
+    rows = session.execute(
+        select(*state.BOOKED).where(
             BookingRow.to_version.is_(None),
             BookingRow.first_day <= last,
             BookingRow.last_day >= first - timedelta(days=6),

@@ -223,13 +223,13 @@ def _reset_postgres(url: str) -> None:
         engine.dispose()
 
 
-def prepare_database(settings) -> dict[str, Any]:
-    """What ``v2v demo --no-serve`` does, plus one token per role."""
+def prepare_database(settings, cohort: Path = COHORT) -> dict[str, Any]:
+    """What ``v2v demo --no-serve`` does (``cohort``: the regional one), plus one token per role."""
     from api.setup import init_database, load_cohort, new_token
 
     started = time.perf_counter()
     init_database(settings)
-    plan = load_cohort(settings, COHORT, time_limit=settings.solve_time_limit)
+    plan = load_cohort(settings, cohort, time_limit=settings.solve_time_limit)
     tokens = {role: new_token(settings, f"bench-{role}", role) for role in ("coordinator", "lab_manager", "admin")}
     s = plan.stats
     return {
@@ -792,11 +792,11 @@ def report(results: list[Result], wall_s: float) -> str:
     return "\n".join(parts) + "\n"
 
 
-def markdown_path(markdown: Path) -> Path:
-    """``--markdown out/bench.md`` writes ``out/bench-api.md`` (the solver table is not overwritten)."""
-    if markdown.stem.endswith("-api"):
+def markdown_path(markdown: Path, tag: str = "api") -> Path:
+    """``--markdown out/bench.md`` writes ``out/bench-api.md`` (``tag`` api; the solver table is not overwritten)."""
+    if markdown.stem.endswith(f"-{tag}"):
         return markdown
-    return markdown.with_name(f"{markdown.stem}-api{markdown.suffix or '.md'}")
+    return markdown.with_name(f"{markdown.stem}-{tag}{markdown.suffix or '.md'}")
 
 
 def main(backends: tuple[str, ...] = ("sqlite",), markdown: Path | None = None) -> int:

@@ -8,7 +8,7 @@ Calendars are named day rules that steps refer to (``working_day``,
 from __future__ import annotations
 
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -211,13 +211,23 @@ class Site(Model):
                 shared = r
         return shared
 
+    @cached_property
+    def _changes_by_resource(self) -> dict[tuple[str, str | None], tuple[CapacityChange, ...]]:
+        """The capacity changes of each (resource kind, centre), in the order listed (a site is frozen)."""
+        out: dict[tuple[str, str | None], list[CapacityChange]] = {}
+        for change in self.capacity_changes:
+            out.setdefault((change.resource, change.centre), []).append(change)
+        return {key: tuple(changes) for key, changes in out.items()}
+
     def _changes_on(self, resource: Resource, day: date):
         """Capacity changes that apply on ``day`` (weekly resources: anywhere in its ISO week)."""
+        changes = self._changes_by_resource.get((resource.kind, resource.centre), ())
+        if not changes:  # most resources have none: no need to work out the cell's days
+            return
         first, last = resource.cell_days(resource.cell(day))
-        for change in self.capacity_changes:
-            if change.resource == resource.kind and change.centre == resource.centre:
-                if change.first_day <= last and first <= change.last_day:
-                    yield change
+        for change in changes:
+            if change.first_day <= last and first <= change.last_day:
+                yield change
 
     def capacity_on(self, resource: Resource, day: date) -> int:
         """Capacity of ``resource`` on ``day`` (weekly resources: for the ISO week of ``day``).

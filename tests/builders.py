@@ -139,18 +139,25 @@ def run_nightly(settings: Settings, night: date | None = None, trigger: str = "s
 
 def refer_directly(settings: Settings, patient_id: str, pathway: str = "axi-cel") -> None:
     """Register a referral through the service layer (for tests with no HTTP client)."""
+    refer_many(settings, [patient_id], pathway)
+
+
+def refer_many(settings: Settings, patient_ids: list[str], pathway: str = "axi-cel", centre: str = "liverpool") -> None:
+    """Register referrals through the service layer, in one transaction (many at once, quickly)."""
     from api import services
     from api.audit import SYSTEM
     from api.schemas import ReferralIn
     from api.unit_of_work import Database
 
-    referral = ReferralIn(id=patient_id, centre="liverpool", pathway=pathway, approval_date=settings.planning_day())
     engine = make_engine(settings.database_url)
     try:
         with Database(make_sessionmaker(engine)).plan_write() as work:
-            services.register_referral(
-                work, referral.model_dump(mode="json", exclude={"nhs_number"}), None, settings, SYSTEM
-            )
+            for patient_id in patient_ids:
+                referral = ReferralIn(
+                    id=patient_id, centre=centre, pathway=pathway, approval_date=settings.planning_day()
+                )
+                fields = referral.model_dump(mode="json", exclude={"nhs_number"})
+                services.register_referral(work, fields, None, settings, SYSTEM)
     finally:
         engine.dispose()
 

@@ -48,7 +48,12 @@ def test_demo_runs_from_any_directory_on_the_packaged_data(tmp_path):
 
 @pytest.mark.parametrize(
     ("args", "problem"),
-    [(["--quick", "--api"], "--api: not allowed with argument --quick"), (["--api", "mysql"], "--api: invalid choice")],
+    [
+        (["--quick", "--api"], "--api: not allowed with argument --quick"),
+        (["--api", "mysql"], "--api: invalid choice"),
+        (["--load", "--api"], "--api: not allowed with argument --load"),
+        (["--load", "--clients", "0"], "--clients: a whole number from 1 to 200"),
+    ],
 )
 def test_the_benchmark_command_refuses_bad_arguments_in_one_line(args, problem):
     result = subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, timeout=60)

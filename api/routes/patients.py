@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from api import views, workflows
-from api.answers import EditedPatient, PatientView, ProposalView, Released, Timeline
-from api.deps import Anyone, Configured, Coordinator, Db, PatientId, Running
-from api.schemas import DeferIn, OutOfSpecificationIn, ReferralEdit, ReferralIn, WithdrawIn
+from api.answers import EditedPatient, PatientPage, PatientStatus, PatientView, ProposalView, Released, Timeline
+from api.deps import PATIENT_ID_PATTERN, Anyone, Configured, Coordinator, Db, PatientId, Running
+from api.schemas import Code, DeferIn, OutOfSpecificationIn, ReferralEdit, ReferralIn, Screened, WithdrawIn
 
 router = APIRouter(prefix="/patients", tags=["patients"])
+ID_PREFIX = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
 
 
 @router.post("", status_code=201, response_model=PatientView)
@@ -20,14 +21,27 @@ def register(body: ReferralIn, who: Coordinator, running: Running) -> dict[str, 
     return workflows.register(running, body, who)
 
 
-@router.get("", response_model=list[PatientView])
+@router.get("", response_model=PatientPage)
 def list_patients(
     who: Anyone,
     db: Db,
-    status: Annotated[str | None, Query(pattern="^(referred|scheduled|unschedulable|withdrawn)$")] = None,
-) -> list[dict[str, Any]]:
+    settings: Configured,
+    limit: Annotated[int, Query(ge=1, le=views.MAX_PAGE_LIMIT, description="patients per page")] = views.PAGE_LIMIT,
+    after: Annotated[
+        Screened | None,
+        Query(pattern=PATIENT_ID_PATTERN, description="the previous page's `next_after` (keyset cursor)"),
+    ] = None,
+    status: Annotated[PatientStatus | None, Query()] = None,
+    pathway: Annotated[Code | None, Query(description="a template id")] = None,
+    centre: Annotated[Code | None, Query()] = None,
+    q: Annotated[
+        Screened | None, Query(pattern=ID_PREFIX, description="the start of a patient id (any letter case)")
+    ] = None,
+) -> dict[str, Any]:
+    """Patients by id, a page at a time, filtered by status, pathway, centre and the start of the id.
+    ``total`` counts every match; ``next_after`` (null on the last page) asks for the next page."""
     with db.read() as work:
-        return views.patients(work.session, status)
+        return views.patients(work.session, settings.planning_day(), limit, after, status, pathway, centre, q)
 
 
 @router.get("/{patient_id}", response_model=PatientView)

@@ -436,7 +436,7 @@ CASES = [
         "coordinator",
         422,
         "status",
-        "pattern",
+        "should be 'referred'",
         params={"status": "lost"},
     ),
     Bad("audit page of 0", "GET", "/audit", "admin", 422, "limit", "greater than or equal to 1", params={"limit": 0}),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.builders import DESKTOP, TABLET, TODAY
 
@@ -227,13 +228,26 @@ def test_only_lab_managers_and_admins_get_the_capacity_change_form(open_page, se
 
 
 # -- patients -------------------------------------------------------------------------------------
-def test_patient_list_shows_every_patient_with_pathway_status_and_next_step(open_page, server, shoot):
-    patients = server.get("coordinator", "/patients")
+def test_patient_list_pages_through_every_patient_with_pathway_status_and_next_step(open_page, server, shoot):
+    first = server.get("coordinator", "/patients")
+    everyone, after = list(first["patients"]), first["next_after"]
+    while after:
+        answer = server.get("coordinator", "/patients", after=after)
+        everyone, after = everyone + answer["patients"], answer["next_after"]
     page = open_page("coordinator", "/ui/patients")
     page.wait_for_selector("#patients tbody tr")
     rows = page.locator("#patients tbody tr")
-    assert rows.count() == len(patients)
-    wanted = next(p for p in patients if p["status"] == "scheduled")
+    assert first["total"] > len(first["patients"]) == rows.count()  # one page at first, then "Show more"
+    assert f"{rows.count()} of {first['total']} patients shown" in page.inner_text("#patient-count")
+    shoot(page, "patients", full_page=False)
+    while page.locator("#more").is_visible():
+        shown = rows.count()
+        page.click("#more")
+        expect(rows).not_to_have_count(shown)
+    shown_ids = [rows.nth(i).get_attribute("data-patient") for i in range(rows.count())]
+    assert shown_ids == [p["id"] for p in everyone]  # every patient once, by id
+
+    wanted = next(p for p in everyone if p["status"] == "scheduled")
     row = page.locator(f'#patients tbody tr[data-patient="{wanted["id"]}"]')
     assert wanted["pathway"] in row.inner_text() and "scheduled" in row.inner_text()
     timeline = server.get("coordinator", f"/patients/{wanted['id']}/timeline")
@@ -241,10 +255,21 @@ def test_patient_list_shows_every_patient_with_pathway_status_and_next_step(open
         (s for s in timeline["steps"] if s["last_day"] and s["last_day"] >= FIRST), key=lambda s: s["first_day"]
     )
     assert ahead[0]["step"].replace("_", " ") in row.locator(".next-step").inner_text()
-    shoot(page, "patients", full_page=False)
 
-    page.fill("#id-filter", wanted["id"])
-    assert rows.count() == 1
+    # the filters ask the server: the start of an id in any letter case, and a status
+    page.fill("#id-filter", wanted["id"].lower())
+    expect(rows).to_have_count(1)
+    assert rows.first.get_attribute("data-patient") == wanted["id"]
+    page.fill("#id-filter", "")
+    page.select_option("#status-filter", "referred")
+    referred = server.get("coordinator", "/patients", status="referred", limit=200)
+    expect(rows).to_have_count(min(referred["total"], 50))
+    assert all(rows.nth(i).get_attribute("data-status") == "referred" for i in range(rows.count()))
+
+    # a search the server refuses is explained beside the field, nothing is echoed into the page
+    page.fill("#id-filter", "R 4")
+    expect(page.locator("#filter-message")).to_be_visible()
+    assert "id-filter" == page.locator("[aria-invalid=true]").get_attribute("id")
 
 
 def test_coordinator_proposes_and_confirms_a_schedule_and_the_api_agrees(open_page, server, shoot):

@@ -1,93 +1,111 @@
-// Patients: every referral with its pathway, status, next step and infusion date.
-// GET /patients gives the referrals, GET /plans/current the bookings of the current plan.
+// Patients: the referrals a page at a time (by id), with pathway, status, next step and infusion day.
+// GET /patients filters and pages in the database: the status and the start of the id are sent as
+// query parameters, "Show more" asks for the page after the last one shown (`next_after`).
 
-import { api, clear, el, longDay, run, startPage, stepName } from "./common.js";
+import { api, busy, clear, el, hideMessage, longDay, run, showError, startPage, stepName } from "./common.js";
 
-function nextStep(bookings, today) {
-  const ahead = bookings.filter((b) => b.last_day >= today).sort((a, b) => (a.first_day < b.first_day ? -1 : a.first_day > b.first_day ? 1 : 0));
-  return ahead[0] || null;
-}
-
-function infusion(bookings) {
-  // infusion, reinfusion, infusion_dose_1 (a split dose: the first one)
-  const days = bookings.filter((b) => b.step.includes("infusion")).map((b) => b.first_day).sort();
-  return days[0] || null;
-}
+const PAGE = 50;
+const STATUSES = ["unschedulable", "referred", "scheduled", "withdrawn"];
 
 function statusBadge(status) {
   return el("span", { class: `badge ${status.replace(/ /g, "-")}` }, status);
 }
 
-function rows(patients, bookingsOf, today) {
-  return patients.map((p) => {
-    const bookings = bookingsOf.get(p.id) || [];
-    const next = nextStep(bookings, today);
-    const infused = infusion(bookings);
-    return el(
-      "tr",
-      { class: p.status === "unschedulable" ? "unschedulable" : null, dataset: { patient: p.id, status: p.status } },
-      el("th", { scope: "row" }, el("a", { href: `/ui/patients/${encodeURIComponent(p.id)}` }, p.id)),
-      el("td", {}, p.pathway),
-      el("td", {}, p.urgency),
-      el("td", {}, statusBadge(p.status)),
-      el(
-        "td",
-        { class: "next-step" },
-        next
-          ? `${stepName(next.step)}: ${next.first_day <= today ? "in progress" : longDay(next.first_day)}${next.status === "planned" ? " (planned, not confirmed)" : ""}`
-          : p.status === "referred"
-            ? "propose a schedule"
-            : p.status === "unschedulable"
-              ? "no schedule found"
-              : "nothing ahead",
-      ),
-      el("td", {}, infused ? longDay(infused) : ""),
-    );
-  });
+function nextStepText(p, today) {
+  const next = p.next_step;
+  if (next) return `${stepName(next.step)}: ${next.first_day <= today ? "in progress" : longDay(next.first_day)}${next.status === "planned" ? " (planned, not confirmed)" : ""}`;
+  if (p.status === "referred") return "propose a schedule";
+  if (p.status === "unschedulable") return "no schedule found";
+  return "nothing ahead";
+}
+
+function row(p, today) {
+  return el(
+    "tr",
+    { class: p.status === "unschedulable" ? "unschedulable" : null, dataset: { patient: p.id, status: p.status } },
+    el("th", { scope: "row" }, el("a", { href: `/ui/patients/${encodeURIComponent(p.id)}` }, p.id)),
+    el("td", {}, p.pathway),
+    el("td", {}, p.urgency),
+    el("td", {}, statusBadge(p.status)),
+    el("td", { class: "next-step" }, nextStepText(p, today)),
+    el("td", {}, p.infusion ? longDay(p.infusion) : ""),
+  );
+}
+
+function query(params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) if (value) search.set(name, value);
+  return `/patients?${search}`;
 }
 
 async function main() {
   const who = await startPage("patients");
-  const [patients, plan] = await Promise.all([
-    api("GET", "/patients"),
-    api("GET", "/plans/current").catch((error) => (error.status === 404 ? { bookings: [] } : Promise.reject(error))),
-  ]);
-  const bookingsOf = new Map();
-  for (const b of plan.bookings) {
-    if (!bookingsOf.has(b.patient)) bookingsOf.set(b.patient, []);
-    bookingsOf.get(b.patient).push(b);
-  }
-  // unschedulable patients first: they need a coordinator
-  const order = { unschedulable: 0, referred: 1, scheduled: 2, withdrawn: 3 };
-  patients.sort((a, b) => (order[a.status] ?? 9) - (order[b.status] ?? 9) || (a.id < b.id ? -1 : 1));
-
-  const statusFilter = el(
-    "select",
-    { id: "status-filter", name: "status" },
-    el("option", { value: "" }, "all"),
-    ["unschedulable", "referred", "scheduled", "withdrawn"].map((s) => el("option", { value: s }, s)),
+  const statusFilter = el("select", { id: "status-filter", name: "status" }, el("option", { value: "" }, "all"), STATUSES.map((s) => el("option", { value: s }, s)));
+  const search = el("input", { id: "id-filter", name: "q", type: "search", placeholder: "e.g. R-004", autocomplete: "off", maxlength: "32" });
+  const form = el(
+    "form",
+    { id: "patient-filters", class: "panel inline", role: "search", "aria-label": "Filter patients", onsubmit: (e) => e.preventDefault() },
+    el("div", { class: "field" }, el("label", { for: "status-filter" }, "Status"), statusFilter),
+    el("div", { class: "field wide" }, el("label", { for: "id-filter" }, "Patient id starts with"), search),
   );
-  const search = el("input", { id: "id-filter", name: "id", type: "search", placeholder: "e.g. R-0042", autocomplete: "off" });
+  const message = el("div", { id: "filter-message", class: "message error", role: "alert", hidden: true });
+  const attention = el("p", { id: "unschedulable-note" });
   const count = el("p", { id: "patient-count", class: "muted", role: "status" });
   const tbody = el("tbody", {});
-  const render = () => {
-    const wanted = statusFilter.value;
-    const text = search.value.trim().toLowerCase();
-    const shown = patients.filter((p) => (!wanted || p.status === wanted) && (!text || p.id.toLowerCase().includes(text) || p.pathway.includes(text)));
-    clear(tbody, rows(shown, bookingsOf, who.today));
-    const counts = patients.reduce((acc, p) => ({ ...acc, [p.status]: (acc[p.status] || 0) + 1 }), {});
-    count.textContent = `${shown.length} of ${patients.length} patients shown (${Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(", ")})`;
+  const more = el("button", { type: "button", id: "more", class: "secondary", hidden: true }, `Show ${PAGE} more`);
+
+  let shown = 0;
+  let nextAfter = null;
+  let asked = 0; // the latest request wins: an older answer arriving late is dropped
+
+  const filters = () => ({ status: statusFilter.value, q: search.value.trim(), limit: PAGE });
+  const show = (answer, append) => {
+    if (!append) {
+      tbody.replaceChildren();
+      shown = 0;
+    }
+    tbody.append(...answer.patients.map((p) => row(p, who.today)));
+    shown += answer.patients.length;
+    nextAfter = answer.next_after;
+    more.hidden = nextAfter === null;
+    count.textContent = `${shown} of ${answer.total} patient${answer.total === 1 ? "" : "s"} shown, by id`;
   };
-  statusFilter.addEventListener("change", render);
-  search.addEventListener("input", render);
+  const load = async (append) => {
+    const mine = ++asked;
+    try {
+      const answer = await api("GET", query({ ...filters(), after: append ? nextAfter : "" }));
+      if (mine !== asked) return;
+      hideMessage(message, form);
+      show(answer, append);
+    } catch (error) {
+      if (mine === asked) showError(message, error, form);
+    }
+  };
+
+  // unschedulable patients need a coordinator: say how many there are, one click away
+  const unschedulable = await api("GET", query({ status: "unschedulable", limit: 1 }));
+  if (unschedulable.total) {
+    clear(
+      attention,
+      el("strong", {}, `${unschedulable.total} unschedulable patient${unschedulable.total === 1 ? "" : "s"}`),
+      " need a coordinator. ",
+      el("button", { type: "button", id: "show-unschedulable", class: "secondary", onclick: () => { statusFilter.value = "unschedulable"; load(false); } }, "Show them"),
+    );
+  }
+
+  let typing = null;
+  statusFilter.addEventListener("change", () => load(false));
+  search.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => load(false), 250);
+  });
+  more.addEventListener("click", () => busy(more, "Loading…", () => load(true)));
+
   clear(
     document.getElementById("page"),
-    el(
-      "form",
-      { class: "panel inline", role: "search", "aria-label": "Filter patients", onsubmit: (e) => e.preventDefault() },
-      el("div", { class: "field" }, el("label", { for: "status-filter" }, "Status"), statusFilter),
-      el("div", { class: "field wide" }, el("label", { for: "id-filter" }, "Patient id or pathway"), search),
-    ),
+    form,
+    message,
+    attention,
     count,
     el(
       "div",
@@ -95,13 +113,14 @@ async function main() {
       el(
         "table",
         { class: "data stack-on-tablet", id: "patients" },
-        el("caption", { class: "visually-hidden" }, "Patients, unschedulable first"),
+        el("caption", { class: "visually-hidden" }, "Patients, by id"),
         el("thead", {}, el("tr", {}, ["Patient", "Pathway", "Urgency", "Status", "Next step", "Infusion"].map((h) => el("th", { scope: "col" }, h)))),
         tbody,
       ),
     ),
+    more,
   );
-  render();
+  await load(false);
 }
 
 run(main);
