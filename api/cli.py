@@ -357,8 +357,9 @@ def _nightly(args) -> int:
             with database.read() as work:
                 for run in ledger.history(work.session, nightly.JOB, max(1, args.limit)):
                     view = nightly.run_view(run)
+                    retry = f" (re-run of run {view['retry_of']})" if view["retry_of"] else ""
                     print(
-                        f"{view['id']}\t{view['started_at'][:19]}\t{view['trigger']}\t{view['status']}\t"
+                        f"{view['id']}\t{view['started_at'][:19]}\t{view['trigger']}{retry}\t{view['status']}\t"
                         f"{view['bookings_moved']} moved\t{view['summary']}"
                     )
             return EXIT_OK
