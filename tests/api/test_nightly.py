@@ -345,11 +345,11 @@ def test_admins_racing_to_start_a_run_get_one_202_and_409s_naming_the_run_in_pro
     answers: list = [None] * RACERS
     all_answered = threading.Event()
     with ExitStack() as stack:
-        stack.callback(all_answered.set)  # also if the test fails: the apps can stop
         clients = [
             stack.enter_context(TestClient(create_app(small_site), raise_server_exceptions=False))
             for _ in range(RACERS)
         ]
+        stack.callback(all_answered.set)  # on the way out, before any app stops (and if the test fails)
         for c in clients:
             c.app.state.runtime.nightly.manual.submit(all_answered.wait)
 
