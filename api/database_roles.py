@@ -70,21 +70,21 @@ def plan(admin_url: str | None, owner_url: str | None, service_url: str) -> Plan
         ("DATABASE_URL", service_url),
     ):
         if not url:
-            raise InputError("db init", setting, "needed by --roles")
+            raise InputError("", setting, "needed by --roles")
         parsed = make_url(normalise_url(url))
         if parsed.get_backend_name() != "postgresql":
-            raise InputError("db init", setting, "--roles is for PostgreSQL: a postgresql:// URL")
+            raise InputError("", setting, "--roles is for PostgreSQL: a postgresql:// URL")
         urls[setting] = parsed
     admin, owner, service = urls.values()
     for setting, url in (("V2V_MIGRATION_DATABASE_URL", owner), ("DATABASE_URL", service)):
         if not url.username or not url.database:
-            raise InputError("db init", setting, "must name a user (the role) and a database")
+            raise InputError("", setting, "must name a user (the role) and a database")
         if (url.host, url.port) != (admin.host, admin.port):
-            raise InputError("db init", setting, "must be on the same server as V2V_ADMIN_DATABASE_URL")
+            raise InputError("", setting, "must be on the same server as V2V_ADMIN_DATABASE_URL")
     if owner.database != service.database:
-        raise InputError("db init", "DATABASE_URL", "must name the same database as V2V_MIGRATION_DATABASE_URL")
+        raise InputError("", "DATABASE_URL", "must name the same database as V2V_MIGRATION_DATABASE_URL")
     if owner.username == service.username:
-        raise InputError("db init", "DATABASE_URL", "must use another role than V2V_MIGRATION_DATABASE_URL")
+        raise InputError("", "DATABASE_URL", "must use another role than V2V_MIGRATION_DATABASE_URL")
     return Plan(admin, owner, service)
 
 
@@ -117,7 +117,7 @@ def _refuse_superusers(admin: psycopg.Connection, roles: Plan) -> None:
     for setting, login in (("V2V_MIGRATION_DATABASE_URL", roles.owner), ("DATABASE_URL", roles.service)):
         row = admin.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (login.role,)).fetchone()
         if login.role == roles.admin.username or (row and row[0]):
-            raise InputError("db init", setting, "its user is a superuser or the administrator: use a role of its own")
+            raise InputError("", setting, "its user is a superuser or the administrator: use a role of its own")
 
 
 def _ensure_role(admin: psycopg.Connection, login: Login) -> None:

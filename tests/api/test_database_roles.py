@@ -49,13 +49,11 @@ def scratch():
                 connection.execute(f'DROP ROLE IF EXISTS "{names[who]}"')
 
 
-def _init_roles(urls: dict[str, str]) -> subprocess.CompletedProcess:
+def _init_roles(urls: dict[str, str], admin: str | None = POSTGRES_URL) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("V2V_") and k != "DATABASE_URL"}
-    env |= {
-        "DATABASE_URL": urls["service"],
-        "V2V_MIGRATION_DATABASE_URL": urls["owner"],
-        "V2V_ADMIN_DATABASE_URL": POSTGRES_URL,
-    }
+    env |= {"DATABASE_URL": urls["service"], "V2V_MIGRATION_DATABASE_URL": urls["owner"]}
+    if admin:
+        env["V2V_ADMIN_DATABASE_URL"] = admin
     command = [sys.executable, "-m", "api.cli", "db", "init", "--roles"]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
@@ -121,3 +119,19 @@ def test_the_service_role_works_the_service_but_cannot_touch_the_audit_log_or_th
     with psycopg.connect(urls["owner"], autocommit=True) as owner:  # the owner may (migrations need it)
         with owner.transaction(force_rollback=True):
             owner.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change")
+
+
+def test_db_init_roles_refuses_a_missing_administrator_and_a_superuser_role_in_one_line(scratch):
+    names, passwords, urls = scratch
+    missing = _init_roles(urls, admin=None)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == "v2v db: V2V_ADMIN_DATABASE_URL: needed by --roles"
+    superuser = make_url(urls["owner"]).set(username=make_url(POSTGRES_URL).username)
+    refused = _init_roles(urls | {"owner": _libpq(superuser)})
+    assert refused.returncode == 2 and "V2V_MIGRATION_DATABASE_URL" in refused.stderr, refused.stderr
+    assert "superuser or the administrator" in refused.stderr
+    for answer in (missing, refused):
+        assert "Traceback" not in answer.stderr
+        assert not any(p in answer.stdout + answer.stderr for p in passwords.values())
+    with psycopg.connect(_libpq(make_url(POSTGRES_URL)), autocommit=True) as admin:  # nothing was made
+        assert admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (names["service"],)).fetchone() is None
