@@ -367,6 +367,9 @@ class NightlyRunView(Answer):
     finished_at: Moment | None
     claimed_by: str
     plan_version: int | None
+    retry_of: int | None = Field(
+        description="the interrupted run of the same night this run repeats (that run stays in the history, failed)"
+    )
     bookings_moved: int
     summary: str
     stats: dict[str, Any]

@@ -6,7 +6,8 @@ v2v explain COHORT PLAN --patient ID
 v2v schema [cohort|plan|catalogue|site]
 v2v serve [--host H] [--port P]          the API on the configured database
 v2v demo [--port P]                      fresh SQLite database, regional cohort planned and confirmed, served
-v2v db init                              migrate the schema, load the catalogue and site
+v2v db init [--roles]                    migrate the schema, load the catalogue and site
+                                         (--roles, PostgreSQL: owner and service roles first)
 v2v token create NAME --role ROLE        print a new bearer token (shown once)
 v2v import COHORT [--time-limit S]       register a cohort's patients and plan them
 v2v nightly run [--night DATE]           the nightly re-solve, now (claims the night: once per night)
@@ -97,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["init"])
+    db.add_argument(
+        "--roles",
+        action="store_true",
+        help="PostgreSQL: create the owner role (V2V_MIGRATION_DATABASE_URL's user) and the service role "
+        "(DATABASE_URL's user) with the database, as V2V_ADMIN_DATABASE_URL; migrate as the owner; "
+        "grant the service rows only",
+    )
 
     token = sub.add_parser("token", help="API tokens")
     token.add_argument("action", choices=["create", "revoke", "list"])
@@ -124,12 +132,20 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         # the API's refusals (Conflict, NotFound) and an unreachable or unusable database are
         # the operator's to fix: one line, not a traceback
-        from sqlalchemy.exc import ArgumentError, OperationalError
+        from psycopg import Error as PostgresError
+        from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
         from api.state import Conflict, NotFound
 
         if isinstance(exc, (Conflict, NotFound)):
             message = str(exc)
+        elif isinstance(exc, ProgrammingError) and getattr(exc.orig, "sqlstate", None) == "42501":
+            message = (
+                "database: permission denied (a schema change needs the owner role: "
+                "set V2V_MIGRATION_DATABASE_URL, README 'PostgreSQL in production: roles')"
+            )
+        elif isinstance(exc, PostgresError):  # v2v db init --roles talks to the server directly
+            message = f"database: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         elif isinstance(exc, (OperationalError, ArgumentError)):
             message = f"database: {str(exc.orig if getattr(exc, 'orig', None) else exc).splitlines()[0]}"
         else:
@@ -303,7 +319,17 @@ def _demo(args) -> int:
 def _db(args) -> int:
     from api.setup import init_database
 
-    init_database(_settings())
+    settings = _settings()
+    if args.roles:
+        from api import database_roles
+
+        roles = database_roles.plan(settings.admin_database_url, settings.migration_database_url, settings.database_url)
+        database_roles.provision(roles)
+        print(
+            f"database {roles.database}: owned by role {roles.owner.role}, schema migrated; "
+            f"role {roles.service.role} may read and write rows"
+        )
+    init_database(settings)
     print("database ready")
     return EXIT_OK
 
@@ -365,8 +391,9 @@ def _nightly(args) -> int:
             with database.read() as work:
                 for run in ledger.history(work.session, nightly.JOB, max(1, args.limit)):
                     view = nightly.run_view(run)
+                    retry = f" (re-run of run {view['retry_of']})" if view["retry_of"] else ""
                     print(
-                        f"{view['id']}\t{view['started_at'][:19]}\t{view['trigger']}\t{view['status']}\t"
+                        f"{view['id']}\t{view['started_at'][:19]}\t{view['trigger']}{retry}\t{view['status']}\t"
                         f"{view['bookings_moved']} moved\t{view['summary']}"
                     )
             return EXIT_OK

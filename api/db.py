@@ -27,10 +27,10 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
-    UniqueConstraint,
     create_engine,
     event,
 )
+from sqlalchemy import text as sa_text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -214,13 +214,20 @@ class AuditEntry(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
-class JobRun(Base):
-    """The run ledger and run history of scheduled jobs.
+def _partial_unique(name: str, columns: list[str], where: str) -> Index:
+    """A UNIQUE index over the rows matching ``where`` (both SQLite and PostgreSQL have them)."""
+    return Index(name, *columns, unique=True, sqlite_where=sa_text(where), postgresql_where=sa_text(where))
 
-    ``night`` is the scheduled night a run stands for, UNIQUE per job: however
-    many server processes share the database, a night is claimed once. A run
-    an admin starts has no night (NULL, and NULLs never clash), so it may run
-    any number of times."""
+
+class JobRun(Base):
+    """The run ledger and run history of scheduled jobs: one row per attempt, never overwritten.
+
+    ``night`` is the scheduled night a run stands for: however many server
+    processes share the database, a night is claimed once (its first attempt is
+    UNIQUE per job and night). A night whose run was interrupted is run again as
+    a new row, ``retry_of`` the interrupted one (UNIQUE: one retry per attempt).
+    A run an admin starts has no night (NULL, and NULLs never clash). Whatever
+    starts it, one run of a job is ``running`` at a time (a partial UNIQUE index)."""
 
     __tablename__ = "job_runs"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -235,8 +242,10 @@ class JobRun(Base):
     stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
     report: Mapped[dict[str, Any]] = mapped_column(default=dict)
     plan_version_id: Mapped[int | None] = mapped_column(ForeignKey("plan_versions.id"))
+    retry_of: Mapped[int | None] = mapped_column(ForeignKey("job_runs.id"), unique=True)
     __table_args__ = (
-        UniqueConstraint("job", "night"),
+        _partial_unique("uq_job_runs_night_first_attempt", ["job", "night"], "retry_of IS NULL"),
+        _partial_unique("uq_job_runs_one_running", ["job"], "status = 'running'"),
         CheckConstraint(f"status IN {RUN_STATUSES}", name="status"),
         CheckConstraint(f"trigger IN {RUN_TRIGGERS}", name="trigger"),
         Index(None, "job", "started_at"),

@@ -4,7 +4,10 @@ A run (``execute``):
 
 1. **Claim.** A scheduled night is claimed in the run ledger (``api.ledger``),
    so however many server processes share the database one of them runs it.
-   An admin's run needs no claim.
+   An admin's run is claimed in the same ledger: whatever starts it, one run
+   at a time (a second gets 409 naming the first; a night that finds a run
+   going waits for it). An interrupted night's re-run is a new row linked to
+   the interrupted one, which stays in the history as failed.
 2. **Read** in a short transaction: every active patient as a Problem in which
    what has started, every booking inside the freeze window (the next
    ``freeze_working_days`` working days) and every product already collected
@@ -70,6 +73,8 @@ log = logging.getLogger("vein2vein.nightly")
 JOB = "nightly"
 NIGHTLY = Actor("nightly", "admin")  # who the plan versions, events and audit rows name
 ATTEMPTS = replanning.ATTEMPTS  # read-solve-publish rounds before a run gives up on a plan that keeps changing
+WAIT_S = 60  # a night that finds another run going is tried again this much later
+WAITING = f"{JOB}-waiting"  # the scheduler's id of that later try
 MISFIRE_GRACE_S = 12 * 3600  # a night's run delayed (suspended host, busy executor) still runs the same day
 RETRY_S = 600  # a night that could not start (database unreachable) is tried again this often
 EVENT_WORDS = {
@@ -476,19 +481,18 @@ def recover(session: Session, settings: Settings) -> list[int]:
 
 
 def claim_night(sessions: sessionmaker, settings: Settings, night: date, trigger: str) -> int | None:
+    """The id of the run claimed for ``night``, or None if the night is (being) run elsewhere;
+    ``ledger.InProgress`` while another run is going. A run whose process ended is marked failed first."""
     with Database(sessions).write() as work:
+        recover(work.session, settings)
         run = ledger.claim(work.session, JOB, night, settings.planning_day(), trigger)
         return run.id if run is not None else None
 
 
 def start_manual(session: Session, settings: Settings) -> JobRun:
-    """An admin's run: refused while another run is in progress."""
+    """An admin's run: ``ledger.InProgress`` (409) while another run is in progress. A run whose
+    process ended mid-run does not count: it is marked failed first."""
     recover(session, settings)
-    busy = ledger.running(session, JOB)
-    if busy is not None:
-        raise Conflict(
-            f"nightly run {busy.id} is in progress (started {busy.started_at:%H:%M:%S} UTC); wait for it to finish"
-        )
     return ledger.start_manual(session, JOB, settings.planning_day())
 
 
@@ -508,12 +512,13 @@ def last_fire(trigger: CronTrigger, now: datetime) -> datetime | None:
 
 def missed_night(session: Session, trigger: CronTrigger, now: datetime) -> date | None:
     """The night to catch up at start-up: the latest scheduled night, if the ledger has no run
-    for it. Nights before it are not run (coalesced): the latest one re-plans everything."""
+    for it or its latest attempt was interrupted. Nights before it are not run (coalesced): the
+    latest one re-plans everything."""
     fire = last_fire(trigger, now)
     if fire is None:
         return None
     night = fire.date()
-    done = session.scalars(select(JobRun).where(JobRun.job == JOB, JobRun.night == night)).first()
+    done = ledger.latest_attempt(session, JOB, night)
     return night if done is None or ledger.interrupted(done) else None
 
 
@@ -530,6 +535,7 @@ def run_view(run: JobRun) -> dict[str, Any]:
         "finished_at": as_utc(run.finished_at).isoformat() if run.finished_at else None,
         "claimed_by": run.claimed_by,
         "plan_version": run.plan_version_id,
+        "retry_of": run.retry_of,
         "bookings_moved": (run.stats or {}).get("bookings_moved", 0),
         "summary": (run.report or {}).get("summary", ""),
         "stats": {k: v for k, v in (run.stats or {}).items() if k != "fingerprint"},
@@ -630,7 +636,20 @@ class NightlyScheduler:
         except DBAPIError as exc:
             if not outage.unreachable(exc):
                 raise
-            self._try_again(night)
+            if self.waiting != night:  # said once per outage
+                self.waiting = night
+                log.warning(
+                    "the nightly run of %s could not start: the database is unreachable; trying again every %d s",
+                    night,
+                    RETRY_S,
+                )
+            self._again(night, "catch-up", RETRY_S, f"{JOB}-retry", "nightly re-solve once the database is back")
+            return None
+        except ledger.InProgress as busy:
+            log.info(
+                "the nightly run of %s waits for run %s, in progress: tried again in %d s", night, busy.run_id, WAIT_S
+            )
+            self._again(night, trigger, WAIT_S, WAITING, "nightly re-solve, waiting for a run in progress")
             return None
         self.waiting = None
         if run_id is None:
@@ -640,25 +659,20 @@ class NightlyScheduler:
         execute(self.sessions, self.settings, run_id)
         return run_id
 
-    def _try_again(self, night: date) -> None:
-        """``night`` could not be claimed, the database being unreachable: said once, tried every ``RETRY_S``."""
-        if self.waiting != night:
-            self.waiting = night
-            log.warning(
-                "the nightly run of %s could not start: the database is unreachable; trying again every %d s",
-                night,
-                RETRY_S,
-            )
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.add_job(
-                self.run_night,
-                "date",
-                run_date=datetime.now(UTC) + timedelta(seconds=RETRY_S),
-                args=(night, "catch-up"),
-                id=f"{JOB}-retry",
-                name="nightly re-solve once the database is back",
-                replace_existing=True,
-            )
+    def _again(self, night: date, trigger: str, delay_s: int, job_id: str, name: str) -> None:
+        """``night`` could not start (the database unreachable, or another run going): tried again in
+        ``delay_s`` seconds, one scheduled try per reason."""
+        if self.scheduler is None or not self.scheduler.running:
+            return
+        self.scheduler.add_job(
+            self.run_night,
+            "date",
+            run_date=datetime.now(UTC) + timedelta(seconds=delay_s),
+            args=(night, trigger),
+            id=job_id,
+            name=name,
+            replace_existing=True,
+        )
 
     def run_now(self, actor: Actor) -> dict[str, Any]:
         """An admin's run: recorded at once (ledger and audit), carried out in the background."""

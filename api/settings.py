@@ -24,6 +24,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "V2V_DATABASE_URL"),
         description="SQLAlchemy URL; postgresql://... uses psycopg 3",
     )
+    migration_database_url: str | None = Field(
+        default=None,
+        description="URL migrations run with, as the schema's owner role (PostgreSQL); unset: database_url",
+    )
+    admin_database_url: str | None = Field(
+        default=None,
+        description="administrator's URL (PostgreSQL), used only by `v2v db init --roles` to create the roles",
+    )
     catalogue_file: Path = Field(
         default=DEFAULT_CATALOGUE, description="pathway catalogue loaded into an empty database"
     )

@@ -1,6 +1,6 @@
 """Preparing a database: migrate, load the catalogue, create tokens, import and plan a cohort.
 
-Used by ``v2v db init``, ``v2v token create``, ``v2v demo`` and the tests.
+Used by ``v2v db init`` (``--roles``: ``api.database_roles`` first), ``v2v token create``, ``v2v demo`` and the tests.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ def _database(settings: Settings) -> Iterator[Database]:
 
 
 def init_database(settings: Settings) -> None:
-    """Bring the schema to the newest migration and load the catalogue and site if absent."""
-    engine = make_engine(settings.database_url)
+    """Bring the schema to the newest migration (as the owner role, if ``migration_database_url``
+    names one) and load the catalogue and site if absent."""
+    engine = make_engine(settings.migration_database_url or settings.database_url)
     try:
         migrate.upgrade(engine)
     finally:

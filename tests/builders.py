@@ -16,7 +16,7 @@ from datetime import date
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from api import state
 from api.db import make_engine, make_sessionmaker
@@ -133,6 +133,20 @@ def run_nightly(settings: Settings, night: date | None = None, trigger: str = "s
         assert run_id is not None, "that night has been run already"
         nightly.execute(sessions, settings, run_id, after_solve)
         return run_id
+    finally:
+        engine.dispose()
+
+
+def ledger_runs(settings: Settings) -> list:
+    """Every row of the run ledger, oldest first (detached, to read after the engine is gone)."""
+    from api.db import JobRun
+
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            runs = list(session.scalars(select(JobRun).order_by(JobRun.id)))
+            session.expunge_all()
+            return runs
     finally:
         engine.dispose()
 

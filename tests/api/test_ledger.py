@@ -11,7 +11,7 @@ import pytest
 
 from api import migrate
 from api.db import make_engine, make_sessionmaker
-from api.ledger import claim, finish, history, night_trigger
+from api.ledger import InProgress, claim, finish, history, night_trigger
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -75,11 +75,14 @@ def test_one_claim_per_job_and_date_among_racing_processes(database_url):
 
     with sessions() as session, session.begin():
         assert claim(session, "nightly", night) is None  # and not later either
-        assert claim(session, "nightly", night + timedelta(days=1)) is not None  # the next night is free
+        with pytest.raises(InProgress, match=r"nightly run \d+ is in progress"):
+            claim(session, "nightly", night + timedelta(days=1))  # the next night waits: one run at a time
         assert claim(session, "other-job", night) is not None  # another job is its own ledger
     with sessions() as session, session.begin():
         run = history(session, "nightly")[-1]
         finish(session, run, "kept", {"moved": 0}, {"summary": "nothing changed"}, None)
+    with sessions() as session, session.begin():
+        assert claim(session, "nightly", night + timedelta(days=1)) is not None  # the first run over: free
     with sessions() as session:
         runs = history(session, "nightly")
         assert [(r.run_date, r.status) for r in runs] == [(night + timedelta(days=1), "running"), (night, "kept")]

@@ -1,11 +1,13 @@
 """The schema comes from the Alembic migrations, and they match the ORM models exactly."""
 
+from datetime import UTC, date, datetime, timedelta
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import JSON, Date, DateTime, Integer, String, column, insert, inspect, select, table
 
 from api import migrate
-from api.db import Base, make_engine
+from api.db import Base, JobRun, make_engine, make_sessionmaker
 
 
 def test_migrations_build_the_models_schema_and_roll_back(database_url):
@@ -22,3 +24,57 @@ def test_migrations_build_the_models_schema_and_roll_back(database_url):
         assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+def test_the_run_attempts_migration_keeps_every_run_and_leaves_one_running(database_url):
+    """Before 0004 several runs could be marked running at once (the race it closes): the upgrade
+    keeps every row, closes all but the newest running one as failed saying why, and links nothing."""
+    runs = table(
+        "job_runs",
+        column("id", Integer),
+        column("job", String),
+        column("run_date", Date),
+        column("night", Date),
+        column("trigger", String),
+        column("started_at", DateTime(timezone=True)),
+        column("status", String),
+        column("claimed_by", String),
+        column("stats", JSON),
+        column("report", JSON),
+    )
+    day = date(2027, 1, 4)
+    rows = [
+        (1, day, "schedule", "kept", {"summary": "nothing changed"}),
+        (2, None, "manual", "running", {}),
+        (3, None, "manual", "running", {}),
+        (4, day + timedelta(days=1), "schedule", "failed", {"summary": "interrupted", "interrupted": True}),
+    ]
+    engine = make_engine(database_url)
+    try:
+        migrate.upgrade(engine, "0003")
+        with engine.begin() as connection:
+            for id_, night, trigger, status, report in rows:
+                connection.execute(
+                    insert(runs).values(
+                        id=id_,
+                        job="nightly",
+                        run_date=day,
+                        night=night,
+                        trigger=trigger,
+                        started_at=datetime(2027, 1, 4, 2, 30, id_, tzinfo=UTC),
+                        status=status,
+                        claimed_by="elsewhere:1:0",
+                        stats={},
+                        report=report,
+                    )
+                )
+        migrate.upgrade(engine)
+        with make_sessionmaker(engine)() as session:
+            after = {r.id: r for r in session.scalars(select(JobRun))}
+    finally:
+        engine.dispose()
+    assert sorted(after) == [1, 2, 3, 4] and all(r.retry_of is None for r in after.values())
+    assert [(after[i].night, after[i].trigger) for i in sorted(after)] == [(n, t) for _, n, t, _, _ in rows]
+    assert {i: after[i].status for i in after} == {1: "kept", 2: "failed", 3: "running", 4: "failed"}
+    assert "one run at a time" in after[2].report["summary"] and after[2].finished_at is not None
+    assert after[4].report == rows[3][4] and after[1].report == rows[0][4]

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
-from datetime import date, timedelta
+from contextlib import ExitStack
+from datetime import UTC, date, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api import ledger, nightly, state
 from api.app import create_app
-from api.db import BookingRow, EventRow, JobRun, PlanHead, make_engine, make_sessionmaker
-from tests.builders import TODAY, assert_plan_valid, auth, confirm, propose, refer, run_nightly
+from api.db import BookingRow, EventRow, JobRun, PlanHead, PlanVersion, make_engine, make_sessionmaker
+from tests.builders import TODAY, assert_plan_valid, auth, confirm, ledger_runs, propose, refer, run_nightly
 
 
 def _bookings(settings) -> dict[tuple[str, str], tuple[date, date, str]]:
@@ -262,31 +264,187 @@ def test_collected_products_are_held_and_the_run_leaves_them_where_they_are(smal
 PRODUCT = ("processing", "manufacture", "release")
 
 
-def test_an_interrupted_run_is_marked_failed_at_start_up_and_its_night_runs_again(small_site):
-    host = socket.gethostname()
+def _claim_as(sessions, night: date | None, claimed_by: str, started_s_ago: float = 0) -> int:
+    """A run in the ledger as another process would have left it (``night`` None: an admin's run)."""
+    with sessions() as session, session.begin():
+        run = ledger.claim(session, nightly.JOB, night) if night else ledger.start_manual(session, nightly.JOB, TODAY)
+        run.claimed_by = claimed_by
+        run.started_at = run.started_at - timedelta(seconds=started_s_ago)
+        return run.id
+
+
+DEAD = f"{socket.gethostname()}:{2**22 + 12345}:0badf00d"  # this host, no such process
+RESTARTED = f"{socket.gethostname()}:{os.getpid()}:0badf00d"  # our pid, an earlier incarnation (a restarted container)
+
+
+def test_a_run_is_marked_failed_once_its_process_has_ended_and_only_then(small_site):
     engine = make_engine(small_site.database_url)
     try:
         sessions = make_sessionmaker(engine)
-        with sessions() as session, session.begin():
-            dead = ledger.claim(session, nightly.JOB, TODAY - timedelta(days=1))
-            dead.claimed_by = f"{host}:{2**22 + 12345}:0badf00d"  # no such process
-            restarted = ledger.claim(session, nightly.JOB, TODAY - timedelta(days=2))
-            restarted.claimed_by = (
-                f"{host}:{os.getpid()}:0badf00d"  # our pid, an earlier incarnation (a restarted container)
-            )
-            alive = ledger.claim(session, nightly.JOB, TODAY - timedelta(days=3))  # this very process: still running
-            dead_id, restarted_id, alive_id = dead.id, restarted.id, alive.id
-        with sessions() as session, session.begin():
-            assert sorted(nightly.recover(session, small_site)) == [dead_id, restarted_id]
-            assert session.get(JobRun, alive_id).status == "running"
+        for days, claimed_by, ended in [(3, ledger.claimer(), False), (2, RESTARTED, True), (1, DEAD, True)]:
+            run_id = _claim_as(sessions, TODAY - timedelta(days=days), claimed_by)
+            with sessions() as session, session.begin():
+                assert nightly.recover(session, small_site) == ([run_id] if ended else [])
+                run = session.get(JobRun, run_id)
+                if not ended:  # this very process: still running; closed here so the next may start
+                    assert run.status == "running"
+                    ledger.finish(session, run, "kept", {}, {"summary": "done"}, None)
+                    continue
+                assert run.status == "failed" and "interrupted" in run.report["summary"] and run.plan_version_id is None
         with sessions() as session:
-            run = session.get(JobRun, dead_id)
-            assert run.status == "failed" and "interrupted" in run.report["summary"] and run.plan_version_id is None
             assert session.scalars(select(EventRow).where(EventRow.kind == "moved")).first() is None
             assert session.scalars(select(BookingRow.id).where(BookingRow.from_version > 2)).first() is None
     finally:
         engine.dispose()
-    again = _run(
-        small_site, run_nightly(small_site, TODAY - timedelta(days=1))
-    )  # the interrupted night is claimed again
-    assert again.id == dead_id and again.status == "kept" and again.claimed_by == ledger.claimer()
+
+
+def test_an_interrupted_night_stays_failed_in_the_history_and_its_reruns_are_new_linked_rows(client, small_site):
+    """Interrupted twice, then run to the end: three rows for the night, each re-run linked to the
+    attempt it repeats; none overwritten."""
+    night = TODAY - timedelta(days=1)
+    engine = make_engine(small_site.database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        first = _claim_as(sessions, night, DEAD)
+        second = run_nightly(small_site, night)  # marks the first failed, claims the night again
+        assert second != first
+        with sessions() as session, session.begin():  # the second dies too, as if killed mid-solve
+            run = session.get(JobRun, second)
+            run.status, run.finished_at, run.claimed_by = "running", None, DEAD
+        third = run_nightly(small_site, night)
+        with sessions() as session, session.begin():
+            assert ledger.claim(session, nightly.JOB, night) is None  # the night is done now
+            assert nightly.missed_night(session, ledger.night_trigger(), _at_night_end(night)) is None
+    finally:
+        engine.dispose()
+    history = client.get("/jobs/nightly/runs", headers=auth(client, "admin")).json()["runs"]
+    assert [(r["id"], r["night"], r["status"], r["retry_of"]) for r in history] == [
+        (third, night.isoformat(), "kept", second),
+        (second, night.isoformat(), "failed", first),
+        (first, night.isoformat(), "failed", None),
+    ]
+    assert all("interrupted" in r["summary"] for r in history[1:])
+    one = client.get(f"/jobs/nightly/runs/{second}", headers=auth(client, "admin")).json()
+    assert one["run"]["retry_of"] == first and one["report"]["interrupted"] is True
+
+
+def _at_night_end(night: date) -> datetime:
+    return datetime(night.year, night.month, night.day, 23, 0, tzinfo=UTC)
+
+
+# -- one run at a time --------------------------------------------------------------------------
+RACERS = 10
+
+
+def test_admins_racing_to_start_a_run_get_one_202_and_409s_naming_the_run_in_progress(small_site, tokens):
+    """Ten admins, each on an app of its own (its own engine and pool), post at the same moment.
+    Each app's run executor is kept busy until every answer is in, so the winner's run is surely
+    still in progress for the last request however fast it would have finished."""
+    versions_before = _versions(small_site)
+    barrier = threading.Barrier(RACERS)
+    answers: list = [None] * RACERS
+    all_answered = threading.Event()
+    with ExitStack() as stack:
+        clients = [
+            stack.enter_context(TestClient(create_app(small_site), raise_server_exceptions=False))
+            for _ in range(RACERS)
+        ]
+        stack.callback(all_answered.set)  # on the way out, before any app stops (and if the test fails)
+        for c in clients:
+            c.app.state.runtime.nightly.manual.submit(all_answered.wait)
+
+        def race(i: int) -> None:
+            barrier.wait()
+            answers[i] = clients[i].post("/jobs/nightly/runs", headers={"Authorization": f"Bearer {tokens['admin']}"})
+
+        threads = [threading.Thread(target=race, args=(i,)) for i in range(RACERS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        [(running, status)] = [(r.id, r.status) for r in ledger_runs(small_site)]
+        assert status == "running"
+    # all answered, and leaving the clients stopped their apps: the winner's run has finished
+    assert sorted(a.status_code for a in answers) == [202] + [409] * (RACERS - 1), [a.text for a in answers]
+    won = next(a.json() for a in answers if a.status_code == 202)
+    started = won["started_at"][:19].replace("T", " ")
+    for answer in answers:
+        if answer.status_code == 409:
+            assert answer.json()["detail"] == (
+                f"nightly run {won['id']} is in progress (started {started} UTC); wait for it to finish"
+            )
+    [run] = ledger_runs(small_site)
+    assert run.id == won["id"] == running and run.status in ("published", "kept"), run.report
+    assert len(_versions(small_site)) <= len(versions_before) + 1
+    assert_plan_valid(small_site)
+
+
+def test_a_run_whose_process_ended_blocks_no_new_run(client, small_site):
+    """Dead on this host: freed at once. On another host: it may be running until it is older than
+    the longest a run can take, and then it is freed."""
+    admin = auth(client, "admin")
+    engine = make_engine(small_site.database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        dead = _claim_as(sessions, None, DEAD)
+        started = client.post("/jobs/nightly/runs", headers=admin)
+        assert started.status_code == 202, started.text
+        _wait_for(client, started.json()["id"])
+
+        elsewhere = _claim_as(sessions, None, "another-host:4242:cafe0001")
+        refused = client.post("/jobs/nightly/runs", headers=admin)
+        assert refused.status_code == 409 and f"nightly run {elsewhere} is in progress" in refused.json()["detail"]
+        with sessions() as session, session.begin():
+            run = session.get(JobRun, elsewhere)
+            run.started_at = run.started_at - timedelta(seconds=nightly.longest_run_s(small_site) + 1)
+        again = client.post("/jobs/nightly/runs", headers=admin)
+        assert again.status_code == 202, again.text
+        _wait_for(client, again.json()["id"])
+    finally:
+        engine.dispose()
+    statuses = {r.id: (r.status, (r.report or {}).get("interrupted")) for r in ledger_runs(small_site)}
+    assert statuses[dead] == statuses[elsewhere] == ("failed", True)
+
+
+def test_a_night_that_finds_a_run_going_waits_for_it_then_runs(small_site):
+    """The real scheduler at start-up: its catch-up night finds an admin's run going, so it is
+    tried again a minute later (not dropped); once the admin's run is over, that try runs the night."""
+    settings = small_site.model_copy(update={"nightly_enabled": True})
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    scheduler = nightly.NightlyScheduler(sessions, settings)
+    try:
+        busy = _claim_as(sessions, None, ledger.claimer())  # an admin's run in this (live) process
+        night = scheduler.start()
+        assert night is not None
+        waiting = _poll(lambda: scheduler.scheduler.get_job(nightly.WAITING))
+        assert waiting.args == (night, "catch-up")
+        assert 30 < (waiting.next_run_time - datetime.now(UTC)).total_seconds() <= nightly.WAIT_S
+        assert [r.id for r in ledger_runs(settings)] == [busy]  # the night is not claimed meanwhile
+        with sessions() as session, session.begin():
+            ledger.finish(session, session.get(JobRun, busy), "kept", {}, {"summary": "done"}, None)
+        scheduler.scheduler.modify_job(nightly.WAITING, next_run_time=datetime.now(UTC))
+        ran = _poll(lambda: [r for r in ledger_runs(settings) if r.night == night and r.status != "running"])
+        assert [(r.trigger, r.status in ("kept", "published"), r.retry_of) for r in ran] == [("catch-up", True, None)]
+    finally:
+        scheduler.stop()
+        engine.dispose()
+
+
+def _poll(found, seconds: float = 60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = found()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not there after {seconds} s")
+
+
+def _versions(settings) -> list[int]:
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            return list(session.scalars(select(PlanVersion.id)))
+    finally:
+        engine.dispose()

@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import select
 
 from api import state
-from api.db import BookingRow, JobRun, make_engine, make_sessionmaker
+from api.db import BookingRow, make_engine, make_sessionmaker
 from api.setup import init_database, load_cohort, new_token
-from tests.builders import free_port, fresh_database, make_settings, refer_directly, wait_until_serving
+from tests.builders import free_port, fresh_database, ledger_runs, make_settings, refer_directly, wait_until_serving
 from tests.paths import COHORTS, ROOT
 
 LONDON = ZoneInfo("Europe/London")
@@ -61,17 +61,6 @@ def _snapshot(settings) -> tuple:
         engine.dispose()
 
 
-def _runs(settings) -> list[JobRun]:
-    engine = make_engine(settings.database_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            runs = list(session.scalars(select(JobRun).order_by(JobRun.id)))
-            session.expunge_all()
-            return runs
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_a_run_killed_mid_solve_leaves_the_previous_plan_current_and_intact(kind, tmp_path):
     settings = make_settings(fresh_database(kind, tmp_path), solve_time_limit=3)
@@ -106,12 +95,13 @@ def test_a_run_killed_mid_solve_leaves_the_previous_plan_current_and_intact(kind
     assert process.returncode == -signal.SIGKILL
 
     assert _snapshot(settings) == before  # same current version, same change count, every booking as it was
-    [run] = _runs(settings)
+    [run] = ledger_runs(settings)
     assert run.status == "running" and run.plan_version_id is None
 
-    # the next run marks the killed one failed, then runs its own night and publishes
+    # the next run of the same night marks the killed one failed, then runs the night again as a
+    # new row linked to it, and publishes
     done = subprocess.run(
-        [*command, "--night", "2030-01-01"],
+        command,
         cwd=ROOT,
         env=_env(settings, V2V_NIGHTLY_TIME_LIMIT="3"),
         capture_output=True,
@@ -119,8 +109,9 @@ def test_a_run_killed_mid_solve_leaves_the_previous_plan_current_and_intact(kind
         timeout=180,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    killed, finished = _runs(settings)
+    killed, finished = ledger_runs(settings)
     assert killed.status == "failed" and "interrupted" in killed.report["summary"]
+    assert (finished.night, finished.retry_of) == (killed.night, killed.id)
     assert finished.status == "published" and any(p["patient"] == "N-KILL-1" for p in finished.report["patients"])
 
 
@@ -169,7 +160,7 @@ def test_two_servers_on_one_database_run_the_night_once(kind, tmp_path):
     with _servers(settings, 2) as (ports, processes):
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            runs = _runs(settings)
+            runs = ledger_runs(settings)
             if runs and all(r.status != "running" for r in runs):
                 break
             time.sleep(0.2)
@@ -196,4 +187,4 @@ def test_two_servers_on_one_database_run_the_night_once(kind, tmp_path):
     assert len(winner) == 1, logs
     # the other one lost the claim, or started after the run was in the ledger and found nothing missed
     assert sum("is claimed by another process" in log or "was missed" not in log for log in logs) == 1, logs
-    assert len(_runs(settings)) == 1
+    assert len(ledger_runs(settings)) == 1
