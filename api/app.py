@@ -55,5 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AllowedMethods, routes=app.router.routes)
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(AccessLog)
-    app.add_middleware(SecurityHeaders)  # the outermost: its headers are on every answer, errors too
+    # the security headers outside even Starlette's server-error layer, which every added middleware is
+    # inside: an unexpected error's 500 (JSON, api.errors) carries them like every other answer
+    stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: SecurityHeaders(stack())
     return app

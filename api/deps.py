@@ -18,7 +18,7 @@ from api.auth import actor_for
 from api.runtime import Runtime
 from api.settings import Settings
 from api.unit_of_work import Database
-from pathway.cohort import PATIENT_ID_SCHEMA, check_pseudonymous
+from pathway.cohort import PATIENT_ID_PATTERN, PATIENT_ID_SCHEMA, check_pseudonymous
 
 
 def runtime(request: Request) -> Runtime:
@@ -72,7 +72,6 @@ Planner = Annotated[Actor, Depends(role("coordinator", "lab_manager"))]
 Admin = Annotated[Actor, Depends(role())]
 
 # path parameters several resources share
-PATIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$"
 PatientId = Annotated[
     str,
     Path(pattern=PATIENT_ID_PATTERN),

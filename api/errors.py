@@ -9,7 +9,6 @@ answer never echoes the input.
 from __future__ import annotations
 
 import logging
-import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,8 +20,7 @@ from api.access_log import NO_ROUTE
 from api.answers import ErrorMessage, InputProblems
 from api.solving import SolverBusy
 from api.state import Conflict, NotFound
-from pathway.errors import InputError, field_path
-from pathway.nhs import mentions_nhs_number
+from pathway.errors import InputError, field_path, safe_locations
 
 log = logging.getLogger("vein2vein.api")
 
@@ -52,31 +50,12 @@ async def _input_error(request: Request, exc: InputError) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": [{"field": exc.field or "body", "problem": exc.problem}]})
 
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
-UNNAMED_KEY = "<key>"
-
-
-def _safe_loc(loc: tuple, bad_keys: set[str]) -> tuple:
-    """The error's location without anything typed by the client that could identify someone: a map key
-    that failed its own validation, or any part that is not a plain name, is said as ``<key>``."""
-    out = []
-    for part in loc:
-        if part == "[key]":
-            continue
-        if isinstance(part, str) and (part in bad_keys or not _NAME.match(part) or mentions_nhs_number(part)):
-            part = UNNAMED_KEY
-        out.append(part)
-    return tuple(out)
-
-
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
-    bad_keys = {str(e["loc"][-2]) for e in errors if len(e.get("loc", ())) >= 2 and e["loc"][-1] == "[key]"}
     detail = []
-    for error in errors:
+    for error, loc in zip(errors, safe_locations(errors), strict=True):
         message = str(error.get("msg", "invalid"))
-        field = field_path(_safe_loc(tuple(error.get("loc", ())), bad_keys))
-        detail.append({"field": field, "problem": message.removeprefix("Value error, ")})
+        detail.append({"field": field_path(loc), "problem": message.removeprefix("Value error, ")})
     return JSONResponse(status_code=422, content={"detail": detail})  # the input itself is never echoed
 
 
@@ -108,7 +87,13 @@ async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
     return _message(503, outage.UNAVAILABLE, headers={"Retry-After": str(outage.RETRY_AFTER_S)})
 
 
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # a bug, not bad input: the server logs its trace (Starlette re-raises it); the answer says nothing of it
+    return _message(500, "an unexpected error; it has been logged")
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(NotFound, _not_found)

@@ -60,8 +60,15 @@ _INCARNATION = secrets.token_hex(
 )  # tells this process from an earlier one that had the same pid (a restarted container)
 
 
+_UNFINISHED: set[str] = set()  # this process's claims not yet finished (a claim token each)
+
+
 def claimer() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{_INCARNATION}"
+    """Who claims a run: host, pid, this process's incarnation and a token for this one claim, which
+    stays in ``_UNFINISHED`` until the run is finished (``finish``), whether or not that is stored."""
+    token = secrets.token_hex(4)
+    _UNFINISHED.add(token)
+    return f"{socket.gethostname()}:{os.getpid()}:{_INCARNATION}:{token}"
 
 
 class InProgress(Conflict):
@@ -144,6 +151,7 @@ def latest_attempt(session: Session, job: str, night: date) -> JobRun | None:
 def finish(
     session: Session, run: JobRun, status: str, stats: dict[str, Any], report: dict[str, Any], plan_version: int | None
 ) -> None:
+    _UNFINISHED.discard(run.claimed_by.rsplit(":", 1)[-1])  # finished here, even if this fails to be stored
     run.status = status
     run.stats = stats
     run.report = report
@@ -178,14 +186,15 @@ def interrupted(run: JobRun) -> bool:
 
 def alive(claimed_by: str, started_at: datetime, now: datetime, longest: float) -> bool:
     """Whether a run marked running may still be running. Never once it is older than ``longest``
-    seconds; on this host, only if its process exists (and, for this very pid, is this process)."""
+    seconds; on this host, only if its process exists; for this very process, only if the run is not
+    finished (a run cut off by a lost database, whose failure could not be stored, is not running)."""
     if (now - as_utc(started_at)).total_seconds() >= longest:
         return False
-    host, pid, incarnation = (claimed_by.split(":") + ["", ""])[:3]
+    host, pid, incarnation, token = (claimed_by.split(":") + ["", "", ""])[:4]
     if host != socket.gethostname() or not pid.isdigit():
         return True
     if int(pid) == os.getpid():
-        return incarnation == _INCARNATION
+        return incarnation == _INCARNATION and (token in _UNFINISHED or not token)
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:

@@ -76,7 +76,7 @@ ATTEMPTS = replanning.ATTEMPTS  # read-solve-publish rounds before a run gives u
 WAIT_S = 60  # a night that finds another run going is tried again this much later
 WAITING = f"{JOB}-waiting"  # the scheduler's id of that later try
 MISFIRE_GRACE_S = 12 * 3600  # a night's run delayed (suspended host, busy executor) still runs the same day
-RETRY_S = 600  # a night that could not start (database unreachable) is tried again this often
+RETRY_S = 600  # a night that could not start or finish (database unreachable) is tried again this often
 EVENT_WORDS = {
     "referral": "new referral",
     "deferral": "deferral",
@@ -143,8 +143,9 @@ def solve(data: NightlyInput, settings: Settings) -> Resolution:
 
 def execute(
     sessions: sessionmaker, settings: Settings, run_id: int, after_solve: Callable[[int], None] | None = None
-) -> None:
+) -> bool:
     """Carry out the claimed run ``run_id`` and record its outcome in the ledger; never raises.
+    False if the database went away during the run (the night is to be tried again).
 
     ``after_solve(attempt)`` is called between a solve and its publish (tests use it to land a
     real confirmation at exactly that moment)."""
@@ -161,32 +162,38 @@ def execute(
     except Exception as exc:  # the service stays up; the ledger says what failed
         if outage.unreachable(exc):
             _cut_off(database, night)
-            return
+            return False
         # messages can carry patient ids: the error level names the type only, the trace is for debugging
         log.error("nightly run %s failed: %s", run_id, type(exc).__name__)
         log.debug("nightly run %s failed", run_id, exc_info=True)
         _failed(database, night, f"failed: {type(exc).__name__}; the plan was not changed")
+    return True
 
 
 def _cut_off(database: Database, night: NightlyRound) -> None:
-    """The database went away during the run: recorded as failed if it is back already; one log line."""
+    """The database went away during the run: recorded as interrupted (so that the night is claimed again)
+    if it is back already; else its row is closed by ``recover`` once the database is back (the claim
+    is finished in this process: ``ledger.alive``); one log line."""
+    summary = "interrupted: the database became unreachable; the plan was not changed"
     try:
-        _failed(database, night, "failed: the database became unreachable; the plan was not changed")
-        recorded = "recorded as failed"
+        _failed(database, night, summary, interrupted=True)
+        recorded = "recorded as interrupted"
     except DBAPIError as exc:
         if not outage.unreachable(exc):
             raise
-        recorded = "its ledger row stays running until a start or an admin's run finds it abandoned"
+        recorded = "its ledger row is closed once the database is back"
     log.warning(
         "nightly run %s stopped: the database is unreachable; the plan was not changed; %s", night.run_id, recorded
     )
 
 
-def _failed(database: Database, night: NightlyRound, summary: str) -> None:
-    """Close the run's ledger row as failed, with ``summary`` as its report."""
+def _failed(database: Database, night: NightlyRound, summary: str, interrupted: bool = False) -> None:
+    """Close the run's ledger row as failed, with ``summary`` as its report (``interrupted``: its night
+    is claimed again, in a new row linked to this one)."""
+    report = {"summary": summary} | ({"interrupted": True} if interrupted else {})
     with database.write() as work:
         stats = night.stats | _elapsed(night.started)
-        ledger.finish(work.session, work.session.get(JobRun, night.run_id), "failed", stats, {"summary": summary}, None)
+        ledger.finish(work.session, work.session.get(JobRun, night.run_id), "failed", stats, report, None)
 
 
 @dataclasses.dataclass
@@ -656,7 +663,8 @@ class NightlyScheduler:
             log.info("the nightly run of %s is claimed by another process", night)
             return None
         log.info("nightly run %s (%s of %s) started", run_id, trigger, night)
-        execute(self.sessions, self.settings, run_id)
+        if not execute(self.sessions, self.settings, run_id):
+            self._again(night, "catch-up", RETRY_S, f"{JOB}-retry", "nightly re-solve once the database is back")
         return run_id
 
     def _again(self, night: date, trigger: str, delay_s: int, job_id: str, name: str) -> None:

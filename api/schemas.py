@@ -27,7 +27,7 @@ MAX_CODE = 64  # characters of a centre, pathway, step or agent id
 def _in_years(day: date) -> date:
     """Dates near year 1 or 9999 overflow in date arithmetic (a 500, not a 422): refused here."""
     if not FIRST_YEAR <= day.year <= LAST_YEAR:
-        raise ValueError(f"{day.isoformat()} is outside the years {FIRST_YEAR}..{LAST_YEAR}")
+        raise ValueError(f"is outside the years {FIRST_YEAR}..{LAST_YEAR}")
     return day
 
 

@@ -28,7 +28,7 @@ from pathway.catalogue import (
 from pathway.dates import IsoDate, say_day
 from pathway.errors import InputError, validation_error
 from pathway.inflight import Held, hold
-from pathway.nhs import screen
+from pathway.nhs import SCREENED, first_mention, screen
 from pathway.site import CapacityChange, Resource, Site, Urgency
 
 SITES_DIR = DEFAULT_CATALOGUE.parent / "sites"
@@ -61,9 +61,8 @@ class FrozenBooking(Model):
     first_day: IsoDate
 
 
-PATIENT_ID = Field(
-    pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$", description="pseudonymous identifier, never an NHS number"
-)
+PATIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$"
+PATIENT_ID = Field(pattern=PATIENT_ID_PATTERN, description="pseudonymous identifier, never an NHS number")
 # what check_pseudonymous adds to the pattern (a letter somewhere), as JSON Schema can say it
 PATIENT_ID_SCHEMA = {
     "type": "string",
@@ -360,6 +359,9 @@ def _check_references(catalogue: Catalogue, site: Site, cohort: Cohort, source: 
 
 
 def parse_cohort(raw: object, source: str = "cohort", catalogue: Catalogue | None = None) -> Problem:
+    mention = first_mention(raw)
+    if mention:  # a cohort's texts (reasons, names) are stored on import: never a patient's number
+        raise InputError(source, mention, SCREENED)
     try:
         cohort = Cohort.model_validate(raw)
     except ValidationError as exc:

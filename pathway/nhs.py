@@ -12,9 +12,11 @@ API refuses such text without echoing it.
 from __future__ import annotations
 
 import re
+import unicodedata
 
-# runs of digits joined by single spaces or hyphens: "943 476 5919", "943-476-5919", "9434765919"
-_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]+(?:[ -][0-9]+)*(?![0-9])")
+# runs of digit groups, each joined to the next by up to three spaces, dots, slashes or hyphens
+_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]+(?:[\s./-]{1,3}[0-9]+)*(?![0-9])")
+_SEPARATOR = re.compile(r"[\s./-]{1,3}")
 SCREENED = "reads as an NHS number (10 digits with a valid check digit): patient identifiers must not be typed here"
 
 
@@ -40,14 +42,19 @@ def normalise_nhs_number(value: str) -> str:
 
 
 def mentions_nhs_number(text: str) -> bool:
-    """Whether ``text`` holds ten digits that read as a valid NHS number: unspaced, or written in groups
-    ("943 476 5919", "943-476-5919", "94347 65919") inside a longer run of groups. Ten digits inside a
-    longer unbroken number (a 12-digit reference) do not count: nobody writes an NHS number that way."""
-    for run in _DIGIT_RUN.finditer(text):
-        groups = re.split(r"[ -]", run.group())
+    """Whether ``text`` holds ten digits that read as a valid NHS number: unspaced, or in groups of three
+    or more digits ("943 476 5919", "943-476-5919", "94347 65919", "943 . 476 . 5919"), also inside a
+    longer run of groups. Text is compared in its compatibility form, so full-width digits and no-break
+    spaces (pasted from a word processor) are read as digits and spaces. Ten digits inside a longer
+    unbroken number (a 12-digit reference) do not count, nor do groups of one or two digits (the day and
+    month of a date): nobody writes an NHS number that way."""
+    for run in _DIGIT_RUN.finditer(unicodedata.normalize("NFKC", text)):
+        groups = _SEPARATOR.split(run.group())
         for first in range(len(groups)):
             digits = ""
             for group in groups[first:]:
+                if len(group) < 3 and len(groups) > 1:
+                    break
                 digits += group
                 if len(digits) >= 10:
                     break

@@ -38,6 +38,15 @@ PATH_VALUES = {"patient_id": "S-AXI-1", "proposal_id": "0" * 32, "kind": "pathwa
         ("moved: 943 476 5919.", True),
         ("ref 12 943 476 5919", True),  # inside a longer run of groups
         ("R9434765919", True),  # letters around it do not hide it
+        ("943  476  5919", True),  # two spaces
+        ("943\u00a0476\u00a05919", True),  # no-break spaces, as a word processor pastes them
+        ("943\t476\t5919", True),
+        ("943.476.5919", True),
+        ("943/476/5919", True),
+        ("943 - 476 - 5919", True),
+        ("\uff19\uff14\uff13\uff14\uff17\uff16\uff15\uff19\uff11\uff19", True),  # full-width digits
+        ("94347 65919", True),
+        ("closed 2027-01-04 10 30", False),  # a date and a time: groups of two digits
         ("9434765918", False),  # the check digit does not hold
         ("123456789012", False),  # ten digits inside a longer unbroken number
         ("0151 706 2000", False),  # a phone number: 11 digits

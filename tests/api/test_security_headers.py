@@ -55,6 +55,27 @@ def test_every_kind_of_answer_carries_the_headers_and_patient_data_is_never_cach
     assert_protected(client.get("/docs"))
 
 
+def test_an_unexpected_error_is_a_json_500_with_the_headers_and_without_its_message(small_site):
+    """A fault (here a route of the real app whose view fails) is answered by the last-resort layer,
+    outside every middleware added to the app: the headers must still be there, and the body JSON."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    app = create_app(small_site)
+
+    def fails():
+        raise RuntimeError("patient S-AXI-1 broke something")
+
+    app.add_api_route("/fails", fails)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/fails")
+    assert answer.status_code == 500
+    assert answer.json() == {"detail": "an unexpected error; it has been logged"}
+    assert "S-AXI-1" not in answer.text
+    assert_protected(answer)
+
+
 def test_redoc_alone_allows_its_own_style_elements_by_a_fresh_nonce_and_no_script(client):
     first, second = client.get("/redoc"), client.get("/redoc")
     nonces = []
