@@ -101,6 +101,19 @@ def _blackouts(n: int, reason: str = "") -> list[dict]:
             "body.blackouts[0].reason",
         ),
         ("a centre's id", {"centre": "c" * 64}, {"centre": "c" * 65}, "body.centre"),
+        ("a pathway's id", {"pathway": "p" * 64}, {"pathway": "p" * 65}, "body.pathway"),
+        (
+            "last doses",
+            {"last_doses": {f"agent_{i}": "2026-12-01" for i in range(MAX_MAP_ENTRIES)}},
+            {"last_doses": {f"agent_{i}": "2026-12-01" for i in range(MAX_MAP_ENTRIES + 1)}},
+            "body.last_doses",
+        ),
+        (
+            "an agent's id",
+            {"last_doses": {"a" * 64: "2026-12-01"}},
+            {"last_doses": {"a" * 65: "2026-12-01"}},
+            "body.last_doses.<key>",
+        ),
     ],
 )
 def test_referral_limits(client, name, at_limit, past_limit, field):
@@ -159,3 +172,27 @@ def test_options_and_405_name_every_method_of_the_path(client, path, methods):
         refused = client.put(path, json={}, headers=auth(client, "admin"))
         assert refused.status_code == 405
         assert refused.headers["allow"] == methods
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"resource": "r" * 128}, 404),  # taken as a name, and no resource has it
+        ({"resource": "r" * 129}, 422),
+    ],
+)
+def test_a_resource_name_at_its_limit_is_looked_up_and_one_character_more_refused(client, body, status):
+    window = {"from": "2027-01-04", "to": "2027-01-10"}
+    response = client.get("/capacity", params=window | body, headers=auth(client, "coordinator"))
+    assert response.status_code == status, response.text
+    if status == 422:
+        assert response.json()["detail"][0]["field"] == "query.resource"
+
+
+def test_a_replan_of_more_patients_than_the_limit_is_refused_before_any_solve(client):
+    many = [f"S-X-{i}" for i in range(201)]
+    response = client.post("/replan", json={"patients": many}, headers=auth(client, "coordinator"))
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "body.patients"
+    at_limit = client.post("/replan", json={"patients": many[:200]}, headers=auth(client, "coordinator"))
+    assert at_limit.status_code == 404, at_limit.text  # taken, then refused for the patients nobody referred

@@ -207,3 +207,12 @@ def test_a_map_key_that_fails_is_not_echoed(client):
     assert "John Smith" not in response.text and IN_CODE not in response.text
     fields = {e["field"] for e in response.json()["detail"]}
     assert fields == {"body.durations.<key>", "body.last_doses.<key>"}
+
+
+def test_a_catalogue_error_never_echoes_a_key_the_client_typed(client):
+    site = client.get("/catalogue", headers=auth(client, "admin")).json()["site"]
+    site["John Smith"] = "a field nobody declared"
+    response = client.put("/catalogue/site", json=site, headers=auth(client, "admin"))
+    assert response.status_code == 422
+    assert "John Smith" not in response.text
+    assert response.json()["detail"][0]["field"].endswith("<key>")
