@@ -60,3 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     stack = app.build_middleware_stack
     app.build_middleware_stack = lambda: SecurityHeaders(stack())
     return app
+
+
+def from_environment() -> FastAPI:
+    """The app of one server process among several (``v2v serve`` with ``V2V_WORKERS`` > 1): each
+    reads its settings from the environment, which the command set for them."""
+    from api.services import warm_up
+
+    warm_up()
+    return create_app(Settings())

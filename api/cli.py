@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -86,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API (database from DATABASE_URL)")
     serve.add_argument("--host", help="default 127.0.0.1 (V2V_HOST)")
     serve.add_argument("--port", type=int, help="default 8000 (V2V_PORT)")
+    serve.add_argument("--workers", type=int, help="server processes, default 1 (V2V_WORKERS)")
 
     demo = sub.add_parser("demo", help="fresh demo database with the regional cohort planned, then serve it")
     demo.add_argument("--database", type=Path, default=Path("vein2vein-demo.db"), help="SQLite file (recreated)")
@@ -94,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--time-limit", type=_positive, default=10.0, help="seconds for the cohort solve (default 10)")
     demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--workers", type=int, help="server processes, default 1 (V2V_WORKERS)")
     demo.add_argument("--no-serve", action="store_true", help="prepare the database and exit")
 
     db = sub.add_parser("db", help="database schema")
@@ -252,7 +255,7 @@ def _settings(**overrides):
 
 
 def _serve(args) -> int:
-    settings = _settings(host=args.host, port=args.port)
+    settings = _settings(host=args.host, port=args.port, workers=args.workers)
     from api.setup import init_database
 
     init_database(settings)
@@ -260,7 +263,6 @@ def _serve(args) -> int:
 
 
 def _run_server(settings) -> int:
-    import gc
     import logging
 
     import uvicorn
@@ -268,26 +270,23 @@ def _run_server(settings) -> int:
     from api.app import create_app
     from api.services import warm_up
 
-    # The solver's imports are long-lived: freeze them out of the collector's
-    # work and collect less often (a full collection cost ~75 ms per request tail).
     warm_up()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
 
     # the service's own log lines (nightly runs: ids, dates and counts, never patient data)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"vein2vein API on http://{settings.host}:{settings.port} (OpenAPI: /docs)", flush=True)
     # access_log off: uvicorn's prints paths, which carry patient ids (api.access_log logs route templates);
     # server_header off: no "server: uvicorn" banner telling a visitor what to attack
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        access_log=False,
-        server_header=False,
-    )
+    options = dict(host=settings.host, port=settings.port, log_level="info", access_log=False, server_header=False)
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return EXIT_OK
+    # several processes (uvicorn's supervisor): each builds its app from the environment, given here the
+    # settings this command resolved; the nightly run is claimed by one of them (api.ledger)
+    os.environ.update({"DATABASE_URL": settings.database_url, "V2V_WORKERS": str(settings.workers)})
+    if settings.today is not None:
+        os.environ["V2V_TODAY"] = settings.today.isoformat()
+    uvicorn.run("api.app:from_environment", factory=True, workers=settings.workers, **options)
     return EXIT_OK
 
 
@@ -300,7 +299,9 @@ def _demo(args) -> int:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     # the demo's "today" is the cohort's first day, so the demo reads the same on any date
-    settings = _settings(database_url=f"sqlite:///{database}", today=horizon.start, port=args.port)
+    settings = _settings(
+        database_url=f"sqlite:///{database}", today=horizon.start, port=args.port, workers=args.workers
+    )
     init_database(settings)
     plan = load_cohort(settings, args.cohort, time_limit=args.time_limit)
     s = plan.stats

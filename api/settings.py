@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=65_536, le=67_108_864, description="largest request body taken (413 beyond)"
     )
+    workers: int = Field(
+        default=1, ge=1, le=16, description="server processes of v2v serve and demo (each with its own solver pool)"
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 

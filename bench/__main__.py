@@ -3,7 +3,7 @@
     v2v-bench [--quick] [--markdown FILE]                        CP-SAT against greedy and the bound (bench/run.py)
     v2v-bench --api [sqlite|postgresql|both] [--markdown FILE]   the HTTP API on a real server (bench/api.py)
     v2v-bench --nightly [--markdown FILE]                        the nightly re-solve (bench/nightly.py)
-    v2v-bench --load [sqlite|postgresql|both] [--clients N] [--rounds R] [--reads-only] [--markdown FILE]
+    v2v-bench --load [sqlite|postgresql|both] [--clients N] [--rounds R] [--workers W] [--reads-only] [--markdown FILE]
                                                                  many clients at once, reads and writes (bench/load.py)
 
 The benchmarks import ``api``, ``solver``, ``pathway`` and ``cohorts``; nothing imports
@@ -68,6 +68,7 @@ def _parser() -> _Parser:
     )
     parser.add_argument("--clients", type=_count(1, 200), default=20, help="with --load: clients at once (20)")
     parser.add_argument("--rounds", type=_count(1, 1000), default=10, help="with --load: rounds per client (10)")
+    parser.add_argument("--workers", type=_count(1, 16), default=1, help="with --load: server processes (1)")
     parser.add_argument(
         "--reads-only", action="store_true", help="with --load: no proposals or confirms (where do reads stand alone?)"
     )
@@ -85,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         from bench.load import main as load_main
 
         backends = ("sqlite", "postgresql") if args.load == "both" else (args.load,)
-        return load_main(backends, args.clients, args.rounds, args.markdown, writes=not args.reads_only)
+        return load_main(
+            backends, args.clients, args.rounds, args.markdown, writes=not args.reads_only, workers=args.workers
+        )
     if args.api:
         from bench.api import main as api_main
 

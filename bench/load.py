@@ -97,6 +97,7 @@ class LoadResult:
     clients: int
     rounds: int
     writes: bool = True
+    workers: int = 1
     patients: int = 0
     routes: dict[str, RouteFigures] = field(default_factory=dict)
     wall_s: float = 0.0
@@ -193,15 +194,16 @@ def run_load(
     referred: int = REFERRED,
     backend: str = "",
     writes: bool = True,
+    workers: int = 1,
     log=print,
 ) -> LoadResult:
     """Prepare ``database_url`` (emptied first by the caller), serve it, run the clients; the figures.
     Without ``writes``, the rounds are the reads alone (no proposal, no confirm)."""
     from pathway.cohort import load_problem
 
-    result = LoadResult(backend or database_url.split(":", 1)[0], clients, rounds, writes=writes)
+    result = LoadResult(backend or database_url.split(":", 1)[0], clients, rounds, writes=writes, workers=workers)
     today = load_problem(cohort).horizon.start
-    settings = _settings(database_url, today)
+    settings = _settings(database_url, today).model_copy(update={"workers": workers})
     log(f"[{result.backend}] preparing the database ({cohort.stem} cohort) ...")
     setup = prepare_database(settings, cohort)
     tokens = setup["tokens"]
@@ -291,7 +293,7 @@ def report(results: list[LoadResult]) -> str:
         after = " / ".join(f"{x:.2f}" for x in res.load_after)
         parts.append(
             f"- {res.backend}: {res.clients} clients x {res.rounds} rounds{'' if res.writes else ' of reads only'}, "
-            f"{res.patients} patients listed; "
+            f"{res.patients} patients listed, {res.workers} server process(es); "
             f"{res.requests} requests in {res.wall_s:.1f} s = {res.requests / res.wall_s:.1f} requests/s "
             f"({reads / res.wall_s:.1f} reads/s); {res.failed} failed. Load average (1 / 5 / 15 min) "
             f"{before} at the start, {after} at the end, on {os.cpu_count()} cores."
@@ -310,6 +312,7 @@ def main(
     rounds: int = ROUNDS,
     markdown: Path | None = None,
     writes: bool = True,
+    workers: int = 1,
 ) -> int:
     try:
         import httpx  # noqa: F401
@@ -327,7 +330,7 @@ def main(
             else:
                 url = f"sqlite:///{workdir / 'load.db'}"
             try:
-                results.append(run_load(url, workdir, clients, rounds, backend=backend, writes=writes))
+                results.append(run_load(url, workdir, clients, rounds, backend=backend, writes=writes, workers=workers))
             except Exception as exc:  # one database failing does not stop the other
                 message = str(exc) if isinstance(exc, BenchError) else f"{type(exc).__name__}: {exc}"
                 print(f"[{backend}] failed: {message}", file=sys.stderr, flush=True)

@@ -359,13 +359,13 @@ def _check_references(catalogue: Catalogue, site: Site, cohort: Cohort, source: 
 
 
 def parse_cohort(raw: object, source: str = "cohort", catalogue: Catalogue | None = None) -> Problem:
-    mention = first_mention(raw)
-    if mention:  # a cohort's texts (reasons, names) are stored on import: never a patient's number
-        raise InputError(source, mention, SCREENED)
     try:
         cohort = Cohort.model_validate(raw)
     except ValidationError as exc:
         raise validation_error(source, exc) from None
+    mention = first_mention(raw)
+    if mention:  # a cohort's texts (reasons, names) are stored on import: never a patient's number
+        raise InputError(source, mention, SCREENED)
     catalogue = catalogue or load_catalogue()
     site = _site_from(cohort, source)
     _check_references(catalogue, site, cohort, source)

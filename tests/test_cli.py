@@ -147,6 +147,13 @@ BAD_COHORTS = {
         "capacity_changes[0].resource: no resource 'laser'",
     ),
     "unknown centre": (_set(["patients", 0, "centre"], "atlantis"), "patients[0].centre: unknown centre 'atlantis'"),
+    "NHS number in a blackout's reason": (
+        _set(
+            ["patients", 0, "blackouts"],
+            [{"first_day": "2027-02-01", "last_day": "2027-02-02", "reason": "943 476 5919"}],
+        ),
+        "patients[0].blackouts[0].reason: reads as an NHS number",
+    ),
     "duplicate id": (_set(["patients", 1, "id"], "S-AXI-1"), "patients[1].id: patient id 'S-AXI-1' appears twice"),
     "unknown washout agent": (
         _set(["patients", 0, "last_doses"], {"aspirin": "2027-01-01"}),
