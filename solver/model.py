@@ -203,8 +203,13 @@ class CohortModelBuilder:
                         self.model.add_hint(var, value)
         return self
 
-    def build(self) -> CohortModel:
-        self.model.minimize(sum(self._objective))
+    def build(self, lower_bound: int | None = None) -> CohortModel:
+        """The model, minimising the objective; ``lower_bound``: a proven bound on it (column generation's),
+        stated so CP-SAT's own bound starts there."""
+        objective = sum(self._objective)
+        if lower_bound is not None:
+            self.model.add(objective >= lower_bound)
+        self.model.minimize(objective)
         disruption = sum(shift for steps in self._shifts.values() for _, shift in steps)
         return CohortModel(self.model, self.patients, self._shifts, disruption)
 

@@ -20,13 +20,16 @@ from pathway.cohort import Problem
 from pathway.dates import say_day, say_span
 from pathway.plan import Booking, PatientOutcome, Plan, Unschedulable
 from solver.baseline import Schedule, capacity_free, greedy
+from solver.colgen import column_generation
 from solver.instance import Instance, PatientSpec, build_instance, resource_cells
 from solver.model import CohortModelBuilder
 from solver.objective import cost_terms, unscheduled_penalty
-from solver.params import cp_model, new_solver
+from solver.params import REPRODUCIBLE_WALL_FACTOR, cp_model, new_solver
 
-Method = Literal["cp-sat", "greedy", "capacity-free"]
+Method = Literal["colgen", "cp-sat", "greedy", "capacity-free"]
+METHODS: tuple[str, ...] = ("colgen", "cp-sat", "greedy", "capacity-free")
 MAX_DELAY_REASONS = 6
+MIN_POLISH_SECONDS = 0.5  # below this, CP-SAT would stop in presolve: the column generation's plan stands
 
 
 @dataclasses.dataclass
@@ -70,6 +73,8 @@ def solve(problem: Problem, method: Method = "cp-sat", options: SolveOptions | N
         stats["status"] = "GREEDY"
         if method == "cp-sat":
             schedules = _solve_cp_sat(instance, schedulable, alone, schedules, options, stats)
+        elif method == "colgen":
+            schedules = _solve_colgen(instance, schedulable, alone, schedules, options, stats, started)
 
     # Patients who cannot be scheduled even alone are outside every method's
     # optimisation: they are reported, not counted in the objective or bound.
@@ -101,7 +106,48 @@ def _gap(objective: int, bound: int) -> float:
     return round((objective - bound) / objective, 6) if objective > 0 else 0.0
 
 
-def _solve_cp_sat(instance, schedulable, alone, hint, options: SolveOptions, stats) -> dict[str, Schedule | None]:
+def _solve_colgen(instance, schedulable, alone, hint, options: SolveOptions, stats, started):
+    """Column generation (``solver.colgen``) from the greedy plan; CP-SAT polishes what it has not proven,
+    with its plan as the hint and its bound as the objective's lower bound."""
+    limit = options.time_limit * (REPRODUCIBLE_WALL_FACTOR if options.reproducible else 1)
+    found = column_generation(
+        instance, schedulable, hint, unscheduled_penalty(instance), started, started + limit, options.reproducible
+    )
+    stats.update(
+        status="OPTIMAL" if found.proven else "FEASIBLE",
+        best_bound=found.bound,
+        bound_method=f"colgen-{found.bound_method}",
+        time_to_bound_s=round(found.time_to_bound, 3),
+        time_to_plan_s=round(found.time_to_plan, 3),
+        colgen_rounds=found.rounds,
+        colgen_columns=found.columns,
+        colgen_objective=found.objective,
+    )
+    if found.notes:
+        stats["colgen_notes"] = found.notes
+    schedules = found.schedules
+    remaining = limit - (time.perf_counter() - started)
+    if found.proven or remaining < MIN_POLISH_SECONDS:
+        return schedules
+    # Reproducible: CP-SAT's limit is deterministic time, never what the clock has left.
+    polish = options if options.reproducible else dataclasses.replace(options, time_limit=remaining)
+    polished_stats: dict = {}
+    polished = _solve_cp_sat(instance, schedulable, alone, schedules, polish, polished_stats, lower_bound=found.bound)
+    if polished_stats.get("best_bound", 0) > stats["best_bound"]:
+        stats["best_bound"], stats["bound_method"] = polished_stats["best_bound"], "cp-sat"
+        stats["time_to_bound_s"] = round(time.perf_counter() - started, 3)
+    if evaluate(instance, polished) < evaluate(instance, schedules):
+        stats["time_to_plan_s"] = round(time.perf_counter() - started, 3)
+        stats["polished_by"] = "cp-sat"
+        schedules = polished
+    if evaluate(instance, schedules) <= stats["best_bound"]:
+        stats["status"] = "OPTIMAL"
+    return schedules
+
+
+def _solve_cp_sat(
+    instance, schedulable, alone, hint, options: SolveOptions, stats, lower_bound: int | None = None
+) -> dict[str, Schedule | None]:
     lower = {p.id: alone[p.id].cost for p in schedulable if alone[p.id].optimal}
     # Scheduling as many patients as possible comes first. When the greedy plan
     # already schedules everyone who can be, that priority is settled: fixing
@@ -111,7 +157,7 @@ def _solve_cp_sat(instance, schedulable, alone, hint, options: SolveOptions, sta
     builder = CohortModelBuilder(instance, schedulable)
     if everyone:
         builder.require()
-    cohort = builder.add_capacity().add_cost(lower).add_hint(hint).build()
+    cohort = builder.add_capacity().add_cost(lower).add_hint(hint).build(lower_bound)
     solver = new_solver(options.time_limit, options.workers, options.reproducible)
     status = solver.solve(cohort.model)
     stats["status"] = solver.status_name(status)
