@@ -237,7 +237,8 @@ def column_generation(
 
     best_bound, best_prices, best_values, time_to_bound = -math.inf, None, None, 0.0
     rounds = 0
-    while rounds < max_rounds and (reproducible or not out_of_time()):
+    # One round at least, whatever the clock: it gives a valid bound.
+    while rounds < max_rounds and (rounds == 0 or reproducible or not out_of_time()):
         rounds += 1
         _, prices, convexity = master.solve_lp()
         found = [pricer.best(prices) for pricer in pricers]

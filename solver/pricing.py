@@ -188,11 +188,12 @@ class PatientPricer:
     ``domains``: allowed start days per step (default: the spec's, frozen steps
     on their day). ``step_costs``: for some steps, an extra cost per start day
     (day -> cost); a day missing from a step's map is not allowed for it.
+    ``instance`` is needed only to price resource cells (None: no prices).
     """
 
     def __init__(
         self,
-        instance: Instance,
+        instance: Instance | None,
         spec: PatientSpec,
         terms: CostTerms,
         domains: list[list[int]] | None = None,
