@@ -8,18 +8,15 @@ CP-SAT's proven optimum.
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from cohorts.generator import generate_cohort
 from pathway.catalogue import load_catalogue
-from pathway.cohort import load_problem, parse_cohort
+from pathway.cohort import load_problem
 from pathway.rules import check_plan
 from solver.solve import SolveOptions, solve
 from tests.paths import COHORTS
+from tests.strategies import cohorts
 
 FIXTURES = sorted(p.stem for p in COHORTS.glob("*.json") if p.stem != "national")
 TEMPLATES = sorted(t.id for t in load_catalogue().templates)
@@ -83,15 +80,8 @@ def test_without_time_to_prove_the_plan_is_still_clean_and_the_bound_still_valid
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    seed=st.integers(0, 10**6),
-    size=st.integers(1, 25),
-    start=st.dates(date(2026, 1, 1), date(2028, 12, 31)),
-    mix=st.dictionaries(st.sampled_from(TEMPLATES), st.integers(1, 5), min_size=1, max_size=6),
-)
-def test_generated_cohorts_never_worse_than_greedy_and_the_bound_never_above_a_plan(seed, size, start, mix):
-    raw = generate_cohort(name="prop", seed=seed, patients=size, horizon_start=start, horizon_days=150, mix=mix)
-    problem = parse_cohort(raw)
+@given(problem=cohorts(max_size=25))
+def test_generated_cohorts_never_worse_than_greedy_and_the_bound_never_above_a_plan(problem):
     plan = _colgen(problem, limit=10.0)
     _assert_clean_and_complete(problem, plan)
     greedy = solve(problem, "greedy")
