@@ -37,6 +37,7 @@ from solver.objective import cost_terms
 from solver.pricing import PatientPricer, column_cells
 
 REDUCED_COST_TOLERANCE = 1e-6
+ROUNDS_SHARE = 0.5  # of the time limit, for the LP rounds when they do not converge sooner
 ENUMERATION_LIMIT = 200_000  # columns the exact phase may add in all; beyond that the bound stays the Lagrangian one
 
 
@@ -232,8 +233,11 @@ def column_generation(
         if alone is not None:
             master.add(p, alone[1], terms[p].evaluate(alone[1]))
 
+    # The LP rounds may take half the time left; the MIP and the exact phase need the rest.
+    rounds_end = time.perf_counter() + ROUNDS_SHARE * max(0.0, deadline - time.perf_counter())
+
     def out_of_time() -> bool:
-        return time.perf_counter() >= deadline
+        return time.perf_counter() >= rounds_end
 
     best_bound, best_prices, best_values, time_to_bound = -math.inf, None, None, 0.0
     rounds = 0
@@ -269,7 +273,7 @@ def column_generation(
     result = ColgenResult(
         {}, objective, bound, objective <= bound, "lagrangian", time_to_bound, time_to_plan, rounds, 0
     )
-    if not result.proven and best_prices is not None and not out_of_time():
+    if not result.proven and best_prices is not None and remaining() > 0:
         _exact_phase(master, pricers, terms, best_prices, best_values, best_bound, choice, objective, remaining, result)
         choice = result.choice
         result.time_to_plan = time.perf_counter() - started
