@@ -34,7 +34,7 @@ import numpy as np
 from solver.baseline import Schedule, residual_after_frozen
 from solver.instance import Instance, PatientSpec
 from solver.objective import cost_terms
-from solver.pricing import PatientPricer, column_cells
+from solver.pricing import TAIL, PatientPricer, column_cells
 
 REDUCED_COST_TOLERANCE = 1e-6
 ROUNDS_SHARE = 0.5  # of the time limit, for the LP rounds when they do not converge sooner
@@ -57,6 +57,31 @@ class ColgenResult:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class TailGuard:
+    """Fair waiting's tail guard (``pathway.site.WaitingPolicy``), in days from approval to infusion:
+    each patient's longest allowed wait, and at most ``above`` patients waiting more than ``p90``."""
+
+    longest: dict[str, int]
+    p90: int
+    above: int
+
+    def infusion_days(self, spec: PatientSpec) -> list[int]:
+        step = spec.steps[spec.infusion]
+        if step.frozen is not None:
+            return [step.frozen]
+        return [d for d in step.starts if d - spec.approval <= self.longest[spec.id]]
+
+    def say(self) -> str:
+        return (
+            f"nobody waits longer than {max(self.longest.values(), default=0)} days (first come, first served's "
+            f"longest, or their own wait alone), at most {self.above} beyond {self.p90} days (its 90th percentile)"
+        )
+
+    def counts(self, spec: PatientSpec, starts: list[int]) -> bool:
+        return starts[spec.infusion] - spec.approval > self.p90
+
+
 @dataclass
 class _Column:
     patient: int
@@ -67,10 +92,13 @@ class _Column:
 class Master:
     """The restricted master: one HiGHS model, columns only ever added (HiGHS warm-starts from the last basis)."""
 
-    def __init__(self, instance: Instance, specs: list[PatientSpec], penalty: int, threads: int = 1):
+    def __init__(
+        self, instance: Instance, specs: list[PatientSpec], penalty: int, guard: TailGuard | None = None, threads=1
+    ):
         self.instance = instance
         self.specs = specs
         self.penalty = penalty
+        self.guard = guard
         self.capacity = residual_after_frozen(instance).left
         self.highs = _new_highs(threads)
         n = len(specs)
@@ -82,6 +110,11 @@ class Master:
                 self.cell_row[rid, cell] = n + len(self.cell_row)
                 lower.append(-highspy.kHighsInf)
                 upper.append(float(cap))
+        self.tail_row = None
+        if guard is not None:  # at most ``guard.above`` patients wait beyond ``guard.p90``
+            self.tail_row = len(lower)
+            lower.append(-highspy.kHighsInf)
+            upper.append(float(guard.above))
         rows = len(lower)
         self.highs.addRows(
             rows,
@@ -111,6 +144,8 @@ class Master:
         entries = {patient: 1.0}
         for cell, amount in column_cells(self.instance, self.specs[patient], starts).items():
             entries[self.cell_row[cell]] = float(amount)
+        if self.guard is not None and self.guard.counts(self.specs[patient], starts):
+            entries[self.tail_row] = 1.0
         self._queue(_Column(patient, starts, cost), entries)
         return True
 
@@ -146,10 +181,16 @@ class Master:
         for rid, caps in self.capacity.items():
             rows = [self.cell_row[rid, cell] for cell in range(len(caps))]
             prices[rid] = np.maximum(0.0, -duals[rows])
+        if self.tail_row is not None:
+            prices[TAIL] = np.maximum(0.0, -duals[[self.tail_row]])
         return self.highs.getInfo().objective_function_value, prices, duals[:n]
 
     def capacity_value(self, prices: dict[str, np.ndarray]) -> float:
-        return float(sum(np.dot(prices[rid], np.asarray(caps, dtype=float)) for rid, caps in self.capacity.items()))
+        """``prices . capacity`` over every relaxed row (the tail guard's too)."""
+        value = float(sum(np.dot(prices[rid], np.asarray(caps, dtype=float)) for rid, caps in self.capacity.items()))
+        if self.tail_row is not None:
+            value += float(prices[TAIL][0]) * self.guard.above
+        return value
 
     def solve_mip(self, start: dict[int, int], time_limit: float) -> tuple[dict[int, int], int, float, bool]:
         """The best integer choice of columns: (patient -> column index, objective, dual bound, optimal?).
@@ -212,6 +253,7 @@ def column_generation(
     started: float,
     deadline: float,
     reproducible: bool = False,
+    guard: TailGuard | None = None,
     max_rounds: int = 500,
 ) -> ColgenResult:
     """Bound and plan for ``specs`` (the patients who can be scheduled alone).
@@ -220,11 +262,12 @@ def column_generation(
     ``deadline``: a ``time.perf_counter()`` by which to stop. ``reproducible``: the LP rounds run
     to their end whatever the clock says (the deadline stays a safety net for the MIPs), so the
     same input gives the same plan on any machine load; HiGHS runs on one thread either way.
+    ``guard``: the tail guard, if the site's waiting policy has it (``start`` must keep to it).
     """
     weights = instance.problem.site.objective
     terms = [cost_terms(spec, weights) for spec in specs]
-    pricers = [PatientPricer(instance, spec, t) for spec, t in zip(specs, terms, strict=True)]
-    master = Master(instance, specs, penalty)
+    pricers = [_pricer(instance, spec, t, guard) for spec, t in zip(specs, terms, strict=True)]
+    master = Master(instance, specs, penalty, guard)
     for p, spec in enumerate(specs):
         schedule = start.get(spec.id)
         if schedule is not None:
@@ -286,6 +329,14 @@ def column_generation(
         if column.starts is not None:
             result.schedules[specs[p].id] = Schedule(column.starts, column.cost)
     return result
+
+
+def _pricer(instance: Instance, spec: PatientSpec, terms, guard: TailGuard | None) -> PatientPricer:
+    if guard is None:
+        return PatientPricer(instance, spec, terms)
+    domains = [[s.frozen] if s.frozen is not None else s.starts for s in spec.steps]
+    domains[spec.infusion] = guard.infusion_days(spec)
+    return PatientPricer(instance, spec, terms, domains, tail_after=spec.approval + guard.p90)
 
 
 def _exact_phase(master, pricers, terms, prices, values, lagrangian, choice, objective, remaining, result) -> None:

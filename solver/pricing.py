@@ -38,6 +38,7 @@ from solver.objective import CostTerms
 
 INF = np.inf
 EPS = 1e-7
+TAIL = "tail-guard"  # a price key: the price of an infusion later than ``PatientPricer.tail_after``
 
 
 @dataclass(frozen=True)
@@ -183,12 +184,12 @@ def _shift(values: np.ndarray, d: int) -> np.ndarray:
 
 
 class PatientPricer:
-    """The exact best schedule of one patient for given cell prices and per-step costs.
+    """The exact best schedule of one patient for given cell prices.
 
     ``domains``: allowed start days per step (default: the spec's, frozen steps
-    on their day). ``step_costs``: for some steps, an extra cost per start day
-    (day -> cost); a day missing from a step's map is not allowed for it.
-    ``instance`` is needed only to price resource cells (None: no prices).
+    on their day).
+    ``instance`` is needed only to price resource cells (None: no prices). ``tail_after``: with
+    the tail guard, the last infusion day not counted above its 90th-percentile wait.
     """
 
     def __init__(
@@ -197,11 +198,12 @@ class PatientPricer:
         spec: PatientSpec,
         terms: CostTerms,
         domains: list[list[int]] | None = None,
-        step_costs: Mapping[int, Mapping[int, float]] | None = None,
+        tail_after: int | None = None,
     ):
         self.instance = instance
         self.spec = spec
         self.terms = terms
+        self.tail_after = tail_after  # infusion days after this one pay the price ``prices[TAIL]``
         if domains is None:
             domains = [[s.frozen] if s.frozen is not None else s.starts for s in spec.steps]
         self.feasible = all(domains)
@@ -221,12 +223,6 @@ class PatientPricer:
         for hinge in terms.hinges:
             if hinge.earlier is None:
                 self.own[hinge.later] = self.own[hinge.later] + hinge.weight * np.maximum(0, axis - hinge.allowance)
-        for index, costs in (step_costs or {}).items():
-            extra = np.full(self.days, INF)
-            for day, c in costs.items():
-                if 0 <= day - self.first < self.days:
-                    extra[day - self.first] = c
-            self.own[index] = self.own[index] + extra
         self.edges = _edges(spec, terms)
         sizes = [int(np.isfinite(c).sum()) for c in self.own]
         self.tree = _tree(spec, self.edges, sizes)
@@ -261,6 +257,9 @@ class PatientPricer:
                     add = prefix[hi] - prefix[lo]
                 cost = cost + amount * add
             out.append(cost)
+        if TAIL in prices and self.tail_after is not None:
+            index = self.terms.infusion
+            out[index] = out[index] + float(prices[TAIL][0]) * (self.axis > self.tail_after)
         return out
 
     def _batch(self, priced: list[np.ndarray]):

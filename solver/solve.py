@@ -28,7 +28,7 @@ from pathway.cohort import Problem
 from pathway.dates import say_day, say_span
 from pathway.plan import Booking, PatientOutcome, Plan, Unschedulable
 from solver.baseline import Schedule, capacity_free, greedy
-from solver.colgen import column_generation
+from solver.colgen import TailGuard, column_generation
 from solver.instance import Instance, PatientSpec, build_instance, resource_cells
 from solver.model import CohortModelBuilder
 from solver.objective import cost_terms, unscheduled_penalty
@@ -61,6 +61,9 @@ class Groundwork:
 def groundwork(problem: Problem) -> Groundwork:
     instance = build_instance(problem)
     alone = capacity_free(instance)
+    for spec in instance.patients:  # fair waiting's delay costs count from here (``solver.objective``)
+        free = alone[spec.id]
+        spec.free_infusion = free.starts[spec.infusion] if free is not None else None
     blocked = unschedulable_alone(problem, instance, alone)
     return Groundwork(instance, alone, blocked, [p for p in instance.patients if alone[p.id] is not None])
 
@@ -79,10 +82,14 @@ def solve(problem: Problem, method: Method = "colgen", options: SolveOptions | N
         schedules = greedy(instance, excluded=set(blocked))
         stats["greedy_objective"] = evaluate(instance, schedules, skip=blocked)
         stats["status"] = "GREEDY"
+        # Fair waiting (the site's waiting policy): the optimisers keep the tail no longer than greedy's.
+        guard = tail_guard(schedulable, schedules) if problem.site.objective.waiting.tail_guard else None
+        if guard is not None and method in ("cp-sat", "colgen"):
+            stats["tail_guard"] = guard.say()
         if method == "cp-sat":
-            schedules = _solve_cp_sat(instance, schedulable, alone, schedules, options, stats)
+            schedules = _solve_cp_sat(instance, schedulable, alone, schedules, options, stats, guard=guard)
         elif method == "colgen":
-            schedules = _solve_colgen(instance, schedulable, alone, schedules, options, stats, started)
+            schedules = _solve_colgen(instance, schedulable, alone, schedules, options, stats, started, guard)
 
     # Patients who cannot be scheduled even alone are outside every method's
     # optimisation: they are reported, not counted in the objective or bound.
@@ -118,12 +125,19 @@ def _gap(objective: int, bound: int) -> float:
     return round((objective - bound) / objective, 6) if objective > 0 else 0.0
 
 
-def _solve_colgen(instance, schedulable, alone, hint, options: SolveOptions, stats, started):
+def _solve_colgen(instance, schedulable, alone, hint, options: SolveOptions, stats, started, guard):
     """Column generation (``solver.colgen``) from the greedy plan; CP-SAT polishes what it has not proven,
     with its plan as the hint and its bound as the objective's lower bound."""
     limit = options.time_limit * (REPRODUCIBLE_WALL_FACTOR if options.reproducible else 1)
     found = column_generation(
-        instance, schedulable, hint, unscheduled_penalty(instance), started, started + limit, options.reproducible
+        instance,
+        schedulable,
+        hint,
+        unscheduled_penalty(instance),
+        started,
+        started + limit,
+        options.reproducible,
+        guard,
     )
     stats.update(
         status="OPTIMAL" if found.proven else "FEASIBLE",
@@ -136,7 +150,7 @@ def _solve_colgen(instance, schedulable, alone, hint, options: SolveOptions, sta
         colgen_objective=found.objective,
     )
     if found.notes:
-        stats["colgen_notes"] = found.notes
+        stats["colgen_notes"] = "; ".join(found.notes)
     schedules = found.schedules
     remaining = limit - (time.perf_counter() - started)
     if found.proven or remaining < MIN_POLISH_SECONDS:
@@ -144,7 +158,9 @@ def _solve_colgen(instance, schedulable, alone, hint, options: SolveOptions, sta
     # Reproducible: CP-SAT's limit is deterministic time, never what the clock has left.
     polish = options if options.reproducible else dataclasses.replace(options, time_limit=remaining)
     polished_stats: dict = {}
-    polished = _solve_cp_sat(instance, schedulable, alone, schedules, polish, polished_stats, lower_bound=found.bound)
+    polished = _solve_cp_sat(
+        instance, schedulable, alone, schedules, polish, polished_stats, lower_bound=found.bound, guard=guard
+    )
     if polished_stats.get("best_bound", 0) > stats["best_bound"]:
         stats["best_bound"], stats["bound_method"] = polished_stats["best_bound"], "cp-sat"
         stats["time_to_bound_s"] = round(time.perf_counter() - started, 3)
@@ -157,8 +173,19 @@ def _solve_colgen(instance, schedulable, alone, hint, options: SolveOptions, sta
     return schedules
 
 
+def tail_guard(schedulable: list[PatientSpec], fcfs: dict[str, Schedule | None]) -> TailGuard:
+    """The tail guard from the first-come-first-served plan: nobody waits longer than its longest wait
+    (or their own wait alone, if longer), nor more patients beyond its 90th percentile than it has."""
+    waits = {p.id: fcfs[p.id].starts[p.infusion] - p.approval for p in schedulable if fcfs.get(p.id) is not None}
+    if not waits:
+        return TailGuard({p.id: 0 for p in schedulable}, 0, 0)
+    longest, p90 = max(waits.values()), _percentile(list(waits.values()), 90)
+    own = {p.id: p.free_infusion - p.approval if p.free_infusion is not None else 0 for p in schedulable}
+    return TailGuard({pid: max(longest, own[pid]) for pid in own}, p90, sum(w > p90 for w in waits.values()))
+
+
 def _solve_cp_sat(
-    instance, schedulable, alone, hint, options: SolveOptions, stats, lower_bound: int | None = None
+    instance, schedulable, alone, hint, options: SolveOptions, stats, lower_bound: int | None = None, guard=None
 ) -> dict[str, Schedule | None]:
     lower = {p.id: alone[p.id].cost for p in schedulable if alone[p.id].optimal}
     # Scheduling as many patients as possible comes first. When the greedy plan
@@ -169,6 +196,8 @@ def _solve_cp_sat(
     builder = CohortModelBuilder(instance, schedulable)
     if everyone:
         builder.require()
+    if guard is not None:
+        builder.add_tail_guard(guard.longest, guard.p90, guard.above)
     cohort = builder.add_capacity().add_cost(lower).add_hint(hint).build(lower_bound)
     solver = new_solver(options.time_limit, options.workers, options.reproducible)
     status = solver.solve(cohort.model)
