@@ -58,12 +58,14 @@ class Groundwork:
     schedulable: list[PatientSpec]
 
 
-def groundwork(problem: Problem) -> Groundwork:
+def groundwork(problem: Problem, delay_costs: bool = True) -> Groundwork:
+    """``delay_costs``: count fair waiting's delay rates in every patient's cost (``solver.objective``),
+    from their capacity-free infusion day."""
     instance = build_instance(problem)
     alone = capacity_free(instance)
-    for spec in instance.patients:  # fair waiting's delay costs count from here (``solver.objective``)
+    for spec in instance.patients:
         free = alone[spec.id]
-        spec.free_infusion = free.starts[spec.infusion] if free is not None else None
+        spec.free_infusion = free.starts[spec.infusion] if free is not None and delay_costs else None
     blocked = unschedulable_alone(problem, instance, alone)
     return Groundwork(instance, alone, blocked, [p for p in instance.patients if alone[p.id] is not None])
 

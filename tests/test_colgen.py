@@ -8,12 +8,18 @@ CP-SAT's proven optimum.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import HealthCheck, given, settings
+from pydantic import ValidationError
 
 from pathway.catalogue import load_catalogue
 from pathway.cohort import load_problem
 from pathway.rules import check_plan
+from pathway.site import WaitingPolicy
+from solver.instance import build_instance
+from solver.objective import cost_terms
 from solver.solve import SolveOptions, solve
 from tests.paths import COHORTS
 from tests.strategies import cohorts
@@ -88,3 +94,54 @@ def test_generated_cohorts_never_worse_than_greedy_and_the_bound_never_above_a_p
     cp_sat = solve(problem, "cp-sat", SolveOptions(time_limit=2.0, reproducible=True))
     assert plan.stats["objective"] <= greedy.stats["objective"]
     assert plan.stats["best_bound"] <= min(plan.stats["objective"], cp_sat.stats["objective"])
+
+
+def _with_waiting(problem, **policy):
+    objective = problem.site.objective
+    waiting = objective.waiting.model_copy(update=policy)
+    site = problem.site.model_copy(update={"objective": objective.model_copy(update={"waiting": waiting})})
+    return dataclasses.replace(problem, site=site)
+
+
+@pytest.mark.parametrize("name", ["regional", "oversubscribed"])
+def test_the_tail_guard_keeps_the_longest_waits_no_longer_than_first_come_first_served(name):
+    """With the default waiting policy the optimum's p90 and longest wait are no worse than greedy's and its
+    median is lower; without the guard the proven optimum makes the longest wait longer than greedy's."""
+    problem = load_problem(COHORTS / f"{name}.json")
+    greedy = solve(problem, "greedy").stats
+    guarded = _colgen(problem)
+    assert "tail_guard" in guarded.stats and check_plan(problem, guarded) == []
+    s = guarded.stats
+    assert s["max_approval_to_infusion_days"] <= greedy["max_approval_to_infusion_days"]
+    assert s["p90_approval_to_infusion_days"] <= greedy["p90_approval_to_infusion_days"]
+    assert s["median_approval_to_infusion_days"] < greedy["median_approval_to_infusion_days"]
+    unguarded = _colgen(_with_waiting(problem, tail_guard=False)).stats
+    assert "tail_guard" not in unguarded
+    assert unguarded["max_approval_to_infusion_days"] > greedy["max_approval_to_infusion_days"]
+    assert unguarded["objective"] <= s["objective"]  # the guard is a constraint: it can only cost
+
+
+def test_delay_rates_cost_each_day_beyond_their_thresholds():
+    """A patient 20 days later than their capacity-free date pays 10 a day for days 15-20 (default rates)."""
+    problem = load_problem(COHORTS / "small.json")
+    instance = build_instance(problem)
+    spec = instance.patients[0]
+    weights = problem.site.objective
+    starts = [s.starts[0] for s in spec.steps]
+    before = cost_terms(spec, weights).evaluate(starts)
+    spec.free_infusion = starts[spec.infusion] - 20
+    assert cost_terms(spec, weights).evaluate(starts) - before == 10 * 6
+    spec.free_infusion = starts[spec.infusion] - 30  # 14 days at 10, then 2 at 30
+    assert cost_terms(spec, weights).evaluate(starts) - before == 10 * 14 + 30 * 2
+
+
+@pytest.mark.parametrize(
+    "rates",
+    [
+        [{"beyond_days": 14, "per_day": 30}, {"beyond_days": 28, "per_day": 10}],
+        [{"beyond_days": 14, "per_day": 10}] * 2,
+    ],
+)
+def test_delay_rates_that_do_not_rise_are_refused(rates):
+    with pytest.raises(ValidationError, match="delay_rates must rise"):
+        WaitingPolicy.model_validate({"delay_rates": rates})
