@@ -167,7 +167,9 @@ def _summary(problem, plan, violations: int) -> str:
         f"{s['unschedulable']} unschedulable",
         f"method {plan.method}, status {s['status']}, objective {s['objective']}, bound {s['best_bound']}, "
         f"gap {100 * s['gap']:.2f} %, {s['wall_time_s']} s",
-        f"bound by {s['bound_method']} in {s['time_to_bound_s']} s, plan in {s['time_to_plan_s']} s",
+        f"bound by {s['bound_method']} in {s['time_to_bound_s']} s, plan in {s['time_to_plan_s']} s; "
+        f"unscheduled for capacity: {s['unscheduled_for_capacity']} (proven minimum "
+        f"{s['unscheduled_proven_minimum']})",
         f"approval to infusion: median {s['median_approval_to_infusion_days']} d, "
         f"p90 {s['p90_approval_to_infusion_days']} d, max {s['max_approval_to_infusion_days']} d;"
         f" greedy objective {s.get('greedy_objective', '-')}",

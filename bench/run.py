@@ -46,6 +46,8 @@ class Row:
     p90: float | None
     longest: int | None
     unschedulable: int
+    left_out: int  # for capacity
+    left_out_min: int  # proven minimum
     peak_mb: float
     violations: int | None  # None: not judged (the relaxation)
 
@@ -72,6 +74,8 @@ def _run(name: str, problem: Problem, method: str, limit: float | None) -> Row:
         p90=s["p90_approval_to_infusion_days"],
         longest=s["max_approval_to_infusion_days"],
         unschedulable=s["unschedulable"],
+        left_out=s["unscheduled_for_capacity"],
+        left_out_min=s["unscheduled_proven_minimum"],
         peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         # The capacity-free plan is a relaxation: it ignores other patients by design.
         violations=None if method == "capacity-free" else len(check_plan(problem, plan)),
@@ -112,13 +116,14 @@ def _suite(quick: bool) -> list[tuple[str, Problem, list[float]]]:
 
 def _table(rows: list[Row]) -> str:
     header = (
-        "| cohort | patients | method | limit | wall s | status | objective | bound (by) | gap "
-        "| to bound s | to plan s | median / p90 / max d | unscheduled | peak MB | violations |"
+        "| cohort | patients | method | limit | wall s | status | left out: plan / proven min | objective "
+        "| bound (by) | gap | to bound s | to plan s | median / p90 / max d | unschedulable | peak MB | violations |"
     )
-    lines = [header, "|" + "---|" * 15]
+    lines = [header, "|" + "---|" * 16]
     for r in rows:
         lines.append(
-            f"| {r.cohort} | {r.patients} | {r.method} | {r.limit} | {r.wall:.1f} | {r.status} | {r.objective} "
+            f"| {r.cohort} | {r.patients} | {r.method} | {r.limit} | {r.wall:.1f} | {r.status} "
+            f"| {r.left_out} / {r.left_out_min} | {r.objective} "
             f"| {r.bound} ({r.bound_method}) | {100 * r.gap:.2f} % | {r.to_bound:.1f} | {r.to_plan:.1f} "
             f"| {r.median} / {r.p90} / {r.longest} | {r.unschedulable} | {r.peak_mb:.0f} "
             f"| {'-' if r.violations is None else r.violations} |"

@@ -33,10 +33,11 @@ import numpy as np
 
 from solver.baseline import Schedule, residual_after_frozen
 from solver.instance import Instance, PatientSpec
-from solver.objective import cost_terms
+from solver.objective import CostTerms, cost_terms
 from solver.pricing import TAIL, PatientPricer, column_cells
 
 REDUCED_COST_TOLERANCE = 1e-6
+FIRST_STAGE_SHARE = 0.3  # of the time limit, for the first stage on an over-subscribed cohort
 ROUNDS_SHARE = 0.5  # of the time limit, for the LP rounds when they do not converge sooner
 ENUMERATION_LIMIT = 200_000  # columns the exact phase may add in all; beyond that the bound stays the Lagrangian one
 
@@ -54,6 +55,7 @@ class ColgenResult:
     columns: int
     exact_columns: int = 0
     choice: dict[int, int] = field(default_factory=dict)  # patient index -> master column index
+    fewest_unscheduled: int = 0  # proven by the first stage (over-subscribed cohorts), else 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -268,6 +270,12 @@ def column_generation(
     terms = [cost_terms(spec, weights) for spec in specs]
     pricers = [_pricer(instance, spec, t, guard) for spec, t in zip(specs, terms, strict=True)]
     master = Master(instance, specs, penalty, guard)
+    first_stage = None
+    if any(start.get(spec.id) is None for spec in specs):  # over-subscribed: fit as many as possible first
+        stage_end = time.perf_counter() + FIRST_STAGE_SHARE * max(0.0, deadline - time.perf_counter())
+        first_stage = _most_scheduled(instance, specs, guard, start, stage_end, reproducible, max_rounds)
+        for p, starts in first_stage.columns:
+            master.add(p, starts, terms[p].evaluate(starts))
     for p, spec in enumerate(specs):
         schedule = start.get(spec.id)
         if schedule is not None:
@@ -278,28 +286,9 @@ def column_generation(
 
     # The LP rounds may take half the time left; the MIP and the exact phase need the rest.
     rounds_end = time.perf_counter() + ROUNDS_SHARE * max(0.0, deadline - time.perf_counter())
-
-    def out_of_time() -> bool:
-        return time.perf_counter() >= rounds_end
-
-    best_bound, best_prices, best_values, time_to_bound = -math.inf, None, None, 0.0
-    rounds = 0
-    # One round at least, whatever the clock: it gives a valid bound.
-    while rounds < max_rounds and (rounds == 0 or reproducible or not out_of_time()):
-        rounds += 1
-        _, prices, convexity = master.solve_lp()
-        found = [pricer.best(prices) for pricer in pricers]
-        values = np.array([penalty if f is None else min(penalty, f[0]) for f in found], dtype=float)
-        bound = float(values.sum()) - master.capacity_value(prices)
-        if bound > best_bound + 1e-9:
-            best_bound, best_prices, best_values = bound, prices, values
-            time_to_bound = time.perf_counter() - started
-        added = 0
-        for p, f in enumerate(found):
-            if f is not None and f[0] - convexity[p] < -REDUCED_COST_TOLERANCE:
-                added += master.add(p, f[1], terms[p].evaluate(f[1]))
-        if not added:
-            break
+    lagrange = _rounds(master, pricers, terms, rounds_end, reproducible, max_rounds, started)
+    best_bound, best_prices, best_values = lagrange.bound, lagrange.prices, lagrange.values
+    time_to_bound, rounds = lagrange.time_to_bound, lagrange.rounds
 
     bound = math.ceil(best_bound - 1e-6)
     index = master.column_index()
@@ -307,6 +296,10 @@ def column_generation(
         p: index[p, None if start.get(spec.id) is None else tuple(start[spec.id].starts)]
         for p, spec in enumerate(specs)
     }
+    if first_stage is not None and first_stage.plan is not None:
+        fitted = {p: index[p, None if starts is None else tuple(starts)] for p, starts in first_stage.plan.items()}
+        if master.objective_of(fitted) < master.objective_of(incumbent):
+            incumbent = fitted
 
     def remaining() -> float:
         return deadline - time.perf_counter()
@@ -316,6 +309,8 @@ def column_generation(
     result = ColgenResult(
         {}, objective, bound, objective <= bound, "lagrangian", time_to_bound, time_to_plan, rounds, 0
     )
+    if first_stage is not None:
+        result.fewest_unscheduled = first_stage.fewest
     if not result.proven and best_prices is not None and remaining() > 0:
         _exact_phase(master, pricers, terms, best_prices, best_values, best_bound, choice, objective, remaining, result)
         choice = result.choice
@@ -329,6 +324,66 @@ def column_generation(
         if column.starts is not None:
             result.schedules[specs[p].id] = Schedule(column.starts, column.cost)
     return result
+
+
+@dataclass
+class _Lagrange:
+    bound: float
+    prices: dict[str, np.ndarray] | None
+    values: np.ndarray | None  # per patient: min(penalty, priced best) at ``prices``
+    time_to_bound: float
+    rounds: int
+
+
+def _rounds(master: Master, pricers, terms, end: float, reproducible: bool, max_rounds: int, started) -> _Lagrange:
+    """LP rounds until no column prices below its patient's convexity dual (or ``end``): the best bound."""
+    best = _Lagrange(-math.inf, None, None, 0.0, 0)
+    # One round at least, whatever the clock: it gives a valid bound.
+    while best.rounds < max_rounds and (best.rounds == 0 or reproducible or time.perf_counter() < end):
+        best.rounds += 1
+        _, prices, convexity = master.solve_lp()
+        found = [pricer.best(prices) for pricer in pricers]
+        values = np.array([master.penalty if f is None else min(master.penalty, f[0]) for f in found], dtype=float)
+        bound = float(values.sum()) - master.capacity_value(prices)
+        if bound > best.bound + 1e-9:
+            best.bound, best.prices, best.values = bound, prices, values
+            best.time_to_bound = time.perf_counter() - started
+        added = 0
+        for p, f in enumerate(found):
+            if f is not None and f[0] - convexity[p] < -REDUCED_COST_TOLERANCE:
+                added += master.add(p, f[1], terms[p].evaluate(f[1]))
+        if not added:
+            break
+    return best
+
+
+@dataclass
+class _FirstStage:
+    columns: list[tuple[int, list[int]]]  # every schedule it generated (patient index, starts)
+    plan: dict[int, list[int] | None] | None  # its best plan: the most patients scheduled
+    fewest: int  # proven: at least this many patients cannot be scheduled
+
+
+def _most_scheduled(instance, specs, guard, start, end, reproducible, max_rounds) -> _FirstStage:
+    """Column generation on the number of patients left out (each 1, every schedule 0): a proven
+    minimum and a plan that leaves out as few as it can find, whose columns seed the cost stage."""
+    nought = [CostTerms({}, 0, spec.infusion) for spec in specs]
+    pricers = [_pricer(instance, spec, t, guard) for spec, t in zip(specs, nought, strict=True)]
+    master = Master(instance, specs, 1, guard)
+    for p, spec in enumerate(specs):
+        if start.get(spec.id) is not None:
+            master.add(p, start[spec.id].starts, 0)
+    lagrange = _rounds(master, pricers, nought, end, reproducible, max_rounds, time.perf_counter())
+    fewest = max(0, math.ceil(lagrange.bound - 1e-6))
+    index = master.column_index()
+    incumbent = {
+        p: index[p, None if start.get(spec.id) is None else tuple(start[spec.id].starts)]
+        for p, spec in enumerate(specs)
+    }
+    choice, _, _, _ = master.solve_mip(incumbent, max(0.1, end - time.perf_counter()))
+    plan = {p: master.columns[k].starts for p, k in choice.items()}
+    columns = [(c.patient, c.starts) for c in master.columns if c.starts is not None]
+    return _FirstStage(columns, plan, fewest)
 
 
 def _pricer(instance: Instance, spec: PatientSpec, terms, guard: TailGuard | None) -> PatientPricer:

@@ -103,6 +103,13 @@ def solve(problem: Problem, method: Method = "colgen", options: SolveOptions | N
         stats["best_bound"], stats["bound_method"] = relaxation_bound, "capacity-free"
     stats.setdefault("bound_method", "cp-sat")
     stats["gap"] = _gap(stats["objective"], stats["best_bound"])
+    # Over-subscribed cohorts: the objective is almost all unscheduled penalty, so say first how many the
+    # plan leaves out for capacity against how many the bound proves must be (each costs the penalty,
+    # which is more than every schedule together).
+    stats["unscheduled_for_capacity"] = sum(schedules.get(p.id) is None for p in schedulable)
+    stats["unscheduled_proven_minimum"] = max(
+        stats.get("unscheduled_proven_minimum", 0), stats["best_bound"] // unscheduled_penalty(instance)
+    )
     stats["wall_time_s"] = round(time.perf_counter() - started, 3)
     stats.setdefault("time_to_plan_s", stats["wall_time_s"])
     stats.setdefault("time_to_bound_s", stats["wall_time_s"])
@@ -150,6 +157,7 @@ def _solve_colgen(instance, schedulable, alone, hint, options: SolveOptions, sta
         colgen_rounds=found.rounds,
         colgen_columns=found.columns,
         colgen_objective=found.objective,
+        unscheduled_proven_minimum=found.fewest_unscheduled,
     )
     if found.notes:
         stats["colgen_notes"] = "; ".join(found.notes)

@@ -9,13 +9,14 @@ CP-SAT's proven optimum.
 from __future__ import annotations
 
 import dataclasses
+from datetime import date
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from pydantic import ValidationError
 
-from pathway.catalogue import load_catalogue
-from pathway.cohort import load_problem
+from cohorts.generator import generate_cohort
+from pathway.cohort import load_problem, parse_cohort
 from pathway.rules import check_plan
 from pathway.site import WaitingPolicy
 from solver.instance import build_instance
@@ -25,7 +26,6 @@ from tests.paths import COHORTS
 from tests.strategies import cohorts
 
 FIXTURES = sorted(p.stem for p in COHORTS.glob("*.json") if p.stem != "national")
-TEMPLATES = sorted(t.id for t in load_catalogue().templates)
 
 
 def _colgen(problem, limit=20.0, reproducible=True):
@@ -145,3 +145,24 @@ def test_delay_rates_cost_each_day_beyond_their_thresholds():
 def test_delay_rates_that_do_not_rise_are_refused(rates):
     with pytest.raises(ValidationError, match="delay_rates must rise"):
         WaitingPolicy.model_validate({"delay_rates": rates})
+
+
+def test_over_subscribed_cohort_reports_how_many_are_left_out_against_the_proven_minimum():
+    """One bed-ward of 3 and one high-risk place for 30 referrals: not everyone fits. The first stage proves
+    how many must be left out, and the plan leaves out no more than greedy does, nor fewer than proven."""
+    raw = generate_cohort(
+        name="squeezed", seed=7, patients=30, horizon_start=date(2027, 1, 4), horizon_days=120, approval_window_days=20
+    )
+    raw["capacity_changes"] = [
+        {"resource": r, "centre": "liverpool", "first_day": "2027-01-04", "last_day": "2027-06-30", "capacity": c}
+        | {"reason": "test: a squeezed site"}
+        for r, c in (("bed", 3), ("high_risk_window", 1))
+    ]
+    problem = parse_cohort(raw, source="squeezed")
+    greedy = solve(problem, "greedy").stats
+    plan = _colgen(problem, limit=5.0, reproducible=False)
+    _assert_clean_and_complete(problem, plan)
+    s = plan.stats
+    assert greedy["unscheduled_for_capacity"] > 0
+    assert 0 < s["unscheduled_proven_minimum"] <= s["unscheduled_for_capacity"] <= greedy["unscheduled_for_capacity"]
+    assert s["best_bound"] <= s["objective"] <= greedy["objective"]
