@@ -34,10 +34,11 @@ import numpy as np
 from solver.baseline import Schedule, residual_after_frozen
 from solver.instance import Instance, PatientSpec
 from solver.objective import CostTerms, cost_terms
-from solver.pricing import TAIL, PatientPricer, column_cells
+from solver.pricing import TAIL, CellPrices, PatientPricer, column_cells
 
 REDUCED_COST_TOLERANCE = 1e-6
 FIRST_STAGE_SHARE = 0.3  # of the time limit, for the first stage on an over-subscribed cohort
+FIRST_MIP_SHARE = 0.5  # of the time left after the rounds, for the first MIP over the generated columns
 ROUNDS_SHARE = 0.5  # of the time limit, for the LP rounds when they do not converge sooner
 ENUMERATION_LIMIT = 200_000  # columns the exact phase may add in all; beyond that the bound stays the Lagrangian one
 
@@ -179,7 +180,7 @@ class Master:
         self.highs.run()
         duals = np.asarray(self.highs.getSolution().row_dual)
         n = len(self.specs)
-        prices = {}
+        prices = CellPrices()
         for rid, caps in self.capacity.items():
             rows = [self.cell_row[rid, cell] for cell in range(len(caps))]
             prices[rid] = np.maximum(0.0, -duals[rows])
@@ -304,7 +305,8 @@ def column_generation(
     def remaining() -> float:
         return deadline - time.perf_counter()
 
-    choice, objective, _, _ = master.solve_mip(incumbent, remaining())
+    # Half the time left at most: the exact phase, which can prove the plan, needs the rest.
+    choice, objective, _, _ = master.solve_mip(incumbent, FIRST_MIP_SHARE * remaining())
     time_to_plan = time.perf_counter() - started
     result = ColgenResult(
         {}, objective, bound, objective <= bound, "lagrangian", time_to_bound, time_to_plan, rounds, 0

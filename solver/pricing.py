@@ -183,6 +183,20 @@ def _shift(values: np.ndarray, d: int) -> np.ndarray:
     return out
 
 
+class CellPrices(dict):
+    """Prices by resource (an array over its day or week cells), with each resource's prefix sums made
+    once for every patient priced at them."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._prefix: dict[str, np.ndarray] = {}
+
+    def prefix(self, rid: str) -> np.ndarray:
+        if rid not in self._prefix:
+            self._prefix[rid] = np.concatenate([[0.0], np.cumsum(self[rid])])
+        return self._prefix[rid]
+
+
 class PatientPricer:
     """The exact best schedule of one patient for given cell prices.
 
@@ -251,7 +265,7 @@ class PatientPricer:
                     valid = (weeks >= 0) & (weeks < len(price))
                     add = np.where(valid, price[np.clip(weeks, 0, len(price) - 1)], 0.0)
                 else:
-                    prefix = np.concatenate([[0.0], np.cumsum(price)])
+                    prefix = prices.prefix(rid) if isinstance(prices, CellPrices) else np.cumsum(np.r_[0.0, price])
                     lo = np.clip(self.axis, 0, len(price))
                     hi = np.clip(self.axis + used, 0, len(price))
                     add = prefix[hi] - prefix[lo]
