@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     solve = sub.add_parser("solve", help="schedule a cohort", parents=[catalogue])
     solve.add_argument("cohort", type=Path)
     solve.add_argument("--time-limit", type=_positive, default=30.0, help="seconds (default 30)")
-    solve.add_argument("--method", choices=["cp-sat", "greedy", "capacity-free"], default="cp-sat")
+    solve.add_argument("--method", choices=["colgen", "cp-sat", "greedy", "capacity-free"], default="colgen")
     solve.add_argument("--reproducible", action="store_true", help="one worker, deterministic time limit")
     solve.add_argument("--out", type=Path, help="write the plan as JSON here")
 
@@ -186,8 +186,11 @@ def _summary(problem, plan, violations: int) -> str:
         f"{s['unschedulable']} unschedulable",
         f"method {plan.method}, status {s['status']}, objective {s['objective']}, bound {s['best_bound']}, "
         f"gap {100 * s['gap']:.2f} %, {s['wall_time_s']} s",
+        f"bound by {s['bound_method']} in {s['time_to_bound_s']} s, plan in {s['time_to_plan_s']} s; "
+        f"unscheduled for capacity: {s['unscheduled_for_capacity']} (proven minimum "
+        f"{s['unscheduled_proven_minimum']})",
         f"approval to infusion: median {s['median_approval_to_infusion_days']} d, "
-        f"p90 {s['p90_approval_to_infusion_days']} d;"
+        f"p90 {s['p90_approval_to_infusion_days']} d, max {s['max_approval_to_infusion_days']} d;"
         f" greedy objective {s.get('greedy_objective', '-')}",
         f"rule checker: {violations} violation(s)",
     ]

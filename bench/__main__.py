@@ -1,6 +1,6 @@
 """The benchmarks' command line: ``v2v-bench`` (or ``python -m bench``).
 
-    v2v-bench [--quick] [--markdown FILE]                        CP-SAT against greedy and the bound (bench/run.py)
+    v2v-bench [--quick] [--markdown FILE]                        column generation, CP-SAT, greedy, bound (bench/run.py)
     v2v-bench --api [sqlite|postgresql|both] [--markdown FILE]   the HTTP API on a real server (bench/api.py)
     v2v-bench --nightly [--markdown FILE]                        the nightly re-solve (bench/nightly.py)
     v2v-bench --load [sqlite|postgresql|both] [--clients N] [--rounds R] [--workers W] [--reads-only] [--markdown FILE]

@@ -84,6 +84,35 @@ class CapacityChange(Model):
         return self
 
 
+class DelayRate(Model):
+    """From ``beyond_days`` of delay on, each further day costs ``per_day`` (a delay is the infusion's
+    days after the patient's capacity-free date: what the queue, not their own pathway, costs them)."""
+
+    beyond_days: int = Field(ge=0)
+    per_day: int = Field(ge=0)
+
+
+class WaitingPolicy(Model):
+    """Fair waiting: what keeps a sum objective from buying everyone's shorter wait with a few very long ones.
+
+    ``tail_guard`` (column generation and its polisher): no patient waits longer, from approval
+    to infusion, than the longest wait first come, first served gives (or their own capacity-free
+    wait, if longer), and no more patients wait beyond first come, first served's 90th percentile
+    than it has there. ``delay_rates`` (every method, through the objective): convex costs per
+    day of delay, the rate rising at each threshold. These are policy weights, not clinical numbers.
+    """
+
+    tail_guard: bool = True
+    delay_rates: tuple[DelayRate, ...] = (DelayRate(beyond_days=14, per_day=10), DelayRate(beyond_days=28, per_day=30))
+
+    @model_validator(mode="after")
+    def _convex(self) -> WaitingPolicy:
+        pairs = list(zip(self.delay_rates, self.delay_rates[1:], strict=False))
+        if any(b.beyond_days <= a.beyond_days or b.per_day < a.per_day for a, b in pairs):
+            raise ValueError("delay_rates must rise: each threshold later than the one before, its rate no lower")
+        return self
+
+
 class ObjectiveWeights(Model):
     """What a good plan means, as weights per day (shared/domain.md, "What a good plan means").
 
@@ -104,6 +133,7 @@ class ObjectiveWeights(Model):
         description="per day a fresh graft is older than its template's preferred age (48 h) at infusion",
     )
     urgency_weights: dict[Urgency, int] = Field(default_factory=lambda: {"routine": 1, "soon": 2, "urgent": 4})
+    waiting: WaitingPolicy = Field(default_factory=WaitingPolicy)
 
     @model_validator(mode="after")
     def _all_urgencies(self) -> ObjectiveWeights:

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from solver.instance import Instance, PatientSpec, resource_cells
 from solver.objective import cost_terms
+from solver.pricing import window_min
 from solver.single import best_single_schedule
 
 
@@ -48,8 +51,26 @@ class Residual:
         for rid, cell, amount in resource_cells(self.instance, spec.steps[step_index], start):
             yield self.left[rid], cell, amount
 
-    def fits(self, spec: PatientSpec, step_index: int, start: int) -> bool:
-        return all(caps[i] >= amount for caps, i, amount in self._cells(spec, step_index, start))
+    def allowed(self, spec: PatientSpec, step_index: int) -> list[int]:
+        """The step's allowed start days on which it fits in the capacity left, every day at once."""
+        step = spec.steps[step_index]
+        days = np.asarray(step.starts, dtype=int)
+        ok = np.ones(len(days), dtype=bool)
+        for use in step.uses:
+            left = np.asarray(self.left[use.resource], dtype=float)
+            if use.weekly:
+                weeks = (days + self.instance.week_offset) // 7
+                inside = (weeks >= 0) & (weeks < len(left))
+                ok &= ~inside | (left[np.clip(weeks, 0, len(left) - 1)] >= use.amount)
+            else:
+                # the least left over [day, day + use.days); cells off the day axis are not counted
+                least = window_min(left[None, :], 0, use.days - 1)[0]
+                ahead = np.minimum.accumulate(left)  # a step starting before day 0: its cells from day 0 on
+                last = np.clip(days + use.days - 1, 0, len(left) - 1)
+                least_here = np.where(days < 0, ahead[last], least[np.clip(days, 0, len(left) - 1)])
+                counted = (days + use.days > 0) & (days < len(left))
+                ok &= ~counted | (least_here >= use.amount)
+        return days[ok].tolist()
 
     def book(self, spec: PatientSpec, step_index: int, start: int) -> None:
         for caps, i, amount in self._cells(spec, step_index, start):
@@ -82,10 +103,7 @@ def greedy(instance: Instance, excluded: set[str] = frozenset()) -> dict[str, Sc
         if spec.id in excluded:
             out[spec.id] = None
             continue
-        domains = [
-            s.starts if s.frozen is not None else [d for d in s.starts if residual.fits(spec, s.index, d)]
-            for s in spec.steps
-        ]
+        domains = [s.starts if s.frozen is not None else residual.allowed(spec, s.index) for s in spec.steps]
         terms = cost_terms(spec, weights)
         found = best_single_schedule(spec, domains, terms)
         if found is None:

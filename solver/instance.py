@@ -76,6 +76,7 @@ class PatientSpec:
     collection: int | None  # first apheresis / donor collection step, for vein-to-vein
     conditioning: int | None
     graft_preferred_age_days: int | None = None  # fresh grafts: infusion - collection start, soft limit
+    free_infusion: int | None = None  # the capacity-free infusion day, once known (delay costs count from it)
 
     @property
     def id(self) -> str:

@@ -192,6 +192,25 @@ class CohortModelBuilder:
                     self._objective += [cost.per_move * moved, cost.per_move * (1 - pv.present)]
         return self
 
+    def add_tail_guard(self, longest: dict[str, int], p90: int, above: int) -> CohortModelBuilder:
+        """Fair waiting's tail guard: each scheduled patient waits (approval to infusion) at most
+        ``longest[id]`` days, and at most ``above`` of them more than ``p90`` days."""
+        model = self.model
+        counted = []
+        for pv in self.patients:
+            spec = pv.spec
+            wait = pv.starts[spec.infusion] - spec.approval
+            if isinstance(wait, int):  # a frozen infusion
+                counted.append(pv.present if wait > p90 else 0)
+                continue
+            model.add(wait <= longest[spec.id]).only_enforce_if(pv.present)
+            late = model.new_bool_var(f"{spec.id}:wait>{p90}")
+            model.add(wait <= p90).only_enforce_if(~late)
+            model.add_implication(late, pv.present)
+            counted.append(late)
+        model.add(sum(counted) <= above)
+        return self
+
     def add_hint(self, hint: dict[str, Schedule | None]) -> CohortModelBuilder:
         """Start from these schedules (a patient hinted None is hinted unscheduled)."""
         for pv in self.patients:
@@ -203,8 +222,13 @@ class CohortModelBuilder:
                         self.model.add_hint(var, value)
         return self
 
-    def build(self) -> CohortModel:
-        self.model.minimize(sum(self._objective))
+    def build(self, lower_bound: int | None = None) -> CohortModel:
+        """The model, minimising the objective; ``lower_bound``: a proven bound on it (column generation's),
+        stated so CP-SAT's own bound starts there."""
+        objective = sum(self._objective)
+        if lower_bound is not None:
+            self.model.add(objective >= lower_bound)
+        self.model.minimize(objective)
         disruption = sum(shift for steps in self._shifts.values() for _, shift in steps)
         return CohortModel(self.model, self.patients, self._shifts, disruption)
 

@@ -5,6 +5,7 @@ cost = w_a * urgency * (infusion - approval)
      + w_c * (infusion - conditioning start)        [tie-break]
      + w_l * max(0, infusion - target)              [lateness]
      + w_g * max(0, infusion - collection - 2)      [fresh graft older than its preferred 48 h]
+     + sum_k r_k * max(0, infusion - free - d_k)    [fair waiting: convex delay beyond the capacity-free day]
 
 It is linear in the step start days plus "hinge" terms ``w * max(0, a - b - k)``,
 so the CP-SAT model, the greedy baseline and the plan evaluator build it from
@@ -70,6 +71,13 @@ def cost_terms(spec: PatientSpec, weights: ObjectiveWeights) -> CostTerms:
     preferred = spec.graft_preferred_age_days
     if preferred is not None and spec.collection is not None and weights.graft_over_preferred_age:
         hinges.append(Hinge(weights.graft_over_preferred_age, spec.infusion, spec.collection, preferred, "graft_age"))
+    if spec.free_infusion is not None:  # fair waiting: convex cost of delay beyond the capacity-free date
+        rate = 0
+        for tier in weights.waiting.delay_rates:
+            if tier.per_day > rate:
+                allowance = spec.free_infusion + tier.beyond_days
+                hinges.append(Hinge(tier.per_day - rate, spec.infusion, None, allowance, f"delay>{tier.beyond_days}"))
+                rate = tier.per_day
     coefficients = {i: c for i, c in coefficients.items() if c}
     return CostTerms(coefficients, constant, spec.infusion, tuple(hinges))
 
@@ -95,5 +103,6 @@ def unscheduled_penalty(instance: Instance) -> int:
         + weights.conditioning_to_infusion
         + weights.lateness
         + weights.graft_over_preferred_age
+        + max((tier.per_day for tier in weights.waiting.delay_rates), default=0)
     )
     return per_patient * max(1, len(instance.patients)) + 1

@@ -131,10 +131,7 @@ def propose(
     alone_starts = alone[0]
 
     residual = residual_after_frozen(instance)
-    domains = [
-        s.starts if s.frozen is not None else [d for d in s.starts if residual.fits(spec, s.index, d)]
-        for s in spec.steps
-    ]
+    domains = [s.starts if s.frozen is not None else residual.allowed(spec, s.index) for s in spec.steps]
     found = best_single_schedule(spec, domains, terms)
     fast = _option(instance, spec, terms, found[0]) if found is not None else None
     reason = "" if fast is not None else _capacity_reason(instance, spec, alone_starts)

@@ -65,7 +65,9 @@ def resolve(
 ) -> Resolution:
     options = options or SolveOptions()
     started = time.perf_counter()
-    base = groundwork(problem)
+    # The nightly weighs moves against today's objective without fair waiting's delay rates: a delay
+    # cost on top of the gain would move bookings already confirmed to patients (README, "Fair waiting").
+    base = groundwork(problem, delay_costs=False)
     instance, alone, blocked, schedulable = base.instance, base.alone, base.blocked, base.schedulable
     weights = problem.site.objective
     stats: dict = {"patients": len(instance.patients)}

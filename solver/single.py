@@ -1,40 +1,22 @@
 """Best schedule for one patient on given start-day domains.
 
 Used by the greedy baseline (domains narrowed to the residual capacity left by
-earlier patients) and by the capacity-free bound (the patient alone on the
-site). The pathway's steps are linked by lags in both directions, so a small
-CP-SAT model is the simple, exact way to search them.
+earlier patients), by the capacity-free bound (the patient alone on the site)
+and by propose. The pathway's steps are linked by lags in both directions; the
+dynamic programme of ``solver.pricing`` searches them exactly (no prices: the
+patient's own cost only), so every answer is proven optimal.
 """
 
 from __future__ import annotations
 
 from solver.instance import PatientSpec
-from solver.lags import add_lags
-from solver.objective import CostTerms, hinge_bound
-from solver.params import cp_model, new_solver
+from solver.objective import CostTerms
+from solver.pricing import PatientPricer
 
 
 def best_single_schedule(
-    spec: PatientSpec, domains: list[list[int]], terms: CostTerms, time_limit: float = 5.0
+    spec: PatientSpec, domains: list[list[int]], terms: CostTerms
 ) -> tuple[list[int], bool] | None:
     """(start day of every step minimising the patient's cost, proven optimal?), or None if none exists."""
-    if any(not d for d in domains):
-        return None
-    model = cp_model.CpModel()
-    starts = [model.new_int_var_from_domain(cp_model.Domain.from_values(d), f"s{i}") for i, d in enumerate(domains)]
-    add_lags(model, spec, starts)
-    objective = terms.constant + sum(c * starts[i] for i, c in terms.coefficients.items())
-    for hinge in terms.hinges:
-        excess = model.new_int_var(0, hinge_bound(hinge, domains), hinge.name)
-        base = starts[hinge.earlier] if hinge.earlier is not None else 0
-        model.add(excess >= starts[hinge.later] - base - hinge.allowance)
-        objective += hinge.weight * excess
-    model.minimize(objective)
-    solver = new_solver(time_limit, workers=1)
-    status = solver.solve(model)
-    if status == cp_model.UNKNOWN:  # a few steps' model: give it once more, longer, before saying "none"
-        solver = new_solver(4 * time_limit, workers=1)
-        status = solver.solve(model)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return None
-    return [solver.value(s) for s in starts], status == cp_model.OPTIMAL
+    found = PatientPricer(None, spec, terms, domains).best()
+    return None if found is None else (found[1], True)

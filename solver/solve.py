@@ -2,9 +2,17 @@
 
 Steps: build the integer-day instance; find each patient's capacity-free
 schedule (patients with none are unschedulable, with the rule that blocks
-them); run the greedy baseline; solve the CP-SAT model with the greedy plan as
-its hint; keep whichever plan is better (CP-SAT unless it found nothing in
-time); report per-patient outcomes and why a date is later than it could be.
+them); run the greedy baseline; then, by method:
+
+* "colgen" (the default): column generation from the greedy plan
+  (``solver.colgen``): a proven bound, a plan, usually a proof of optimality;
+  what it has not proven in time, CP-SAT polishes with the plan as its hint
+  and the bound as the objective's lower bound;
+* "cp-sat": the CP-SAT model alone, with the greedy plan as its hint;
+* "greedy", "capacity-free": the baselines.
+
+Keep whichever plan is better (never worse than greedy); report per-patient
+outcomes and why a date is later than it could be.
 """
 
 from __future__ import annotations
@@ -20,13 +28,16 @@ from pathway.cohort import Problem
 from pathway.dates import say_day, say_span
 from pathway.plan import Booking, PatientOutcome, Plan, Unschedulable
 from solver.baseline import Schedule, capacity_free, greedy
+from solver.colgen import TailGuard, column_generation
 from solver.instance import Instance, PatientSpec, build_instance, resource_cells
 from solver.model import CohortModelBuilder
 from solver.objective import cost_terms, unscheduled_penalty
-from solver.params import cp_model, new_solver
+from solver.params import REPRODUCIBLE_WALL_FACTOR, cp_model, new_solver
 
-Method = Literal["cp-sat", "greedy", "capacity-free"]
+Method = Literal["colgen", "cp-sat", "greedy", "capacity-free"]
+METHODS: tuple[str, ...] = ("colgen", "cp-sat", "greedy", "capacity-free")
 MAX_DELAY_REASONS = 6
+MIN_POLISH_SECONDS = 0.5  # below this, CP-SAT would stop in presolve: the column generation's plan stands
 
 
 @dataclasses.dataclass
@@ -47,14 +58,19 @@ class Groundwork:
     schedulable: list[PatientSpec]
 
 
-def groundwork(problem: Problem) -> Groundwork:
+def groundwork(problem: Problem, delay_costs: bool = True) -> Groundwork:
+    """``delay_costs``: count fair waiting's delay rates in every patient's cost (``solver.objective``),
+    from their capacity-free infusion day."""
     instance = build_instance(problem)
     alone = capacity_free(instance)
+    for spec in instance.patients:
+        free = alone[spec.id]
+        spec.free_infusion = free.starts[spec.infusion] if free is not None and delay_costs else None
     blocked = unschedulable_alone(problem, instance, alone)
     return Groundwork(instance, alone, blocked, [p for p in instance.patients if alone[p.id] is not None])
 
 
-def solve(problem: Problem, method: Method = "cp-sat", options: SolveOptions | None = None) -> Plan:
+def solve(problem: Problem, method: Method = "colgen", options: SolveOptions | None = None) -> Plan:
     options = options or SolveOptions()
     started = time.perf_counter()
     base = groundwork(problem)
@@ -68,8 +84,14 @@ def solve(problem: Problem, method: Method = "cp-sat", options: SolveOptions | N
         schedules = greedy(instance, excluded=set(blocked))
         stats["greedy_objective"] = evaluate(instance, schedules, skip=blocked)
         stats["status"] = "GREEDY"
+        # Fair waiting (the site's waiting policy): the optimisers keep the tail no longer than greedy's.
+        guard = tail_guard(schedulable, schedules) if problem.site.objective.waiting.tail_guard else None
+        if guard is not None and method in ("cp-sat", "colgen"):
+            stats["tail_guard"] = guard.say()
         if method == "cp-sat":
-            schedules = _solve_cp_sat(instance, schedulable, alone, schedules, options, stats)
+            schedules = _solve_cp_sat(instance, schedulable, alone, schedules, options, stats, guard=guard)
+        elif method == "colgen":
+            schedules = _solve_colgen(instance, schedulable, alone, schedules, options, stats, started, guard)
 
     # Patients who cannot be scheduled even alone are outside every method's
     # optimisation: they are reported, not counted in the objective or bound.
@@ -77,9 +99,20 @@ def solve(problem: Problem, method: Method = "cp-sat", options: SolveOptions | N
     stats["objective"] = evaluate(instance, schedules, skip=blocked)
     # The relaxation bounds the objective only where every single-patient solve was proven optimal.
     relaxation_bound = stats["capacity_free_objective"] if all(alone[p.id].optimal for p in schedulable) else 0
-    stats["best_bound"] = max(stats.get("best_bound", 0), relaxation_bound)
+    if relaxation_bound > stats.get("best_bound", 0) or "best_bound" not in stats:
+        stats["best_bound"], stats["bound_method"] = relaxation_bound, "capacity-free"
+    stats.setdefault("bound_method", "cp-sat")
     stats["gap"] = _gap(stats["objective"], stats["best_bound"])
+    # Over-subscribed cohorts: the objective is almost all unscheduled penalty, so say first how many the
+    # plan leaves out for capacity against how many the bound proves must be (each costs the penalty,
+    # which is more than every schedule together).
+    stats["unscheduled_for_capacity"] = sum(schedules.get(p.id) is None for p in schedulable)
+    stats["unscheduled_proven_minimum"] = max(
+        stats.get("unscheduled_proven_minimum", 0), stats["best_bound"] // unscheduled_penalty(instance)
+    )
     stats["wall_time_s"] = round(time.perf_counter() - started, 3)
+    stats.setdefault("time_to_plan_s", stats["wall_time_s"])
+    stats.setdefault("time_to_bound_s", stats["wall_time_s"])
     return plan_from_schedules(problem, instance, method, schedules, alone, blocked, stats)
 
 
@@ -101,7 +134,69 @@ def _gap(objective: int, bound: int) -> float:
     return round((objective - bound) / objective, 6) if objective > 0 else 0.0
 
 
-def _solve_cp_sat(instance, schedulable, alone, hint, options: SolveOptions, stats) -> dict[str, Schedule | None]:
+def _solve_colgen(instance, schedulable, alone, hint, options: SolveOptions, stats, started, guard):
+    """Column generation (``solver.colgen``) from the greedy plan; CP-SAT polishes what it has not proven,
+    with its plan as the hint and its bound as the objective's lower bound."""
+    limit = options.time_limit * (REPRODUCIBLE_WALL_FACTOR if options.reproducible else 1)
+    found = column_generation(
+        instance,
+        schedulable,
+        hint,
+        unscheduled_penalty(instance),
+        started,
+        started + limit,
+        options.reproducible,
+        guard,
+    )
+    stats.update(
+        status="OPTIMAL" if found.proven else "FEASIBLE",
+        best_bound=found.bound,
+        bound_method=f"colgen-{found.bound_method}",
+        time_to_bound_s=round(found.time_to_bound, 3),
+        time_to_plan_s=round(found.time_to_plan, 3),
+        colgen_rounds=found.rounds,
+        colgen_columns=found.columns,
+        colgen_objective=found.objective,
+        unscheduled_proven_minimum=found.fewest_unscheduled,
+    )
+    if found.notes:
+        stats["colgen_notes"] = "; ".join(found.notes)
+    schedules = found.schedules
+    remaining = limit - (time.perf_counter() - started)
+    if found.proven or remaining < MIN_POLISH_SECONDS:
+        return schedules
+    # Reproducible: CP-SAT's limit is deterministic time, never what the clock has left.
+    polish = options if options.reproducible else dataclasses.replace(options, time_limit=remaining)
+    polished_stats: dict = {}
+    polished = _solve_cp_sat(
+        instance, schedulable, alone, schedules, polish, polished_stats, lower_bound=found.bound, guard=guard
+    )
+    if polished_stats.get("best_bound", 0) > stats["best_bound"]:
+        stats["best_bound"], stats["bound_method"] = polished_stats["best_bound"], "cp-sat"
+        stats["time_to_bound_s"] = round(time.perf_counter() - started, 3)
+    if evaluate(instance, polished) < evaluate(instance, schedules):
+        stats["time_to_plan_s"] = round(time.perf_counter() - started, 3)
+        stats["polished_by"] = "cp-sat"
+        schedules = polished
+    if evaluate(instance, schedules) <= stats["best_bound"]:
+        stats["status"] = "OPTIMAL"
+    return schedules
+
+
+def tail_guard(schedulable: list[PatientSpec], fcfs: dict[str, Schedule | None]) -> TailGuard:
+    """The tail guard from the first-come-first-served plan: nobody waits longer than its longest wait
+    (or their own wait alone, if longer), nor more patients beyond its 90th percentile than it has."""
+    waits = {p.id: fcfs[p.id].starts[p.infusion] - p.approval for p in schedulable if fcfs.get(p.id) is not None}
+    if not waits:
+        return TailGuard({p.id: 0 for p in schedulable}, 0, 0)
+    longest, p90 = max(waits.values()), _percentile(list(waits.values()), 90)
+    own = {p.id: p.free_infusion - p.approval if p.free_infusion is not None else 0 for p in schedulable}
+    return TailGuard({pid: max(longest, own[pid]) for pid in own}, p90, sum(w > p90 for w in waits.values()))
+
+
+def _solve_cp_sat(
+    instance, schedulable, alone, hint, options: SolveOptions, stats, lower_bound: int | None = None, guard=None
+) -> dict[str, Schedule | None]:
     lower = {p.id: alone[p.id].cost for p in schedulable if alone[p.id].optimal}
     # Scheduling as many patients as possible comes first. When the greedy plan
     # already schedules everyone who can be, that priority is settled: fixing
@@ -111,7 +206,9 @@ def _solve_cp_sat(instance, schedulable, alone, hint, options: SolveOptions, sta
     builder = CohortModelBuilder(instance, schedulable)
     if everyone:
         builder.require()
-    cohort = builder.add_capacity().add_cost(lower).add_hint(hint).build()
+    if guard is not None:
+        builder.add_tail_guard(guard.longest, guard.p90, guard.above)
+    cohort = builder.add_capacity().add_cost(lower).add_hint(hint).build(lower_bound)
     solver = new_solver(options.time_limit, options.workers, options.reproducible)
     status = solver.solve(cohort.model)
     stats["status"] = solver.status_name(status)
@@ -255,6 +352,7 @@ def plan_from_schedules(problem, instance: Instance, method, schedules, alone, b
     stats["unschedulable"] = len(unschedulable)
     stats["median_approval_to_infusion_days"] = statistics.median(waits) if waits else None
     stats["p90_approval_to_infusion_days"] = _percentile(waits, 90)
+    stats["max_approval_to_infusion_days"] = max(waits) if waits else None
     return Plan(
         cohort=problem.cohort.name,
         method=method,

@@ -10,14 +10,13 @@ from datetime import date
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from cohorts.generator import generate_cohort
 from pathway.catalogue import StepKind, load_catalogue
 from pathway.cohort import load_problem, parse_cohort
 from pathway.rules import check_plan
 from solver.solve import SolveOptions, solve
 from tests.paths import COHORTS
+from tests.strategies import cohorts
 
 D = date.fromisoformat
 FIXTURES = sorted(p.stem for p in COHORTS.glob("*.json") if p.stem != "national")
@@ -120,15 +119,8 @@ def test_frozen_booking_is_kept_and_others_move_around_it():
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    seed=st.integers(0, 10**6),
-    size=st.integers(1, 30),
-    start=st.dates(date(2026, 1, 1), date(2028, 12, 31)),
-    mix=st.dictionaries(st.sampled_from(TEMPLATES), st.integers(1, 5), min_size=1, max_size=6),
-)
-def test_generated_cohorts_get_clean_plans_or_explained_refusals(seed, size, start, mix):
-    raw = generate_cohort(name="prop", seed=seed, patients=size, horizon_start=start, horizon_days=150, mix=mix)
-    problem = parse_cohort(raw)
+@given(problem=cohorts(max_size=30))
+def test_generated_cohorts_get_clean_plans_or_explained_refusals(problem):
     plan = _solve(problem, limit=5.0)
     _assert_complete_and_clean(problem, plan)
     greedy = solve(problem, "greedy")
