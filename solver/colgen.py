@@ -37,6 +37,15 @@ from solver.objective import CostTerms, cost_terms
 from solver.pricing import TAIL, CellPrices, PatientPricer, column_cells
 
 REDUCED_COST_TOLERANCE = 1e-6
+
+
+def integer_bound(value: float) -> int:
+    """The integer objective bound implied by a real one: rounded up, after allowing for the floating-point
+    error of sums near ``value`` (relative, so that large penalties never round a bound up past the truth;
+    a looser bound is still a bound)."""
+    return math.ceil(value - 1e-9 * max(1.0, abs(value)) - 1e-6)
+
+
 FIRST_STAGE_SHARE = 0.3  # of the time limit, for the first stage on an over-subscribed cohort
 FIRST_MIP_SHARE = 0.5  # of the time left after the rounds, for the first MIP over the generated columns
 ROUNDS_SHARE = 0.5  # of the time limit, for the LP rounds when they do not converge sooner
@@ -68,6 +77,7 @@ class TailGuard:
     longest: dict[str, int]
     p90: int
     above: int
+    exempt: frozenset[str] = frozenset()  # left out by first come, first served: their wait was "never"
 
     def infusion_days(self, spec: PatientSpec) -> list[int]:
         step = spec.steps[spec.infusion]
@@ -82,7 +92,9 @@ class TailGuard:
         )
 
     def counts(self, spec: PatientSpec, starts: list[int]) -> bool:
-        return starts[spec.infusion] - spec.approval > self.p90
+        """Whether this schedule is one of the ``above`` allowed beyond ``p90``: a patient first come, first
+        served left out counts never (scheduling them at all shortens their wait)."""
+        return spec.id not in self.exempt and starts[spec.infusion] - spec.approval > self.p90
 
 
 @dataclass
@@ -291,7 +303,7 @@ def column_generation(
     best_bound, best_prices, best_values = lagrange.bound, lagrange.prices, lagrange.values
     time_to_bound, rounds = lagrange.time_to_bound, lagrange.rounds
 
-    bound = math.ceil(best_bound - 1e-6)
+    bound = integer_bound(best_bound)
     index = master.column_index()
     incumbent = {
         p: index[p, None if start.get(spec.id) is None else tuple(start[spec.id].starts)]
@@ -376,7 +388,7 @@ def _most_scheduled(instance, specs, guard, start, end, reproducible, max_rounds
         if start.get(spec.id) is not None:
             master.add(p, start[spec.id].starts, 0)
     lagrange = _rounds(master, pricers, nought, end, reproducible, max_rounds, time.perf_counter())
-    fewest = max(0, math.ceil(lagrange.bound - 1e-6))
+    fewest = max(0, integer_bound(lagrange.bound))
     index = master.column_index()
     incumbent = {
         p: index[p, None if start.get(spec.id) is None else tuple(start[spec.id].starts)]
@@ -393,7 +405,8 @@ def _pricer(instance: Instance, spec: PatientSpec, terms, guard: TailGuard | Non
         return PatientPricer(instance, spec, terms)
     domains = [[s.frozen] if s.frozen is not None else s.starts for s in spec.steps]
     domains[spec.infusion] = guard.infusion_days(spec)
-    return PatientPricer(instance, spec, terms, domains, tail_after=spec.approval + guard.p90)
+    tail_after = None if spec.id in guard.exempt else spec.approval + guard.p90
+    return PatientPricer(instance, spec, terms, domains, tail_after=tail_after)
 
 
 def _exact_phase(master, pricers, terms, prices, values, lagrangian, choice, objective, remaining, result) -> None:
@@ -413,6 +426,6 @@ def _exact_phase(master, pricers, terms, prices, values, lagrangian, choice, obj
     result.choice, result.objective = choice, objective
     if optimal:
         result.bound, result.proven, result.bound_method = objective, True, "exact"
-    elif math.ceil(dual_bound - 1e-6) > result.bound:
-        result.bound, result.bound_method = min(objective, math.ceil(dual_bound - 1e-6)), "mip"
+    elif math.isfinite(dual_bound) and integer_bound(dual_bound) > result.bound:  # -inf: stopped before the root
+        result.bound, result.bound_method = min(objective, integer_bound(dual_bound)), "mip"
         result.proven = result.bound >= objective

@@ -192,20 +192,25 @@ class CohortModelBuilder:
                     self._objective += [cost.per_move * moved, cost.per_move * (1 - pv.present)]
         return self
 
-    def add_tail_guard(self, longest: dict[str, int], p90: int, above: int) -> CohortModelBuilder:
-        """Fair waiting's tail guard: each scheduled patient waits (approval to infusion) at most
-        ``longest[id]`` days, and at most ``above`` of them more than ``p90`` days."""
+    def add_tail_guard(
+        self, longest: dict[str, int], p90: int, above: int, exempt: Collection[str] = ()
+    ) -> CohortModelBuilder:
+        """Fair waiting's tail guard (``solver.colgen.TailGuard``, the same rule): each scheduled patient waits
+        (approval to infusion) at most ``longest[id]`` days, and at most ``above`` of them, not counting
+        the ``exempt``, more than ``p90`` days."""
         model = self.model
         counted = []
         for pv in self.patients:
             spec = pv.spec
             wait = pv.starts[spec.infusion] - spec.approval
             if isinstance(wait, int):  # a frozen infusion
-                counted.append(pv.present if wait > p90 else 0)
+                counted.append(pv.present if wait > p90 and spec.id not in exempt else 0)
                 continue
             model.add(wait <= longest[spec.id]).only_enforce_if(pv.present)
+            if spec.id in exempt:
+                continue
             late = model.new_bool_var(f"{spec.id}:wait>{p90}")
-            model.add(wait <= p90).only_enforce_if(~late)
+            model.add(wait <= p90).only_enforce_if([~late, pv.present])  # nobody waits who is left out
             model.add_implication(late, pv.present)
             counted.append(late)
         model.add(sum(counted) <= above)

@@ -37,7 +37,7 @@ from solver.instance import Instance, PatientSpec, resource_cells
 from solver.objective import CostTerms
 
 INF = np.inf
-EPS = 1e-7
+EPS = 1e-7  # relative to the threshold: a column at it is enumerated, whatever the rounding of sums
 TAIL = "tail-guard"  # a price key: the price of an infusion later than ``PatientPricer.tail_after``
 
 
@@ -378,7 +378,7 @@ class PatientPricer:
         combos, subtree, totals = self._solve(priced)
         found: list[list[int]] = []
         order = self.tree.order
-        for row in np.flatnonzero(totals <= threshold + EPS):
+        for row in np.flatnonzero(totals <= threshold + EPS * max(1.0, abs(threshold))):
             position = dict(zip(self.tree.enumerated, (int(v) for v in combos[row]), strict=True))
             if not self._descend(order, 0, row, subtree, position, float(totals[row]), threshold, found, limit):
                 return found, False
@@ -406,7 +406,7 @@ class PatientPricer:
             if not np.isfinite(score):
                 continue
             new_bound = bound - held + score
-            if new_bound <= threshold + EPS:
+            if new_bound <= threshold + EPS * max(1.0, abs(threshold)):
                 position[node] = int(day)
                 if not self._descend(order, k + 1, row, subtree, position, new_bound, threshold, found, limit):
                     return False

@@ -183,15 +183,21 @@ def _solve_colgen(instance, schedulable, alone, hint, options: SolveOptions, sta
     return schedules
 
 
-def tail_guard(schedulable: list[PatientSpec], fcfs: dict[str, Schedule | None]) -> TailGuard:
+def tail_guard(schedulable: list[PatientSpec], fcfs: dict[str, Schedule | None]) -> TailGuard | None:
     """The tail guard from the first-come-first-served plan: nobody waits longer than its longest wait
-    (or their own wait alone, if longer), nor more patients beyond its 90th percentile than it has."""
+    (or their own wait alone, if longer), nor more patients beyond its 90th percentile than it has (the
+    patients it left out are not counted). None if it schedules nobody: there is no tail to guard."""
     waits = {p.id: fcfs[p.id].starts[p.infusion] - p.approval for p in schedulable if fcfs.get(p.id) is not None}
     if not waits:
-        return TailGuard({p.id: 0 for p in schedulable}, 0, 0)
+        return None
     longest, p90 = max(waits.values()), _percentile(list(waits.values()), 90)
     own = {p.id: p.free_infusion - p.approval if p.free_infusion is not None else 0 for p in schedulable}
-    return TailGuard({pid: max(longest, own[pid]) for pid in own}, p90, sum(w > p90 for w in waits.values()))
+    return TailGuard(
+        {pid: max(longest, own[pid]) for pid in own},
+        p90,
+        sum(w > p90 for w in waits.values()),
+        frozenset(p.id for p in schedulable if p.id not in waits),
+    )
 
 
 def _solve_cp_sat(
@@ -207,7 +213,7 @@ def _solve_cp_sat(
     if everyone:
         builder.require()
     if guard is not None:
-        builder.add_tail_guard(guard.longest, guard.p90, guard.above)
+        builder.add_tail_guard(guard.longest, guard.p90, guard.above, guard.exempt)
     cohort = builder.add_capacity().add_cost(lower).add_hint(hint).build(lower_bound)
     solver = new_solver(options.time_limit, options.workers, options.reproducible)
     status = solver.solve(cohort.model)

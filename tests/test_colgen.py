@@ -166,3 +166,33 @@ def test_over_subscribed_cohort_reports_how_many_are_left_out_against_the_proven
     assert greedy["unscheduled_for_capacity"] > 0
     assert 0 < s["unscheduled_proven_minimum"] <= s["unscheduled_for_capacity"] <= greedy["unscheduled_for_capacity"]
     assert s["best_bound"] <= s["objective"] <= greedy["objective"]
+
+
+@pytest.mark.parametrize("exempt_everyone", [False, True])
+def test_cp_sat_and_column_generation_keep_one_tail_guard(exempt_everyone):
+    """The same guard in both models: a guard that lets nobody wait beyond day -1 (so that no counted
+    patient may be scheduled) leaves everyone out in both, at the same cost (CP-SAT once made it
+    infeasible, binding patients it had left out); exempting everyone (first come, first served left
+    them all out) lifts the count, and both then find the unguarded optimum."""
+    import time
+
+    from solver.colgen import TailGuard, column_generation
+    from solver.objective import unscheduled_penalty
+    from solver.solve import _solve_cp_sat, evaluate, groundwork
+
+    problem = load_problem(COHORTS / "small.json")
+    base = groundwork(problem)
+    ids = frozenset(p.id for p in base.schedulable)
+    guard = TailGuard(dict.fromkeys(ids, 10_000), -1, 0, ids if exempt_everyone else frozenset())
+    hint = dict.fromkeys(ids)  # everyone left out: feasible under any guard
+    stats: dict = {}
+    options = SolveOptions(time_limit=20.0, reproducible=True)
+    cp_sat = _solve_cp_sat(base.instance, base.schedulable, base.alone, hint, options, stats, guard=guard)
+    assert stats["status"] == "OPTIMAL"
+    started = time.perf_counter()
+    penalty = unscheduled_penalty(base.instance)
+    found = column_generation(base.instance, base.schedulable, hint, penalty, started, started + 20, True, guard)
+    assert found.proven
+    assert evaluate(base.instance, cp_sat, skip=base.blocked) == found.objective
+    scheduled = {pid for pid, schedule in cp_sat.items() if schedule is not None}
+    assert scheduled == (ids if exempt_everyone else set())
