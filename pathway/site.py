@@ -8,7 +8,7 @@ Calendars are named day rules that steps refer to (``working_day``,
 from __future__ import annotations
 
 from datetime import date, timedelta
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -166,6 +166,19 @@ class StabilityWeights(Model):
         return (self.confirmed_factor if confirmed else 1) * (self.soon_factor if days_ahead < self.soon_days else 1)
 
 
+@lru_cache(maxsize=64)
+def _changes_by_resource(
+    changes: tuple[CapacityChange, ...],
+) -> dict[tuple[str, str | None], tuple[CapacityChange, ...]]:
+    """The capacity changes of each (resource kind, centre), in the order listed. Keyed by the changes
+    themselves, not cached on a site: a copy of a site with other changes (``model_copy``) would
+    carry a cached value over."""
+    out: dict[tuple[str, str | None], list[CapacityChange]] = {}
+    for change in changes:
+        out.setdefault((change.resource, change.centre), []).append(change)
+    return {key: tuple(listed) for key, listed in out.items()}
+
+
 class Site(Model):
     name: str
     country: str = "GB"
@@ -241,17 +254,9 @@ class Site(Model):
                 shared = r
         return shared
 
-    @cached_property
-    def _changes_by_resource(self) -> dict[tuple[str, str | None], tuple[CapacityChange, ...]]:
-        """The capacity changes of each (resource kind, centre), in the order listed (a site is frozen)."""
-        out: dict[tuple[str, str | None], list[CapacityChange]] = {}
-        for change in self.capacity_changes:
-            out.setdefault((change.resource, change.centre), []).append(change)
-        return {key: tuple(changes) for key, changes in out.items()}
-
     def _changes_on(self, resource: Resource, day: date):
         """Capacity changes that apply on ``day`` (weekly resources: anywhere in its ISO week)."""
-        changes = self._changes_by_resource.get((resource.kind, resource.centre), ())
+        changes = _changes_by_resource(self.capacity_changes).get((resource.kind, resource.centre), ())
         if not changes:  # most resources have none: no need to work out the cell's days
             return
         first, last = resource.cell_days(resource.cell(day))

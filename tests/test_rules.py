@@ -14,6 +14,8 @@ Bank holidays used below (England, from the `holidays` library):
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from pathway.catalogue import load_catalogue
@@ -555,3 +557,22 @@ def test_frozen_booking_dropped_fails():
     problem, bookings = axi_cel_case(frozen=[{"step": "release", "first_day": "2027-02-01"}])
     found = check_plan(problem, make_plan(without(bookings, "release")))
     assert codes(found) == {"FROZEN_CHANGED", "STEP_MISSING"}
+
+
+def test_a_copied_site_with_a_new_closure_counts_it():
+    """A site copied with one more capacity change (what a lab manager's closure does to the site in
+    force) has that change, whatever the original worked out before being copied."""
+    from pathway.cohort import load_problem
+    from pathway.site import CapacityChange
+    from tests.paths import COHORTS
+
+    site = load_problem(COHORTS / "small.json").site
+    machine = next(r for r in site.resources if r.kind == "apheresis_machine")
+    day = date(2027, 1, 12)
+    assert site.capacity_on(machine, day) == machine.capacity  # worked out once on the original
+    closure = CapacityChange(
+        resource=machine.kind, centre=machine.centre, first_day=day, last_day=day, capacity=0, reason="service"
+    )
+    closed = site.model_copy(update={"capacity_changes": (*site.capacity_changes, closure)})
+    assert closed.capacity_on(machine, day) == 0
+    assert site.capacity_on(machine, day) == machine.capacity
