@@ -241,6 +241,12 @@ class Site(Model):
                 shared = r
         return shared
 
+    def model_copy(self, *, update=None, deep: bool = False):
+        """A copy whose cached index of capacity changes is made again (``update`` may change them)."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("_changes_by_resource", None)
+        return copy
+
     @cached_property
     def _changes_by_resource(self) -> dict[tuple[str, str | None], tuple[CapacityChange, ...]]:
         """The capacity changes of each (resource kind, centre), in the order listed (a site is frozen)."""
