@@ -138,11 +138,12 @@ def main(markdown: Path | None = None) -> int:
             moved = [b for b in data.current.bookings if after.get((b.patient, b.step)) != (b.first_day, b.last_day)]
             scratch_unaffected = [b for b in moved if b.patient != patient]
             scratch_violations = len(check_plan(data.problem, scratch))
+            by_method = []
             for method in ("colgen", "cp-sat"):
                 t = time.perf_counter()
                 options = SolveOptions(time_limit=NIGHTLY_TIME_LIMIT, workers=4)
                 r = resolve(data.problem, data.current, data.confirmed, options, method=method).stats
-                rows.append(
+                by_method.append(
                     (
                         f"  re-solve by {method}: objective with moves / proven bound (method), wall s",
                         f"{r['objective_with_moves']} / {r.get('best_bound')} ({r.get('bound_method')}), "
@@ -183,6 +184,7 @@ def main(markdown: Path | None = None) -> int:
                     f"{s.get('current_objective')} -> {s.get('objective')} / {scratch.stats.get('objective')}",
                 )
             )
+            rows.extend(by_method)
 
             third, wall = _run(sessions, later, later.today + timedelta(days=2))
             rows.append(
