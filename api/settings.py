@@ -62,7 +62,7 @@ class Settings(BaseSettings):
         description="local time of the nightly re-solve (HH:MM)",
     )
     nightly_timezone: str = Field(default="Europe/London", description="time zone of nightly_at (IANA name)")
-    nightly_time_limit: float = Field(default=20.0, gt=0, le=3600, description="seconds for the nightly CP-SAT solve")
+    nightly_time_limit: float = Field(default=20.0, gt=0, le=3600, description="seconds for the nightly re-solve")
     max_body_bytes: int = Field(
         default=1_048_576, ge=65_536, le=67_108_864, description="largest request body taken (413 beyond)"
     )

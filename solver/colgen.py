@@ -20,10 +20,17 @@ schedule whose priced cost is within ``plan - bound`` of the patient's best:
 no plan better than the incumbent can use any other (its cost is at least the
 bound plus each patient's excess over their best). The MIP over those columns
 then proves the optimum, or raises the bound to its own.
+
+The nightly re-solve (``Stability``) adds, per patient, the move penalty of each
+current booking as a cost per step and start day in the pricing (``StepMove``),
+"keep as is" as a first column, and leaves patients who must stay scheduled
+without an "unscheduled" column; an unscheduled column costs the penalty plus
+moving every booking. Frozen steps are a domain of one day in the pricing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -33,7 +40,7 @@ import numpy as np
 
 from solver.baseline import Schedule, residual_after_frozen
 from solver.instance import Instance, PatientSpec
-from solver.objective import CostTerms, cost_terms
+from solver.objective import CostTerms, StepMove, cost_terms
 from solver.pricing import TAIL, CellPrices, PatientPricer, column_cells
 
 REDUCED_COST_TOLERANCE = 1e-6
@@ -97,6 +104,21 @@ class TailGuard:
         return spec.id not in self.exempt and starts[spec.infusion] - spec.approval > self.p90
 
 
+@dataclass(frozen=True)
+class Stability:
+    """The nightly re-solve's part (``solver.resolve``): what moving each current booking costs, and who
+    must stay scheduled (no "unscheduled" column: nobody loses their place to someone else)."""
+
+    moves: dict[str, tuple[StepMove, ...]]  # patient id -> the move cost of each booked, not-frozen step
+    required: frozenset[str] = frozenset()
+
+    def as_is(self, spec: PatientSpec) -> list[int] | None:
+        """The patient's current schedule (frozen steps on their day), if every step is booked."""
+        was = {m.step: m.was for m in self.moves.get(spec.id, ())}
+        starts = [s.frozen if s.frozen is not None else was.get(s.index) for s in spec.steps]
+        return None if None in starts else starts
+
+
 @dataclass
 class _Column:
     patient: int
@@ -108,11 +130,17 @@ class Master:
     """The restricted master: one HiGHS model, columns only ever added (HiGHS warm-starts from the last basis)."""
 
     def __init__(
-        self, instance: Instance, specs: list[PatientSpec], penalty: int, guard: TailGuard | None = None, threads=1
+        self,
+        instance: Instance,
+        specs: list[PatientSpec],
+        unscheduled: list[int | None],
+        guard: TailGuard | None = None,
+        threads=1,
     ):
+        """``unscheduled``: per patient, the cost of its "unscheduled" column (None: it has none)."""
         self.instance = instance
         self.specs = specs
-        self.penalty = penalty
+        self.unscheduled = unscheduled
         self.guard = guard
         self.capacity = residual_after_frozen(instance).left
         self.highs = _new_highs(threads)
@@ -143,9 +171,18 @@ class Master:
         self.columns: list[_Column] = []
         self._seen: set[tuple[int, tuple[int, ...]]] = set()
         self._pending: list[tuple[_Column, dict[int, float]]] = []
-        for p in range(n):
-            self._queue(_Column(p, None, penalty), {p: 1.0})
+        for p, cost in enumerate(unscheduled):
+            if cost is not None:
+                self._queue(_Column(p, None, cost), {p: 1.0})
         self.flush()
+
+    def value(self, p: int, priced: tuple[float, list[int]] | None) -> float:
+        """Patient ``p``'s term of the Lagrangian bound: the cheaper of its best priced schedule and
+        leaving it out (-inf if it has neither: no valid bound at these prices)."""
+        out = self.unscheduled[p]
+        if priced is not None:
+            out = priced[0] if out is None else min(out, priced[0])
+        return -math.inf if out is None else out
 
     def _queue(self, column: _Column, entries: dict[int, float]) -> None:
         self._pending.append((column, entries))
@@ -270,6 +307,7 @@ def column_generation(
     reproducible: bool = False,
     guard: TailGuard | None = None,
     max_rounds: int = 500,
+    stability: Stability | None = None,
 ) -> ColgenResult:
     """Bound and plan for ``specs`` (the patients who can be scheduled alone).
 
@@ -278,15 +316,23 @@ def column_generation(
     to their end whatever the clock says (the deadline stays a safety net for the MIPs), so the
     same input gives the same plan on any machine load; HiGHS runs on one thread either way.
     ``guard``: the tail guard, if the site's waiting policy has it (``start`` must keep to it).
+    ``stability``: the nightly re-solve's move costs and required patients (``start`` must schedule them).
     """
     weights = instance.problem.site.objective
     terms = [cost_terms(spec, weights) for spec in specs]
+    required: frozenset[str] = frozenset()
+    if stability is not None:
+        terms = [
+            dataclasses.replace(t, moves=stability.moves.get(spec.id, ())) for spec, t in zip(specs, terms, strict=True)
+        ]
+        required = stability.required
     pricers = [_pricer(instance, spec, t, guard) for spec, t in zip(specs, terms, strict=True)]
-    master = Master(instance, specs, penalty, guard)
+    left_out = [None if spec.id in required else penalty + t.dropping() for spec, t in zip(specs, terms, strict=True)]
+    master = Master(instance, specs, left_out, guard)
     first_stage = None
     if any(start.get(spec.id) is None for spec in specs):  # over-subscribed: fit as many as possible first
         stage_end = time.perf_counter() + FIRST_STAGE_SHARE * max(0.0, deadline - time.perf_counter())
-        first_stage = _most_scheduled(instance, specs, guard, start, stage_end, reproducible, max_rounds)
+        first_stage = _most_scheduled(instance, specs, guard, start, stage_end, reproducible, max_rounds, required)
         for p, starts in first_stage.columns:
             master.add(p, starts, terms[p].evaluate(starts))
     for p, spec in enumerate(specs):
@@ -296,6 +342,9 @@ def column_generation(
         alone = pricers[p].best()
         if alone is not None:
             master.add(p, alone[1], terms[p].evaluate(alone[1]))
+        kept = stability.as_is(spec) if stability is not None else None
+        if kept is not None and pricers[p].allows(kept):  # "keep as is", where it still keeps the patient's rules
+            master.add(p, kept, terms[p].evaluate(kept))
 
     # The LP rounds may take half the time left; the MIP and the exact phase need the rest.
     rounds_end = time.perf_counter() + ROUNDS_SHARE * max(0.0, deadline - time.perf_counter())
@@ -357,7 +406,7 @@ def _rounds(master: Master, pricers, terms, end: float, reproducible: bool, max_
         best.rounds += 1
         _, prices, convexity = master.solve_lp()
         found = [pricer.best(prices) for pricer in pricers]
-        values = np.array([master.penalty if f is None else min(master.penalty, f[0]) for f in found], dtype=float)
+        values = np.array([master.value(p, f) for p, f in enumerate(found)], dtype=float)
         bound = float(values.sum()) - master.capacity_value(prices)
         if bound > best.bound + 1e-9:
             best.bound, best.prices, best.values = bound, prices, values
@@ -378,12 +427,13 @@ class _FirstStage:
     fewest: int  # proven: at least this many patients cannot be scheduled
 
 
-def _most_scheduled(instance, specs, guard, start, end, reproducible, max_rounds) -> _FirstStage:
-    """Column generation on the number of patients left out (each 1, every schedule 0): a proven
-    minimum and a plan that leaves out as few as it can find, whose columns seed the cost stage."""
+def _most_scheduled(instance, specs, guard, start, end, reproducible, max_rounds, required) -> _FirstStage:
+    """Column generation on the number of patients left out (each 1, every schedule 0; the ``required``
+    are never left out): a proven minimum and a plan that leaves out as few as it can find, whose
+    columns seed the cost stage."""
     nought = [CostTerms({}, 0, spec.infusion) for spec in specs]
     pricers = [_pricer(instance, spec, t, guard) for spec, t in zip(specs, nought, strict=True)]
-    master = Master(instance, specs, 1, guard)
+    master = Master(instance, specs, [None if spec.id in required else 1 for spec in specs], guard)
     for p, spec in enumerate(specs):
         if start.get(spec.id) is not None:
             master.add(p, start[spec.id].starts, 0)

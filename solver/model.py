@@ -33,17 +33,8 @@ from dataclasses import dataclass, field
 from solver.baseline import Schedule, residual_after_frozen
 from solver.instance import Instance, PatientSpec
 from solver.lags import add_lags
-from solver.objective import cost_terms, hinge_bound, unscheduled_penalty
+from solver.objective import MoveCost, cost_terms, hinge_bound, unscheduled_penalty
 from solver.params import cp_model
-
-
-@dataclass(frozen=True)
-class MoveCost:
-    """What moving one booking costs in the objective: per day moved, and once if it moves at all."""
-
-    per_day: int = 0
-    per_move: int = 0
-
 
 NO_MOVE_COST = MoveCost()
 

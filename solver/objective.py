@@ -6,10 +6,14 @@ cost = w_a * urgency * (infusion - approval)
      + w_l * max(0, infusion - target)              [lateness]
      + w_g * max(0, infusion - collection - 2)      [fresh graft older than its preferred 48 h]
      + sum_k r_k * max(0, infusion - free - d_k)    [fair waiting: convex delay beyond the capacity-free day]
+     + sum_s per_day_s * |start_s - was_s| + per_move_s * [start_s != was_s]
+                                                    [the nightly re-solve only: moving a current booking]
 
 It is linear in the step start days plus "hinge" terms ``w * max(0, a - b - k)``,
 so the CP-SAT model, the greedy baseline and the plan evaluator build it from
-the same ``CostTerms``.
+the same ``CostTerms``. The move terms (``StepMove``) are a cost per step and
+start day, which the column generation's pricing adds to each step's own cost;
+the CP-SAT model states them itself (``CohortModelBuilder.add_move_penalty``).
 """
 
 from __future__ import annotations
@@ -39,15 +43,44 @@ class Hinge:
 
 
 @dataclass(frozen=True)
+class MoveCost:
+    """What moving one booking costs in the objective: per day moved, and once if it moves at all."""
+
+    per_day: int = 0
+    per_move: int = 0
+
+
+@dataclass(frozen=True)
+class StepMove:
+    """Step ``step`` is booked on day ``was`` in the plan people know: starting it on another day costs
+    ``cost`` (``Site.stability``, as the nightly re-solve weighs it)."""
+
+    step: int
+    was: int
+    cost: MoveCost
+
+    def at(self, day):
+        """The cost of starting the step on ``day`` (an int, or an array of days)."""
+        shift = abs(day - self.was)
+        return self.cost.per_day * shift + self.cost.per_move * (shift != 0)
+
+
+@dataclass(frozen=True)
 class CostTerms:
     coefficients: dict[int, int]  # step index -> coefficient on its start day
     constant: int
     infusion: int
     hinges: tuple[Hinge, ...] = ()
+    moves: tuple[StepMove, ...] = ()  # the nightly re-solve's move penalty, per booked step
 
     def evaluate(self, starts: list[int]) -> int:
         linear = self.constant + sum(c * starts[i] for i, c in self.coefficients.items())
-        return linear + sum(h.weight * h.excess(starts) for h in self.hinges)
+        moved = sum(int(m.at(starts[m.step])) for m in self.moves)
+        return linear + sum(h.weight * h.excess(starts) for h in self.hinges) + moved
+
+    def dropping(self) -> int:
+        """What leaving the patient out costs on top of the unscheduled penalty: each booking moves."""
+        return sum(m.cost.per_move for m in self.moves)
 
 
 def cost_terms(spec: PatientSpec, weights: ObjectiveWeights) -> CostTerms:

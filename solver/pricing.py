@@ -21,8 +21,9 @@ It reads the same allowed start days (``solver.instance``), lag windows
 (``LagSpec``, as ``solver.lags`` adds them to CP-SAT) and cost terms
 (``solver.objective``) as the CP-SAT model, so the two agree on every schedule.
 Frozen steps keep their day and use no priced capacity (the model takes their
-load off the capacity first). ``enumerate`` lists every schedule within a
-threshold of the best, which the column generation's exact phase needs.
+load off the capacity first). The nightly re-solve's move penalty (``StepMove``)
+is one more cost per step and start day, so "keep as is" is priced exactly too.
+``enumerate`` lists every schedule within a threshold of the best, which the column generation's exact phase needs.
 """
 
 from __future__ import annotations
@@ -237,6 +238,8 @@ class PatientPricer:
         for hinge in terms.hinges:
             if hinge.earlier is None:
                 self.own[hinge.later] = self.own[hinge.later] + hinge.weight * np.maximum(0, axis - hinge.allowance)
+        for move in terms.moves:  # the nightly's move penalty: a cost per start day, nothing on "keep as is"
+            self.own[move.step] = self.own[move.step] + move.at(axis)
         self.edges = _edges(spec, terms)
         sizes = [int(np.isfinite(c).sum()) for c in self.own]
         self.tree = _tree(spec, self.edges, sizes)
@@ -339,6 +342,19 @@ class PatientPricer:
         return combos, subtree, totals
 
     # -- answers -----------------------------------------------------------------------------------
+
+    def allows(self, starts: list[int]) -> bool:
+        """Whether ``starts`` keeps the patient's own rules: each step on an allowed day, every lag held."""
+        if not self.feasible:
+            return False
+        for own, day in zip(self.own, starts, strict=True):
+            if not (0 <= day - self.first < self.days and np.isfinite(own[day - self.first])):
+                return False
+        for e in self.edges:
+            d = starts[e.b] - starts[e.a]
+            if (e.lo is not None and d < e.lo) or (e.hi is not None and d > e.hi):
+                return False
+        return True
 
     def best(self, prices: Mapping[str, np.ndarray] | None = None) -> tuple[float, list[int]] | None:
         """(priced cost, start day of every step) of the cheapest schedule, or None if there is none."""

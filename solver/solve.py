@@ -28,7 +28,7 @@ from pathway.cohort import Problem
 from pathway.dates import say_day, say_span
 from pathway.plan import Booking, PatientOutcome, Plan, Unschedulable
 from solver.baseline import Schedule, capacity_free, greedy
-from solver.colgen import TailGuard, column_generation
+from solver.colgen import ColgenResult, TailGuard, column_generation
 from solver.instance import Instance, PatientSpec, build_instance, resource_cells
 from solver.model import CohortModelBuilder
 from solver.objective import cost_terms, unscheduled_penalty
@@ -148,19 +148,7 @@ def _solve_colgen(instance, schedulable, alone, hint, options: SolveOptions, sta
         options.reproducible,
         guard,
     )
-    stats.update(
-        status="OPTIMAL" if found.proven else "FEASIBLE",
-        best_bound=found.bound,
-        bound_method=f"colgen-{found.bound_method}",
-        time_to_bound_s=round(found.time_to_bound, 3),
-        time_to_plan_s=round(found.time_to_plan, 3),
-        colgen_rounds=found.rounds,
-        colgen_columns=found.columns,
-        colgen_objective=found.objective,
-        unscheduled_proven_minimum=found.fewest_unscheduled,
-    )
-    if found.notes:
-        stats["colgen_notes"] = "; ".join(found.notes)
+    stats.update(colgen_stats(found))
     schedules = found.schedules
     remaining = limit - (time.perf_counter() - started)
     if found.proven or remaining < MIN_POLISH_SECONDS:
@@ -181,6 +169,25 @@ def _solve_colgen(instance, schedulable, alone, hint, options: SolveOptions, sta
     if evaluate(instance, schedules) <= stats["best_bound"]:
         stats["status"] = "OPTIMAL"
     return schedules
+
+
+def colgen_stats(found: ColgenResult) -> dict:
+    """What a column generation run reports in a plan's stats: its bound, which method proved it, the
+    time (from the solve's start) to bound and to plan."""
+    stats = {
+        "status": "OPTIMAL" if found.proven else "FEASIBLE",
+        "best_bound": found.bound,
+        "bound_method": f"colgen-{found.bound_method}",
+        "time_to_bound_s": round(found.time_to_bound, 3),
+        "time_to_plan_s": round(found.time_to_plan, 3),
+        "colgen_rounds": found.rounds,
+        "colgen_columns": found.columns,
+        "colgen_objective": found.objective,
+        "unscheduled_proven_minimum": found.fewest_unscheduled,
+    }
+    if found.notes:
+        stats["colgen_notes"] = "; ".join(found.notes)
+    return stats
 
 
 def tail_guard(schedulable: list[PatientSpec], fcfs: dict[str, Schedule | None]) -> TailGuard | None:

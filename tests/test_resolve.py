@@ -118,3 +118,85 @@ def test_frozen_steps_stay_where_they_are_while_the_rest_moves(small):
     after = result.plan.bookings_of("S-AXI-1")
     assert after["apheresis"] == held["apheresis"] and after["manufacture"] == held["manufacture"]
     assert all(m.step not in ("apheresis", "manufacture") for m in result.moves)
+
+
+# -- the column generation pipeline (the default) against CP-SAT alone ---------------------------------
+PIPELINE_COHORTS = ["small", "christmas", "oversubscribed", "regional"]
+
+
+def _plain(problem: Problem) -> Problem:
+    """The problem with the re-solve's own objective: no fair-waiting delay rates and no tail guard."""
+    waiting = problem.site.objective.waiting.model_copy(update={"tail_guard": False, "delay_rates": ()})
+    objective = problem.site.objective.model_copy(update={"waiting": waiting})
+    return dataclasses.replace(problem, site=problem.site.model_copy(update={"objective": objective}))
+
+
+def _disrupted(name: str) -> tuple[Problem, Plan, set[tuple[str, str]]]:
+    """A fixture cohort planned and confirmed; then every booking in its first week is held (frozen) and
+    the apheresis machines close on the busiest apheresis day after its second week."""
+    problem = load_problem(COHORTS / f"{name}.json")
+    plan = solve(problem, options=OPTIONS)
+    start = problem.horizon.start
+    held = {
+        p.id: tuple(
+            FrozenBooking(step=b.step, first_day=b.first_day)
+            for b in plan.bookings_of(p.id).values()
+            if b.first_day < start + timedelta(days=7)
+        )
+        for p in problem.patients
+    }
+    patients = tuple(p.model_copy(update={"frozen": held[p.id]}) if held[p.id] else p for p in problem.patients)
+    days = [b.first_day for b in plan.bookings if b.step in ("apheresis", "harvest")]
+    later = [d for d in days if d >= start + timedelta(days=14)]
+    busiest = max(sorted(set(later)), key=later.count)
+    closure = CapacityChange(
+        resource="apheresis_machine",
+        centre="liverpool",
+        first_day=busiest,
+        last_day=busiest,
+        capacity=0,
+        reason="machine service",
+    )
+    site = problem.site.model_copy(update={"capacity_changes": (*problem.site.capacity_changes, closure)})
+    cohort = problem.cohort.model_copy(update={"patients": patients})
+    disrupted = dataclasses.replace(problem, site=site, cohort=cohort)
+    assert any(v.rule == "CAPACITY" for v in check_plan(disrupted, plan))
+    return disrupted, plan, _everything(plan)
+
+
+@pytest.mark.parametrize("name", PIPELINE_COHORTS)
+def test_the_pipeline_re_solves_a_closure_no_worse_than_cp_sat_and_holds_every_guarantee(name):
+    problem, plan, confirmed = _disrupted(name)
+    pipeline = resolve(problem, plan, confirmed, OPTIONS)
+    cp_sat = resolve(problem, plan, confirmed, OPTIONS, method="cp-sat")
+    assert check_plan(problem, pipeline.plan) == []
+    s = pipeline.stats
+    assert s["objective_with_moves"] <= cp_sat.stats["objective_with_moves"]
+    assert s["objective_with_moves"] < s["repair_objective"] or pipeline.moves == []  # moves only for a gain
+    # the proven bound is below every plan, and what proved it is said
+    assert s["best_bound"] <= min(s["objective_with_moves"], cp_sat.stats["objective_with_moves"])
+    assert s["bound_method"].startswith("colgen-") or s["bound_method"] == "cp-sat"
+    assert 0 <= s["time_to_bound_s"] <= s["wall_time_s"] and 0 <= s["time_to_plan_s"] <= s["wall_time_s"]
+    # held (frozen) bookings never move; every schedule that still stood is kept
+    after = {(b.patient, b.step): b for b in pipeline.plan.bookings}
+    for patient in problem.patients:
+        for held in patient.frozen:
+            assert after[patient.id, held.step].first_day == held.first_day
+    standing = plan.scheduled_patients() - set(pipeline.broken)
+    assert standing <= pipeline.plan.scheduled_patients()
+    # nobody is left out silently: every patient is scheduled or listed unschedulable with a reason
+    refused = {u.patient: u.reason for u in pipeline.plan.unschedulable}
+    assert pipeline.plan.scheduled_patients() | set(refused) == {p.id for p in problem.patients}
+    assert all(refused.values())
+
+
+@pytest.mark.parametrize("name", PIPELINE_COHORTS)
+def test_with_no_disruption_the_pipeline_proves_the_current_plan_and_moves_nothing(name):
+    """The current plan is the proven optimum of the re-solve's own objective: no move can gain."""
+    problem = _plain(load_problem(COHORTS / f"{name}.json"))
+    plan = solve(problem, options=OPTIONS)
+    assert plan.stats["status"] == "OPTIMAL"
+    result = resolve(problem, plan, set(), OPTIONS)
+    assert result.moves == [] and result.stats["method"] == "repair"
+    assert check_plan(problem, result.plan) == []
+    assert result.stats["status"] == "OPTIMAL" and result.stats["best_bound"] == result.stats["objective"]
