@@ -402,8 +402,6 @@ def _nightly(args) -> int:
                     )
             return EXIT_OK
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-        with database.write() as work:
-            nightly.recover(work.session, settings)
         night = args.night or datetime.now(ZoneInfo(settings.nightly_timezone)).date()
         run_id = nightly.claim_night(sessions, settings, night, "schedule")
         if run_id is None:
