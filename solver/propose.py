@@ -59,7 +59,7 @@ from solver.solve import blocking_cells, resource_usage, unschedulable_alone
 
 MAX_NEIGHBOURS = 12  # other patients opened up for the alternatives' solves
 WORKERS = 2
-MIN_SOLVE_S = 0.05  # do not start a CP-SAT solve with less time than this left
+MIN_SOLVE_S = 0.05  # do not start a search for an option (or its CP-SAT polish) with less time than this left
 WINDOW_BEFORE = 14  # days before the capacity-free start of a step searched for blocking resource-days
 MAX_SLIP_DAYS = 14  # an alternative never puts a moved patient's infusion later than this
 COLGEN_SHARE = 0.2  # of the time left, for the pipeline's search of one option; CP-SAT polishes in the rest
@@ -485,6 +485,7 @@ class _CpSatSearch:
     def __init__(self, hood: _Neighbourhood, search: AlternativeSearch):
         self.hood, self.search = hood, search
         self._model = None
+        self._cohort = None
         self._objective = None
 
     def _build(self):
@@ -564,7 +565,9 @@ def _colgen_plan(
         was = hood.current[other.id]
         moves = tuple(StepMove(s.index, was[s.index], per_day) for s in other.steps if s.frozen is None)
         overrides[other.id] = Override(CostTerms({}, 0, other.infusion, moves=moves), allowed)
-        most_moved += sum(max(abs(days[0] - w), abs(days[-1] - w)) for days, w in zip(allowed, was, strict=True))
+        most_moved += sum(
+            max(abs(days[0] - w), abs(days[-1] - w)) for days, w in zip(allowed, was, strict=True) if days
+        )
         # The current plan is the start, where today's rules still allow it.
         keeps = all(w in days for days, w in zip(allowed, was, strict=True))
         start[other.id] = Schedule(was, 0) if keeps else None
