@@ -26,6 +26,14 @@ current booking as a cost per step and start day in the pricing (``StepMove``),
 "keep as is" as a first column, and leaves patients who must stay scheduled
 without an "unscheduled" column; an unscheduled column costs the penalty plus
 moving every booking. Frozen steps are a domain of one day in the pricing.
+
+Propose's alternatives (``solver.propose``) replace some patients' cost and
+allowed start days (``Override``): a moved patient costs only its disruption
+(a cost per day moved, as a ``StepMove``) and may not slip past a cap nor move
+into the freeze window; the proposed patient's infusion is capped at the day
+before the previous option's. Every patient keeps an "unscheduled" column at
+the (artificial) penalty, so the master is feasible before any plan with the
+proposed patient is known.
 """
 
 from __future__ import annotations
@@ -117,6 +125,15 @@ class Stability:
         was = {m.step: m.was for m in self.moves.get(spec.id, ())}
         starts = [s.frozen if s.frozen is not None else was.get(s.index) for s in spec.steps]
         return None if None in starts else starts
+
+
+@dataclass(frozen=True)
+class Override:
+    """A caller's own view of one patient, in place of the site's (propose's alternatives): its cost
+    terms and its allowed start days per step (a frozen step: its one day)."""
+
+    terms: CostTerms
+    domains: list[list[int]]
 
 
 @dataclass
@@ -308,6 +325,9 @@ def column_generation(
     guard: TailGuard | None = None,
     max_rounds: int = 500,
     stability: Stability | None = None,
+    overrides: dict[str, Override] | None = None,
+    first_stage: bool = True,
+    exact_phase: bool = True,
 ) -> ColgenResult:
     """Bound and plan for ``specs`` (the patients who can be scheduled alone).
 
@@ -317,6 +337,11 @@ def column_generation(
     same input gives the same plan on any machine load; HiGHS runs on one thread either way.
     ``guard``: the tail guard, if the site's waiting policy has it (``start`` must keep to it).
     ``stability``: the nightly re-solve's move costs and required patients (``start`` must schedule them).
+    ``overrides``: per patient id, cost terms and allowed start days replacing the site's (``start``
+    must keep to them). ``first_stage``: where ``start`` leaves someone out, first fit as many patients
+    as possible (off: the cost stage alone, where the penalty already puts that first). ``exact_phase``:
+    list every column that could still improve an unproven plan (off: the caller polishes with CP-SAT,
+    as propose does, whose "unscheduled" start leaves too wide a gap to list).
     """
     weights = instance.problem.site.objective
     terms = [cost_terms(spec, weights) for spec in specs]
@@ -326,14 +351,19 @@ def column_generation(
             dataclasses.replace(t, moves=stability.moves.get(spec.id, ())) for spec, t in zip(specs, terms, strict=True)
         ]
         required = stability.required
-    pricers = [_pricer(instance, spec, t, guard) for spec, t in zip(specs, terms, strict=True)]
+    overrides = overrides or {}
+    terms = [overrides[spec.id].terms if spec.id in overrides else t for spec, t in zip(specs, terms, strict=True)]
+    domains = [overrides[spec.id].domains if spec.id in overrides else None for spec in specs]
+    pricers = [_pricer(instance, spec, t, guard, d) for spec, t, d in zip(specs, terms, domains, strict=True)]
     left_out = [None if spec.id in required else penalty + t.dropping() for spec, t in zip(specs, terms, strict=True)]
     master = Master(instance, specs, left_out, guard)
-    first_stage = None
-    if any(start.get(spec.id) is None for spec in specs):  # over-subscribed: fit as many as possible first
+    most = None
+    if first_stage and any(
+        start.get(spec.id) is None for spec in specs
+    ):  # over-subscribed: fit as many as possible first
         stage_end = time.perf_counter() + FIRST_STAGE_SHARE * max(0.0, deadline - time.perf_counter())
-        first_stage = _most_scheduled(instance, specs, guard, start, stage_end, reproducible, max_rounds, required)
-        for p, starts in first_stage.columns:
+        most = _most_scheduled(instance, specs, guard, start, stage_end, reproducible, max_rounds, required, domains)
+        for p, starts in most.columns:
             master.add(p, starts, terms[p].evaluate(starts))
     for p, spec in enumerate(specs):
         schedule = start.get(spec.id)
@@ -358,8 +388,8 @@ def column_generation(
         p: index[p, None if start.get(spec.id) is None else tuple(start[spec.id].starts)]
         for p, spec in enumerate(specs)
     }
-    if first_stage is not None and first_stage.plan is not None:
-        fitted = {p: index[p, None if starts is None else tuple(starts)] for p, starts in first_stage.plan.items()}
+    if most is not None and most.plan is not None:
+        fitted = {p: index[p, None if starts is None else tuple(starts)] for p, starts in most.plan.items()}
         if master.objective_of(fitted) < master.objective_of(incumbent):
             incumbent = fitted
 
@@ -372,9 +402,9 @@ def column_generation(
     result = ColgenResult(
         {}, objective, bound, objective <= bound, "lagrangian", time_to_bound, time_to_plan, rounds, 0
     )
-    if first_stage is not None:
-        result.fewest_unscheduled = first_stage.fewest
-    if not result.proven and best_prices is not None and remaining() > 0:
+    if most is not None:
+        result.fewest_unscheduled = most.fewest
+    if exact_phase and not result.proven and best_prices is not None and remaining() > 0:
         _exact_phase(master, pricers, terms, best_prices, best_values, best_bound, choice, objective, remaining, result)
         choice = result.choice
         result.time_to_plan = time.perf_counter() - started
@@ -427,12 +457,13 @@ class _FirstStage:
     fewest: int  # proven: at least this many patients cannot be scheduled
 
 
-def _most_scheduled(instance, specs, guard, start, end, reproducible, max_rounds, required) -> _FirstStage:
+def _most_scheduled(instance, specs, guard, start, end, reproducible, max_rounds, required, domains) -> _FirstStage:
     """Column generation on the number of patients left out (each 1, every schedule 0; the ``required``
     are never left out): a proven minimum and a plan that leaves out as few as it can find, whose
-    columns seed the cost stage."""
+    columns seed the cost stage. ``domains``: per patient, allowed start days replacing the spec's (None:
+    the spec's)."""
     nought = [CostTerms({}, 0, spec.infusion) for spec in specs]
-    pricers = [_pricer(instance, spec, t, guard) for spec, t in zip(specs, nought, strict=True)]
+    pricers = [_pricer(instance, spec, t, guard, d) for spec, t, d in zip(specs, nought, domains, strict=True)]
     master = Master(instance, specs, [None if spec.id in required else 1 for spec in specs], guard)
     for p, spec in enumerate(specs):
         if start.get(spec.id) is not None:
@@ -450,11 +481,16 @@ def _most_scheduled(instance, specs, guard, start, end, reproducible, max_rounds
     return _FirstStage(columns, plan, fewest)
 
 
-def _pricer(instance: Instance, spec: PatientSpec, terms, guard: TailGuard | None) -> PatientPricer:
+def _pricer(
+    instance: Instance, spec: PatientSpec, terms, guard: TailGuard | None, domains: list[list[int]] | None = None
+) -> PatientPricer:
     if guard is None:
-        return PatientPricer(instance, spec, terms)
-    domains = [[s.frozen] if s.frozen is not None else s.starts for s in spec.steps]
-    domains[spec.infusion] = guard.infusion_days(spec)
+        return PatientPricer(instance, spec, terms, domains)
+    if domains is None:
+        domains = [[s.frozen] if s.frozen is not None else s.starts for s in spec.steps]
+    allowed = set(guard.infusion_days(spec))
+    domains = [*domains]
+    domains[spec.infusion] = [d for d in domains[spec.infusion] if d in allowed]
     tail_after = None if spec.id in guard.exempt else spec.approval + guard.p90
     return PatientPricer(instance, spec, terms, domains, tail_after=tail_after)
 

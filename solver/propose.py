@@ -12,10 +12,24 @@ dates. Two kinds of answer:
   small neighbourhood is opened up: movable patients whose current bookings
   sit on the resource-days (weeks) that keep the patient from an earlier
   schedule, nearest to the patient's capacity-free dates first, at most
-  ``MAX_NEIGHBOURS``. Everyone else stays fixed load. CP-SAT
-  (``solver.model.CohortModelBuilder`` with its move penalty) minimises the days moved
-  (disruption), then the patient's cost, subject to ``infusion <= bound``;
-  each answer tightens the bound to the day before its infusion.
+  ``MAX_NEIGHBOURS``. Everyone else stays fixed load. Each option minimises
+  the days moved (disruption), then the patient's cost, subject to
+  ``infusion <= bound``; each answer tightens the bound to the day before its
+  infusion. By ``method``:
+
+  - "colgen" (the default), the column generation pipeline
+    (``solver.colgen``): a moved patient costs only its disruption (a cost per
+    day moved in the exact pricing) and keeps to its allowed days (where it
+    is now, or after the freeze window; its infusion no more than
+    ``max_slip_days`` later); the patient's infusion domain ends at the bound.
+    No plan with the patient is known at a new bound, so it starts
+    "unscheduled" at an artificial penalty above every plan that schedules
+    everyone. What the pipeline does not prove in its share of the time
+    (``COLGEN_SHARE``; typically "no earlier option exists", which its LP
+    relaxation cannot show), CP-SAT polishes with its plan as the hint and
+    its bound as the objective's lower bound;
+  - "cp-sat": the CP-SAT model (``solver.model.CohortModelBuilder`` with its
+    move penalty) alone.
 
 Every option is a valid plan together with the current bookings of the others
 (with its moves applied): the moved patients keep their own rules (domains and
@@ -29,23 +43,28 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
+from typing import Literal
 
 from pathway.cohort import FrozenBooking, Problem
 from pathway.dates import say_day
 from pathway.plan import Booking, Plan
 from solver.baseline import Residual, Schedule, residual_after_frozen
+from solver.colgen import Override, column_generation
 from solver.instance import Instance, PatientSpec, build_instance, resource_cells
 from solver.model import CohortModelBuilder
-from solver.objective import CostTerms, cost_terms, hinge_bound
-from solver.params import cp_model, new_solver
+from solver.objective import CostTerms, MoveCost, StepMove, cost_terms, hinge_bound
+from solver.params import REPRODUCIBLE_WALL_FACTOR, cp_model, new_solver
 from solver.single import best_single_schedule
 from solver.solve import blocking_cells, resource_usage, unschedulable_alone
 
 MAX_NEIGHBOURS = 12  # other patients opened up for the alternatives' solves
 WORKERS = 2
-MIN_SOLVE_S = 0.05  # do not start a CP-SAT solve with less time than this left
+MIN_SOLVE_S = 0.05  # do not start a search for an option (or its CP-SAT polish) with less time than this left
 WINDOW_BEFORE = 14  # days before the capacity-free start of a step searched for blocking resource-days
 MAX_SLIP_DAYS = 14  # an alternative never puts a moved patient's infusion later than this
+COLGEN_SHARE = 0.2  # of the time left, for the pipeline's search of one option; CP-SAT polishes in the rest
+
+Method = Literal["colgen", "cp-sat"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,8 @@ def propose(
     time_limit: float = 2.0,
     max_slip_days: int = MAX_SLIP_DAYS,
     movable_from: date | None = None,
+    method: Method = "colgen",
+    reproducible: bool = False,
 ) -> Proposal:
     """The fast path and up to ``alternatives`` earlier options for ``patient_id``.
 
@@ -108,10 +129,15 @@ def propose(
     step lands before ``movable_from`` (the end of a freeze window).
     ``time_limit`` bounds the whole call: the alternatives' search stops when
     it is spent (the fast path, tens of milliseconds, is never cut short).
+    ``method``: the alternatives' search, "colgen" (the column generation
+    pipeline, CP-SAT polishing what it does not prove in time) or "cp-sat"
+    (CP-SAT alone). ``reproducible``: the same input gives the same options
+    on any machine load (``time_limit`` is then CP-SAT's deterministic time,
+    and the clock only a safety net, ``REPRODUCIBLE_WALL_FACTOR`` times it).
     Raises KeyError if ``patient_id`` is not in ``problem``.
     """
     started = time.perf_counter()
-    deadline = started + time_limit
+    deadline = started + time_limit * (REPRODUCIBLE_WALL_FACTOR if reproducible else 1)
     problem.patient(patient_id)  # KeyError for an unknown patient
     booked = _booked(problem, current, patient_id)
 
@@ -169,6 +195,10 @@ def propose(
                     deadline=deadline,
                     max_slip_days=max_slip_days,
                     movable_from=movable_from,
+                    method=method,
+                    reproducible=reproducible,
+                    time_limit=time_limit,
+                    fixed=instance,
                 ).options()
     return done(fast, options, reason)
 
@@ -324,6 +354,10 @@ class AlternativeSearch:
     deadline: float  # time.perf_counter() at which to stop
     max_slip_days: int = MAX_SLIP_DAYS
     movable_from: date | None = None
+    method: Method = "colgen"
+    reproducible: bool = False  # CP-SAT on deterministic time (``time_limit``), HiGHS's rounds to their end
+    time_limit: float = 2.0  # seconds: CP-SAT's deterministic-time limit in reproducible mode
+    fixed: Instance | None = None  # the instance with every other patient fixed, if already built (propose's)
 
     def options(self) -> tuple[Option, ...]:
         return _alternatives(self)
@@ -332,65 +366,89 @@ class AlternativeSearch:
 def _alternatives(search: AlternativeSearch) -> tuple[Option, ...]:
     """Options with infusion <= ``latest_infusion``, each strictly earlier than the one before, least
     disruption first."""
-    problem, patient_id, booked, neighbours = search.problem, search.patient_id, search.booked, search.neighbours
-    max_slip_days, movable_from = search.max_slip_days, search.movable_from
-    instance = build_instance(_fixed_problem(problem, patient_id, booked, free=set(neighbours)))
-    specs = {s.id: s for s in instance.patients}
-    spec = specs[patient_id]
-    others = [specs[n] for n in neighbours]
-    current = {
-        o.id: [step.frozen if step.frozen is not None else instance.day_of(booked[o.id][step.name]) for step in o.steps]
-        for o in others
-    }
-    hint = {o.id: Schedule(current[o.id], 0) for o in others} | {patient_id: Schedule(search.hint_starts, 0)}
-    cohort = (
-        CohortModelBuilder(instance, [spec] + others)
-        .require()
-        .add_capacity()
-        .add_cost({patient_id: search.lower_bound})
-        .add_move_penalty(current)  # shifts measured, weighed by the objective below
-        .add_hint(hint)
-        .build()
-    )
-    model = cohort.model
-    for pv in cohort.patients[1:]:
-        infusion_start = pv.starts[pv.spec.infusion]
-        if not isinstance(infusion_start, int):
-            model.add(infusion_start <= current[pv.spec.id][pv.spec.infusion] + max_slip_days)
-        if movable_from is not None:
-            for step, var in zip(pv.spec.steps, pv.starts, strict=True):
-                if not isinstance(var, int):
-                    # a step may stay where it is, or move to a day after the freeze window
-                    allowed = {d for d in step.starts if d >= instance.day_of(movable_from)} | {
-                        current[pv.spec.id][step.index]
-                    }
-                    model.add_linear_expression_in_domain(var, cp_model.Domain.from_values(sorted(allowed)))
-    own = cohort.patients[0]
-    terms = cost_terms(spec, problem.site.objective)
-    # Lexicographic: every day moved weighs more than the patient's whole cost range.
-    model.minimize((_max_cost(spec, terms) + 1) * cohort.disruption + own.cost)
-    infusion = own.starts[spec.infusion]
-
+    hood = _Neighbourhood.of(search)
+    cp_sat = _CpSatSearch(hood, search)
     options: list[Option] = []
     bound = search.latest_infusion
     while len(options) < search.wanted and bound >= search.earliest_infusion:
-        left = search.deadline - time.perf_counter()
-        if left < MIN_SOLVE_S:
+        if search.deadline - time.perf_counter() < MIN_SOLVE_S:
             break
-        model.add(infusion <= bound)
-        solver = new_solver(left, workers=WORKERS)
-        # A small model: the default presolve loops cost more than the search (same answers, measured).
-        solver.parameters.max_presolve_iterations = 1
-        status = solver.solve(model)
-        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        if search.method == "colgen":
+            values = _colgen_plan(hood, search, bound, cp_sat)
+        else:
+            values = cp_sat.plan(bound)
+        if values is None:
             break
-        values = {pv.spec.id: pv.values(solver) for pv in cohort.patients}
-        moves, disruption = [], 0
-        for other in others:
+        options.append(hood.option(values))
+        bound = values[search.patient_id][hood.spec.infusion] - 1
+    options.sort(key=lambda o: (o.disruption, o.cost, o.infusion))
+    return tuple(options)
+
+
+@dataclass
+class _Neighbourhood:
+    """The alternatives' problem: the patient and the ``others`` (the neighbours) free, everyone else fixed
+    load. Its objective is lexicographic: ``weight`` per day any other patient's booking moves (more than
+    the patient's whole cost range), plus the patient's own cost."""
+
+    instance: Instance
+    spec: PatientSpec
+    others: list[PatientSpec]
+    current: dict[str, list[int]]  # neighbour id -> the start day of each step in the current plan
+    terms: CostTerms  # the patient's
+    weight: int
+    max_slip_days: int
+    movable_from: int | None  # day index: no moved step starts before it
+
+    @classmethod
+    def of(cls, search: AlternativeSearch) -> _Neighbourhood:
+        problem, booked = search.problem, search.booked
+        instance = _free_neighbours(search)
+        specs = {s.id: s for s in instance.patients}
+        spec = specs[search.patient_id]
+        others = [specs[n] for n in search.neighbours]
+        current = {
+            o.id: [
+                step.frozen if step.frozen is not None else instance.day_of(booked[o.id][step.name]) for step in o.steps
+            ]
+            for o in others
+        }
+        terms = cost_terms(spec, problem.site.objective)
+        movable_from = None if search.movable_from is None else instance.day_of(search.movable_from)
+        return cls(
+            instance, spec, others, current, terms, _max_cost(spec, terms) + 1, search.max_slip_days, movable_from
+        )
+
+    def allowed(self, other: PatientSpec) -> list[list[int]]:
+        """A neighbour's start days per step: where it is now, or (moved) after the freeze window, its
+        infusion no more than ``max_slip_days`` later than now; a frozen step on its day."""
+        was = self.current[other.id]
+        out = []
+        for step in other.steps:
+            if step.frozen is not None:
+                out.append([step.frozen])
+                continue
+            days = [
+                d for d in step.starts if d == was[step.index] or self.movable_from is None or d >= self.movable_from
+            ]
+            if step.index == other.infusion:
+                days = [d for d in days if d <= was[step.index] + self.max_slip_days]
+            out.append(days)
+        return out
+
+    def disruption(self, values: dict[str, list[int]]) -> int:
+        """Days the neighbours' bookings move, in all."""
+        return sum(abs(a - b) for o in self.others for a, b in zip(values[o.id], self.current[o.id], strict=True))
+
+    def objective(self, values: dict[str, list[int]]) -> int:
+        return self.weight * self.disruption(values) + self.terms.evaluate(values[self.spec.id])
+
+    def option(self, values: dict[str, list[int]]) -> Option:
+        instance, moves = self.instance, []
+        for other in self.others:
             for step in other.steps:
-                was, now = current[other.id][step.index], values[other.id][step.index]
+                was, now = self.current[other.id][step.index], values[other.id][step.index]
                 if now != was:
-                    disruption += abs(now - was)
                     moves.append(
                         Move(
                             patient=other.id,
@@ -401,16 +459,147 @@ def _alternatives(search: AlternativeSearch) -> tuple[Option, ...]:
                             to_last_day=instance.date_of(now + step.duration - 1),
                         )
                     )
-        starts = values[patient_id]
-        options.append(_option(instance, spec, terms, starts, moves, disruption))
-        bound = starts[spec.infusion] - 1
+        starts = values[self.spec.id]
+        return _option(instance, self.spec, self.terms, starts, moves, self.disruption(values))
+
+
+def _free_neighbours(search: AlternativeSearch) -> Instance:
+    """The instance with the neighbours free and everyone else fixed. From ``search.fixed``, only the
+    neighbours' specs are built again (a spec depends on its own patient and the site alone)."""
+    free = set(search.neighbours)
+    problem = _fixed_problem(search.problem, search.patient_id, search.booked, free=free)
+    if search.fixed is None:
+        return build_instance(problem)
+    neighbours = problem.cohort.model_copy(update={"patients": tuple(p for p in problem.patients if p.id in free)})
+    rebuilt = {s.id: s for s in build_instance(dataclasses.replace(problem, cohort=neighbours)).patients}
+    return dataclasses.replace(
+        search.fixed, problem=problem, patients=[rebuilt.get(s.id, s) for s in search.fixed.patients]
+    )
+
+
+class _CpSatSearch:
+    """The CP-SAT model of the neighbourhood (``method="cp-sat"``, and the pipeline's polisher), built on
+    first use. Its constraints only tighten from one option to the next (a lower infusion bound; a lower
+    bound on the objective proven at a looser one), so one model serves every option."""
+
+    def __init__(self, hood: _Neighbourhood, search: AlternativeSearch):
+        self.hood, self.search = hood, search
+        self._model = None
+        self._cohort = None
+        self._objective = None
+
+    def _build(self):
+        hood, search = self.hood, self.search
+        patient_id = hood.spec.id
+        hint = {o.id: Schedule(hood.current[o.id], 0) for o in hood.others} | {
+            patient_id: Schedule(search.hint_starts, 0)
+        }
+        cohort = (
+            CohortModelBuilder(hood.instance, [hood.spec] + hood.others)
+            .require()
+            .add_capacity()
+            .add_cost({patient_id: search.lower_bound})
+            .add_move_penalty(hood.current)  # shifts measured, weighed by the objective below
+            .add_hint(hint)
+            .build()
+        )
+        model = cohort.model
+        for pv in cohort.patients[1:]:
+            for var, days in zip(pv.starts, hood.allowed(pv.spec), strict=True):
+                if not isinstance(var, int):
+                    model.add_linear_expression_in_domain(var, cp_model.Domain.from_values(days))
+        # Lexicographic: every day moved weighs more than the patient's whole cost range.
+        self._objective = hood.weight * cohort.disruption + cohort.patients[0].cost
+        model.minimize(self._objective)
+        self._cohort = cohort
+        self._model = model
+
+    def plan(
+        self, bound: int, hint: dict[str, list[int]] | None = None, lower: int | None = None
+    ) -> dict[str, list[int]] | None:
+        """The best plan with the patient's infusion on or before ``bound`` (None if none is found in
+        time); ``hint``: a plan to start from, ``lower``: a proven lower bound on the objective."""
+        if self._model is None:
+            self._build()
+        model, cohort, search = self._model, self._cohort, self.search
+        model.add(cohort.patients[0].starts[self.hood.spec.infusion] <= bound)
+        if lower is not None:
+            model.add(self._objective >= lower)
+        if hint is not None:
+            model.clear_hints()
+            for pv in cohort.patients:
+                for var, value in zip(pv.starts, hint[pv.spec.id], strict=True):
+                    if not isinstance(var, int):
+                        model.add_hint(var, value)
+        left = search.deadline - time.perf_counter()
+        # Reproducible: deterministic time, never what the clock has left (the deadline is the safety net).
+        solver = new_solver(search.time_limit if search.reproducible else left, WORKERS, search.reproducible)
+        # A small model: the default presolve loops cost more than the search (same answers, measured).
+        solver.parameters.max_presolve_iterations = 1
+        status = solver.solve(model)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return None
+        values = {pv.spec.id: pv.values(solver) for pv in cohort.patients}
         model.clear_hints()
         for pv in cohort.patients:
             for var, value in zip(pv.starts, values[pv.spec.id], strict=True):
                 if not isinstance(var, int):
                     model.add_hint(var, value)
-    options.sort(key=lambda o: (o.disruption, o.cost, o.infusion))
-    return tuple(options)
+        return values
+
+
+def _colgen_plan(
+    hood: _Neighbourhood, search: AlternativeSearch, bound: int, cp_sat: _CpSatSearch
+) -> dict[str, list[int]] | None:
+    """The best plan with the patient's infusion on or before ``bound``, by column generation (the
+    neighbours cost their disruption only, in their allowed days; the patient its own cost). The
+    patient starts "unscheduled" at an artificial penalty above every plan that schedules everyone: no
+    plan with it is known before the search. What the pipeline does not prove in time, CP-SAT polishes."""
+    spec, others = hood.spec, hood.others
+    per_day = MoveCost(per_day=hood.weight)
+    overrides: dict[str, Override] = {}
+    start: dict[str, Schedule | None] = {spec.id: None}
+    most_moved = 0
+    for other in others:
+        allowed = hood.allowed(other)
+        was = hood.current[other.id]
+        moves = tuple(StepMove(s.index, was[s.index], per_day) for s in other.steps if s.frozen is None)
+        overrides[other.id] = Override(CostTerms({}, 0, other.infusion, moves=moves), allowed)
+        most_moved += sum(
+            max(abs(days[0] - w), abs(days[-1] - w)) for days, w in zip(allowed, was, strict=True) if days
+        )
+        # The current plan is the start, where today's rules still allow it.
+        keeps = all(w in days for days, w in zip(allowed, was, strict=True))
+        start[other.id] = Schedule(was, 0) if keeps else None
+    domains = [[s.frozen] if s.frozen is not None else s.starts for s in spec.steps]
+    domains[spec.infusion] = [d for d in domains[spec.infusion] if d <= bound]
+    overrides[spec.id] = Override(hood.terms, domains)
+    artificial = hood.weight * (most_moved + 1)  # more than any plan that schedules everyone
+    now = time.perf_counter()
+    found = column_generation(
+        hood.instance,
+        [spec, *others],
+        start,
+        artificial,
+        now,
+        now + COLGEN_SHARE * (search.deadline - now),
+        search.reproducible,
+        overrides=overrides,
+        first_stage=False,
+        exact_phase=False,
+    )
+    schedules = found.schedules
+    values = None
+    if all(schedules[s.id] is not None for s in (spec, *others)):
+        values = {pid: schedule.starts for pid, schedule in schedules.items()}
+    if found.bound >= artificial:  # proven: every plan leaves someone out
+        return None
+    if found.proven or search.deadline - time.perf_counter() < MIN_SOLVE_S:
+        return values
+    polished = cp_sat.plan(bound, hint=values, lower=found.bound)
+    if polished is not None and (values is None or hood.objective(polished) < hood.objective(values)):
+        return polished
+    return values
 
 
 def _max_cost(spec: PatientSpec, terms: CostTerms) -> int:

@@ -339,3 +339,80 @@ def test_move_penalty_measures_shifts_and_keeps_the_current_plan_when_heavy(smal
         assert solver.value(cohort.disruption) == 0
         for pv in cohort.patients:
             assert [v if isinstance(v, int) else solver.value(v) for v in pv.starts] == current[pv.spec.id]
+
+
+# -- the alternatives on the column generation pipeline --------------------------------------
+def _scenario(name: str, small_greedy, regional_greedy):
+    """(problem, current plan, patient, movable) of a fixture cohort where alternatives move others."""
+    if name == "regional":
+        problem, plan = regional_greedy
+        patient_id = "R-0032"
+    else:
+        problem, plan = small_greedy
+        patient_id = {"small-inhouse": "S-INH-3", "small-axicel": "S-AXI-1"}[name]
+        problem = _urgent(problem, patient_id)
+    return problem, _without(plan, patient_id), patient_id, [p.id for p in problem.patients]
+
+
+def _dominated(option: Option, by: tuple[Option, ...]) -> bool:
+    """Some option of ``by`` infuses no later with no more disruption."""
+    return any(o.infusion <= option.infusion and o.disruption <= option.disruption for o in by)
+
+
+@pytest.mark.parametrize(
+    "name, slip, movable_from",
+    [
+        ("small-inhouse", 14, None),
+        ("small-axicel", 14, None),
+        ("regional", 14, None),
+        ("small-inhouse", 14, D("2027-01-11")),  # its cheapest moves start on 07 Jan
+        ("regional", 7, D("2027-04-21")),  # its cheapest moves start on 19 and 21 Apr
+    ],
+)
+def test_pipeline_alternatives_equal_or_beat_cp_sat_and_keep_every_guarantee(
+    name, slip, movable_from, small_greedy, regional_greedy
+):
+    problem, current, patient_id, everyone = _scenario(name, small_greedy, regional_greedy)
+    found = {
+        method: propose(
+            problem,
+            patient_id,
+            current,
+            movable=everyone,
+            time_limit=5,
+            max_slip_days=slip,
+            movable_from=movable_from,
+            method=method,
+            reproducible=True,
+        )
+        for method in ("colgen", "cp-sat")
+    }
+    pipeline, cp_sat = found["colgen"], found["cp-sat"]
+    assert pipeline.fast == cp_sat.fast
+    assert pipeline.alternatives and any(o.moves for o in pipeline.alternatives)
+    for option in cp_sat.alternatives:
+        assert _dominated(option, pipeline.alternatives), (option, pipeline.alternatives)
+    assert min(o.infusion for o in pipeline.alternatives) <= min(o.infusion for o in cp_sat.alternatives)
+    _assert_alternatives(problem, current, pipeline, everyone)  # every plan through the checker
+    # Each strictly earlier than the one before (in order of infusion), none as late as the fast path.
+    infusions = sorted(o.infusion for o in pipeline.alternatives)
+    assert len(set(infusions)) == len(infusions)
+    before = {(b.patient, b.step): b.first_day for b in current.bookings}
+    mine = problem.site.objective.urgency_weights[problem.patient(patient_id).urgency]
+    for option in pipeline.alternatives:
+        for m in option.moves:
+            assert problem.site.objective.urgency_weights[problem.patient(m.patient).urgency] <= mine
+            assert movable_from is None or m.to_first_day >= movable_from
+            if m.step == "infusion":
+                assert (m.to_first_day - before[m.patient, m.step]).days <= slip
+
+
+def test_pipeline_alternatives_are_the_same_twice_in_reproducible_mode(regional_greedy):
+    problem, plan = regional_greedy
+    current = _without(plan, "R-0032")
+    everyone = [p.id for p in problem.patients]
+    first, second = (
+        propose(problem, "R-0032", current, movable=everyone, time_limit=5, reproducible=True) for _ in range(2)
+    )
+    assert first.alternatives and first.alternatives == second.alternatives
+    assert first.fast == second.fast
