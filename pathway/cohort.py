@@ -149,8 +149,13 @@ class Problem:
     def horizon(self) -> Horizon:
         return self.cohort.horizon
 
+    @cached_property
+    def _templates(self) -> dict[str, Template]:
+        return {t.id: t for t in self.catalogue.templates}
+
     def template(self, patient: Patient) -> Template:
-        return self.catalogue.template(patient.pathway)
+        template = self._templates.get(patient.pathway)
+        return template if template is not None else self.catalogue.template(patient.pathway)
 
     def washouts(self, patient: Patient) -> tuple[Washout, ...]:
         return self.catalogue.washouts(self.template(patient))

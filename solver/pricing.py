@@ -439,3 +439,9 @@ def column_cells(instance: Instance, spec: PatientSpec, starts: list[int]) -> di
         for rid, cell, amount in resource_cells(instance, step, starts[step.index]):
             out[rid, cell] = out.get((rid, cell), 0) + amount
     return out
+
+
+def lag_graph_is_forest(spec: PatientSpec, terms: CostTerms) -> bool:
+    """Whether the patient's lag graph (with pairwise hinges) has no cycle: the dynamic programme then
+    enumerates no step, whatever the domains."""
+    return _is_forest(len(spec.steps), _edges(spec, terms), set())
