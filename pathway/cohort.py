@@ -157,6 +157,15 @@ class Problem:
         template = self._templates.get(patient.pathway)
         return template if template is not None else self.catalogue.template(patient.pathway)
 
+    @cached_property
+    def _step_names(self) -> dict[str, frozenset[str]]:
+        return {t.id: frozenset(s.name for s in t.steps) for t in self.catalogue.templates}
+
+    def step_names(self, patient: Patient) -> frozenset[str]:
+        """The names of the steps of the patient's pathway."""
+        names = self._step_names.get(patient.pathway)
+        return names if names is not None else frozenset(s.name for s in self.template(patient).steps)
+
     def washouts(self, patient: Patient) -> tuple[Washout, ...]:
         return self.catalogue.washouts(self.template(patient))
 

@@ -99,7 +99,7 @@ def _booked(problem: Problem, plan: Plan) -> dict[str, dict[str, Booking]]:
         patient = patients.get(booking.patient)
         if patient is None:
             continue
-        if booking.step not in {s.name for s in problem.template(patient).steps}:
+        if booking.step not in problem.step_names(patient):
             continue
         out[booking.patient].setdefault(booking.step, booking)
     return out
@@ -154,22 +154,23 @@ def unknown_booking(problem: Problem, plan: Plan) -> list[Violation]:
     seen: set[tuple[str, str]] = set()
     for booking in plan.bookings:
         patient = patients.get(booking.patient)
+        if patient is not None and booking.step in problem.step_names(patient):
+            if (booking.patient, booking.step) not in seen:
+                seen.add((booking.patient, booking.step))
+                continue
         dates = f"from {_day(booking.first_day)} to {_day(booking.last_day)}"
         if patient is None:
             message = (
                 f"The plan books {_step(booking.step)} {dates} for patient {booking.patient}, "
                 f"who is not in cohort {problem.cohort.name}."
             )
-        elif booking.step not in {s.name for s in problem.template(patient).steps}:
+        elif booking.step not in problem.step_names(patient):
             message = (
                 f"The plan books step {booking.step} {dates} for patient {patient.id}, "
                 f"but pathway {patient.pathway} has no such step."
             )
-        elif (booking.patient, booking.step) in seen:
-            message = f"Patient {patient.id} has {_step(booking.step)} booked more than once (again {dates})."
         else:
-            seen.add((booking.patient, booking.step))
-            continue
+            message = f"Patient {patient.id} has {_step(booking.step)} booked more than once (again {dates})."
         found.append(
             Violation(
                 rule="UNKNOWN_BOOKING",

@@ -162,6 +162,19 @@ def window_min(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     hi = int(min(hi, n - 1))
     if lo > hi:
         return np.full_like(values, INF)
+    if hi == n - 1 or lo == -(n - 1):  # the window reaches an end of the axis: a running minimum
+        out = np.full_like(values, INF)
+        if hi == n - 1:  # min(values[max(0, x + lo) .. n - 1])
+            ahead = np.minimum.accumulate(values[:, ::-1], axis=1)[:, ::-1]
+            at = np.arange(n) + lo
+            inside = at <= n - 1
+            out[:, inside] = ahead[:, np.maximum(at[inside], 0)]
+        else:  # min(values[0 .. min(x + hi, n - 1)])
+            behind = np.minimum.accumulate(values, axis=1)
+            at = np.arange(n) + hi
+            inside = at >= 0
+            out[:, inside] = behind[:, np.minimum(at[inside], n - 1)]
+        return out
     width = hi - lo + 1
     left, right = max(0, -lo), max(0, hi)
     table = np.concatenate([np.full((rows, left), INF), values, np.full((rows, right), INF)], axis=1)
@@ -282,6 +295,8 @@ class PatientPricer:
     def _batch(self, priced: list[np.ndarray]):
         """Rows: one per combination of the enumerated steps' days; each step's cost per row and day."""
         enumerated = self.tree.enumerated
+        if not enumerated:  # one row, each step's own costs as they are (never written to)
+            return np.zeros((1, 0), dtype=int), [c[None, :] for c in priced], np.zeros(1)
         values = [np.flatnonzero(np.isfinite(priced[i])) for i in enumerated]
         product = list(itertools.product(*values))
         rows = len(product)
