@@ -17,7 +17,7 @@ import numpy as np
 
 from solver.instance import Instance, PatientSpec, resource_cells
 from solver.objective import cost_terms
-from solver.pricing import lag_graph_is_forest, window_min
+from solver.pricing import enumerated_steps, window_min
 from solver.single import best_single_schedule
 
 
@@ -86,6 +86,10 @@ class Residual:
                 ok &= ~counted | (least_here >= use.amount)
         return days[ok].tolist()
 
+    def domains(self, spec: PatientSpec) -> list[list[int]]:
+        """Each step's allowed start days that fit in the capacity left (a frozen step: its day)."""
+        return [step.starts if step.frozen is not None else self.allowed(spec, step.index) for step in spec.steps]
+
     def fits(self, spec: PatientSpec, starts: list[int]) -> bool:
         """Whether every step not frozen fits in the capacity left on its day in ``starts`` (the test
         ``allowed`` makes, for one day)."""
@@ -137,8 +141,8 @@ def greedy(
     ``alone``: the capacity-free schedules (``capacity_free``) of the same instance. A patient whose
     capacity-free schedule fits in the capacity left gets it without a search: narrowing the domains
     and adding the delay costs (nought on that schedule) cannot make another schedule cheaper, and
-    the dynamic programme would break ties the same way, where its lag graph is a forest (with a cycle,
-    which steps it enumerates depends on the domains' sizes, so those patients are searched).
+    the dynamic programme breaks ties the same way on both, as long as it enumerates the same steps
+    (with a cycle in the lag graph, which ones depends on the domains' sizes).
     """
     weights = instance.problem.site.objective
     residual = residual_after_frozen(instance)
@@ -150,11 +154,17 @@ def greedy(
             continue
         terms = cost_terms(spec, weights)
         free = alone.get(spec.id) if alone is not None else None
-        if free is not None and lag_graph_is_forest(spec, terms) and residual.fits(spec, free.starts):
-            starts = free.starts
+        if free is not None and residual.fits(spec, free.starts):
+            narrowed = None
+            enumerated = enumerated_steps(spec, terms, [s.starts for s in spec.steps])
+            if enumerated:
+                narrowed = residual.domains(spec)
+            if not enumerated or enumerated == enumerated_steps(spec, terms, narrowed):
+                starts = free.starts
+            else:
+                starts = best_single_schedule(spec, narrowed, terms)[0]  # the capacity-free schedule fits
         else:
-            domains = [s.starts if s.frozen is not None else residual.allowed(spec, s.index) for s in spec.steps]
-            found = best_single_schedule(spec, domains, terms)
+            found = best_single_schedule(spec, residual.domains(spec), terms)
             if found is None:
                 out[spec.id] = None
                 continue

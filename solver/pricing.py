@@ -301,7 +301,7 @@ class PatientPricer:
         product = list(itertools.product(*values))
         rows = len(product)
         combos = np.array(product, dtype=int).reshape(rows, len(enumerated))
-        base = [np.broadcast_to(c, (rows, self.days)).copy() for c in priced]
+        base = [np.broadcast_to(c, (rows, self.days)) for c in priced]  # read-only views: replaced, never written
         fixed = np.zeros(rows)
         for k, i in enumerate(enumerated):
             fixed += priced[i][combos[:, k]]
@@ -456,7 +456,7 @@ def column_cells(instance: Instance, spec: PatientSpec, starts: list[int]) -> di
     return out
 
 
-def lag_graph_is_forest(spec: PatientSpec, terms: CostTerms) -> bool:
-    """Whether the patient's lag graph (with pairwise hinges) has no cycle: the dynamic programme then
-    enumerates no step, whatever the domains."""
-    return _is_forest(len(spec.steps), _edges(spec, terms), set())
+def enumerated_steps(spec: PatientSpec, terms: CostTerms, domains: list[list[int]]) -> list[int]:
+    """The steps the dynamic programme enumerates on these domains (none where the lag graph, with its
+    pairwise hinges, is a forest); which ones depends on the domains' sizes."""
+    return _tree(spec, _edges(spec, terms), [len(d) for d in domains]).enumerated
