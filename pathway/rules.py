@@ -87,12 +87,21 @@ def _patient_steps(problem: Problem, patient: Patient) -> dict[str, PatientStep]
     return {ps.name: ps for ps in problem.steps(patient)}
 
 
+# The last plan read by ``_booked`` (problem, plan, bookings): most rules read the same plan in turn.
+# Both are immutable, and held here, so the same objects mean the same bookings.
+_last_booked: tuple[Problem, Plan, dict[str, dict[str, Booking]]] | None = None
+
+
 def _booked(problem: Problem, plan: Plan) -> dict[str, dict[str, Booking]]:
-    """patient id -> step name -> booking, for bookings of known patients and steps.
+    """patient id -> step name -> booking, for bookings of known patients and steps (read only).
 
     When a step is booked twice the first booking is judged here; the second one
     is reported by UNKNOWN_BOOKING.
     """
+    global _last_booked
+    last = _last_booked
+    if last is not None and last[0] is problem and last[1] is plan:
+        return last[2]
     patients = _cohort_patients(problem)
     out: dict[str, dict[str, Booking]] = defaultdict(dict)
     for booking in plan.bookings:
@@ -102,7 +111,8 @@ def _booked(problem: Problem, plan: Plan) -> dict[str, dict[str, Booking]]:
         if booking.step not in problem.step_names(patient):
             continue
         out[booking.patient].setdefault(booking.step, booking)
-    return out
+    _last_booked = (problem, plan, dict(out))
+    return _last_booked[2]
 
 
 def _offset(lag: Lag, this: Booking, other: Booking) -> int:
