@@ -287,10 +287,12 @@ def _allowed_starts(
     check_days = duration if step.calendar_applies_to == "every_day" else 1
     # Days the patient must be on hand if the step starts on s: [s, s + length) for each length.
     # PATIENT_PRESENT steps for their own days; PRESENCE windows after an infusion.
-    on_hand = ([duration] if step.patient_present else []) + [
-        p.days for p in problem.template(patient).presence_after(step.name)
-    ]
-    on_hand = on_hand if blackouts_apply else []
+    # (Only blackouts make them matter.)
+    on_hand = []
+    if blackouts_apply and patient.blackouts:
+        on_hand = ([duration] if step.patient_present else []) + [
+            p.days for p in problem.template(patient).presence_after(step.name)
+        ]
     blackouts = (
         [(instance.day_of(b.first_day), instance.day_of(b.last_day)) for b in patient.blackouts] if on_hand else []
     )
