@@ -28,6 +28,7 @@ is one more cost per step and start day, so "keep as is" is priced exactly too.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -111,8 +112,18 @@ def _is_forest(n: int, edges: list[Edge], removed: set[int]) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=512)
+def _forest(n: int, edges: tuple[Edge, ...]) -> _Tree | None:
+    """The tree of a lag graph that is a forest (None if it has a cycle), made once per graph: it does
+    not depend on the domains."""
+    return _tree_of(n, list(edges), [1] * n) if _is_forest(n, list(edges), set()) else None
+
+
 def _tree(spec: PatientSpec, edges: list[Edge], sizes: list[int]) -> _Tree:
-    n = len(spec.steps)
+    return _forest(len(spec.steps), tuple(edges)) or _tree_of(len(spec.steps), edges, sizes)
+
+
+def _tree_of(n: int, edges: list[Edge], sizes: list[int]) -> _Tree:
     enumerated: list[int] = []
     for k in range(n + 1):  # the fewest steps to enumerate; among those, the fewest combinations
         candidates = [set(c) for c in itertools.combinations(range(n), k) if _is_forest(n, edges, set(c))]
