@@ -3,6 +3,7 @@
     v2v-bench [--quick] [--markdown FILE]                        column generation, CP-SAT, greedy, bound (bench/run.py)
     v2v-bench --api [sqlite|postgresql|both] [--markdown FILE]   the HTTP API on a real server (bench/api.py)
     v2v-bench --nightly [--markdown FILE]                        the nightly re-solve (bench/nightly.py)
+    v2v-bench --cli [--runs N] [--markdown FILE]                 greedy solves from process start (bench/cli.py)
     v2v-bench --load [sqlite|postgresql|both] [--clients N] [--rounds R] [--workers W] [--reads-only] [--markdown FILE]
                                                                  many clients at once, reads and writes (bench/load.py)
 
@@ -60,6 +61,12 @@ def _parser() -> _Parser:
         help="benchmark the nightly re-solve instead (regional, one OOS event); "
         "--markdown out/bench.md writes out/bench-nightly.md",
     )
+    which.add_argument(
+        "--cli",
+        action="store_true",
+        help="time `v2v solve COHORT --method greedy` as whole processes instead (regional, national); "
+        "--markdown out/bench.md writes out/bench-cli.md",
+    )
     _databases(
         which,
         "--load",
@@ -72,6 +79,7 @@ def _parser() -> _Parser:
     parser.add_argument(
         "--reads-only", action="store_true", help="with --load: no proposals or confirms (where do reads stand alone?)"
     )
+    parser.add_argument("--runs", type=_count(1, 50), default=5, help="with --cli: counted runs per cohort (5)")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     return parser
 
@@ -82,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.nightly import main as nightly_main
 
         return nightly_main(markdown=args.markdown)
+    if args.cli:
+        from bench.cli import main as cli_main
+
+        return cli_main(runs=args.runs, markdown=args.markdown)
     if args.load:
         from bench.load import main as load_main
 

@@ -14,6 +14,7 @@ after conditioning on days -5..-3 is ``anchor: end, min: 2``.
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from importlib import resources
 from pathlib import Path
@@ -447,6 +448,12 @@ def remanufacture_variant(template: Template) -> Template | None:
 DEFAULT_CATALOGUE: Path = resources.files("pathway") / "data" / "pathways.yaml"
 
 
+# libyaml's safe loader where PyYAML was built with it: the same documents, about 8 times faster on a
+# national cohort. Its error messages and marks differ, so a document it refuses is read again by the
+# pure-Python loader for the message.
+_FAST_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_data_file(path: Path) -> object:
     """Read a YAML or JSON file, raising InputError naming the file on failure."""
     try:
@@ -455,6 +462,14 @@ def read_data_file(path: Path) -> object:
         raise InputError(str(path), "", f"cannot read file: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise InputError(str(path), "", "not a UTF-8 text file") from None
+    try:  # JSON is YAML; the json module reads it several times faster
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return yaml.load(text, Loader=_FAST_SAFE_LOADER)
+    except yaml.YAMLError:
+        pass
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

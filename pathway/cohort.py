@@ -149,11 +149,30 @@ class Problem:
     def horizon(self) -> Horizon:
         return self.cohort.horizon
 
+    @cached_property
+    def _templates(self) -> dict[str, Template]:
+        return {t.id: t for t in self.catalogue.templates}
+
     def template(self, patient: Patient) -> Template:
-        return self.catalogue.template(patient.pathway)
+        template = self._templates.get(patient.pathway)
+        return template if template is not None else self.catalogue.template(patient.pathway)
+
+    @cached_property
+    def _step_names(self) -> dict[str, frozenset[str]]:
+        return {t.id: frozenset(s.name for s in t.steps) for t in self.catalogue.templates}
+
+    def step_names(self, patient: Patient) -> frozenset[str]:
+        """The names of the steps of the patient's pathway."""
+        names = self._step_names.get(patient.pathway)
+        return names if names is not None else frozenset(s.name for s in self.template(patient).steps)
+
+    @cached_property
+    def _washouts(self) -> dict[str, tuple[Washout, ...]]:
+        return {t.id: self.catalogue.washouts(t) for t in self.catalogue.templates}
 
     def washouts(self, patient: Patient) -> tuple[Washout, ...]:
-        return self.catalogue.washouts(self.template(patient))
+        found = self._washouts.get(patient.pathway)
+        return found if found is not None else self.catalogue.washouts(self.template(patient))
 
     @cached_property
     def _steps(self) -> dict[str, tuple[PatientStep, ...]]:
@@ -228,6 +247,17 @@ class Problem:
                 return p
         raise KeyError(patient_id)
 
+    @cached_property
+    def _resource_by_kind_and_centre(self) -> dict[tuple[str, str | None], Resource | None]:
+        return {}
+
+    def _resources(self, kind: str, centre: str | None) -> Resource | None:
+        """``Site.find_resource``, looked up once per kind and centre."""
+        key = (kind, centre)
+        if key not in self._resource_by_kind_and_centre:
+            self._resource_by_kind_and_centre[key] = self.site.find_resource(kind, centre)
+        return self._resource_by_kind_and_centre[key]
+
     def _resolve(self, patient: Patient):
         durations: dict[str, int] = {}
         for step in self.template(patient).steps:
@@ -238,7 +268,7 @@ class Problem:
             durations[step.name] = duration
             resources = []
             for use in step.uses:
-                resource = self.site.find_resource(use.resource, patient.centre)
+                resource = self._resources(use.resource, patient.centre)
                 assert resource is not None  # checked by load_problem
                 resources.append((resource, use.amount, min(use.days or duration, duration)))
             yield PatientStep(patient, step, duration, tuple(resources))

@@ -87,22 +87,32 @@ def _patient_steps(problem: Problem, patient: Patient) -> dict[str, PatientStep]
     return {ps.name: ps for ps in problem.steps(patient)}
 
 
+# The last plan read by ``_booked`` (problem, plan, bookings): most rules read the same plan in turn.
+# Both are immutable, and held here, so the same objects mean the same bookings.
+_last_booked: tuple[Problem, Plan, dict[str, dict[str, Booking]]] | None = None
+
+
 def _booked(problem: Problem, plan: Plan) -> dict[str, dict[str, Booking]]:
-    """patient id -> step name -> booking, for bookings of known patients and steps.
+    """patient id -> step name -> booking, for bookings of known patients and steps (read only).
 
     When a step is booked twice the first booking is judged here; the second one
     is reported by UNKNOWN_BOOKING.
     """
+    global _last_booked
+    last = _last_booked
+    if last is not None and last[0] is problem and last[1] is plan:
+        return last[2]
     patients = _cohort_patients(problem)
     out: dict[str, dict[str, Booking]] = defaultdict(dict)
     for booking in plan.bookings:
         patient = patients.get(booking.patient)
         if patient is None:
             continue
-        if booking.step not in {s.name for s in problem.template(patient).steps}:
+        if booking.step not in problem.step_names(patient):
             continue
         out[booking.patient].setdefault(booking.step, booking)
-    return out
+    _last_booked = (problem, plan, dict(out))
+    return _last_booked[2]
 
 
 def _offset(lag: Lag, this: Booking, other: Booking) -> int:
@@ -154,22 +164,23 @@ def unknown_booking(problem: Problem, plan: Plan) -> list[Violation]:
     seen: set[tuple[str, str]] = set()
     for booking in plan.bookings:
         patient = patients.get(booking.patient)
+        if patient is not None and booking.step in problem.step_names(patient):
+            if (booking.patient, booking.step) not in seen:
+                seen.add((booking.patient, booking.step))
+                continue
         dates = f"from {_day(booking.first_day)} to {_day(booking.last_day)}"
         if patient is None:
             message = (
                 f"The plan books {_step(booking.step)} {dates} for patient {booking.patient}, "
                 f"who is not in cohort {problem.cohort.name}."
             )
-        elif booking.step not in {s.name for s in problem.template(patient).steps}:
+        elif booking.step not in problem.step_names(patient):
             message = (
                 f"The plan books step {booking.step} {dates} for patient {patient.id}, "
                 f"but pathway {patient.pathway} has no such step."
             )
-        elif (booking.patient, booking.step) in seen:
-            message = f"Patient {patient.id} has {_step(booking.step)} booked more than once (again {dates})."
         else:
-            seen.add((booking.patient, booking.step))
-            continue
+            message = f"Patient {patient.id} has {_step(booking.step)} booked more than once (again {dates})."
         found.append(
             Violation(
                 rule="UNKNOWN_BOOKING",

@@ -228,6 +228,10 @@ class Site(Model):
             return False
         return True
 
+    def open_days(self, calendar: str, first: date, days: int) -> list[bool]:
+        """``is_open`` for each of ``days`` days from ``first``."""
+        return [self.is_open(calendar, first + timedelta(days=d)) for d in range(days)]
+
     def closed_reason(self, calendar: str, day: date) -> str:
         """Why ``day`` is not a ``calendar`` day, without the date ('' if it is open)."""
         rule = self.calendars[calendar]
@@ -273,6 +277,19 @@ class Site(Model):
         for change in self._changes_on(resource, day):
             capacity = change.capacity
         return capacity
+
+    def capacity_days(self, resource: Resource, first: date, days: int) -> list[int]:
+        """``capacity_on`` for each of ``days`` days from ``first`` (a daily resource): each change
+        overwrites its days in the order listed, so the last one listed wins."""
+        if resource.weekly:
+            raise ValueError(f"{resource.id} is counted per week, not per day")
+        out = [resource.capacity] * days
+        for change in _changes_by_resource(self.capacity_changes).get((resource.kind, resource.centre), ()):
+            lo = max(0, (change.first_day - first).days)
+            hi = min(days, (change.last_day - first).days + 1)
+            if lo < hi:
+                out[lo:hi] = [change.capacity] * (hi - lo)
+        return out
 
     def capacity_reason(self, resource: Resource, day: date) -> str:
         reason = ""

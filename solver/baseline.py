@@ -17,7 +17,7 @@ import numpy as np
 
 from solver.instance import Instance, PatientSpec, resource_cells
 from solver.objective import cost_terms
-from solver.pricing import window_min
+from solver.pricing import enumerated_steps, window_min
 from solver.single import best_single_schedule
 
 
@@ -41,15 +41,29 @@ def capacity_free(instance: Instance) -> dict[str, Schedule | None]:
 
 
 class Residual:
-    """Capacity left per resource and day (or week), as patients are booked."""
+    """Capacity left per resource and day (or week), as patients are booked.
+
+    ``left`` holds lists (what the CP-SAT model and the master read); each resource's numpy copy and
+    its sliding-window minima, made when a domain is filtered, are kept up to date by ``book``.
+    """
 
     def __init__(self, instance: Instance):
         self.instance = instance
         self.left = {rid: list(caps) for rid, caps in instance.capacity.items()}
+        self._arrays: dict[str, np.ndarray] = {}
+        self._least: dict[tuple[str, int], np.ndarray] = {}  # (resource, days) -> least left from each day on
 
-    def _cells(self, spec: PatientSpec, step_index: int, start: int):
-        for rid, cell, amount in resource_cells(self.instance, spec.steps[step_index], start):
-            yield self.left[rid], cell, amount
+    def _array(self, rid: str) -> np.ndarray:
+        if rid not in self._arrays:
+            self._arrays[rid] = np.asarray(self.left[rid], dtype=float)
+        return self._arrays[rid]
+
+    def _least_over(self, rid: str, days: int) -> np.ndarray:
+        """The least left over ``[day, day + days)`` for each day of the axis (cells off it not counted)."""
+        key = (rid, days)
+        if key not in self._least:
+            self._least[key] = window_min(self._array(rid)[None, :], 0, days - 1)[0]
+        return self._least[key]
 
     def allowed(self, spec: PatientSpec, step_index: int) -> list[int]:
         """The step's allowed start days on which it fits in the capacity left, every day at once."""
@@ -57,14 +71,14 @@ class Residual:
         days = np.asarray(step.starts, dtype=int)
         ok = np.ones(len(days), dtype=bool)
         for use in step.uses:
-            left = np.asarray(self.left[use.resource], dtype=float)
+            left = self._array(use.resource)
             if use.weekly:
                 weeks = (days + self.instance.week_offset) // 7
                 inside = (weeks >= 0) & (weeks < len(left))
                 ok &= ~inside | (left[np.clip(weeks, 0, len(left) - 1)] >= use.amount)
             else:
                 # the least left over [day, day + use.days); cells off the day axis are not counted
-                least = window_min(left[None, :], 0, use.days - 1)[0]
+                least = self._least_over(use.resource, use.days)
                 ahead = np.minimum.accumulate(left)  # a step starting before day 0: its cells from day 0 on
                 last = np.clip(days + use.days - 1, 0, len(left) - 1)
                 least_here = np.where(days < 0, ahead[last], least[np.clip(days, 0, len(left) - 1)])
@@ -72,9 +86,34 @@ class Residual:
                 ok &= ~counted | (least_here >= use.amount)
         return days[ok].tolist()
 
+    def domains(self, spec: PatientSpec) -> list[list[int]]:
+        """Each step's allowed start days that fit in the capacity left (a frozen step: its day)."""
+        return [step.starts if step.frozen is not None else self.allowed(spec, step.index) for step in spec.steps]
+
+    def fits(self, spec: PatientSpec, starts: list[int]) -> bool:
+        """Whether every step not frozen fits in the capacity left on its day in ``starts`` (the test
+        ``allowed`` makes, for one day)."""
+        return all(
+            self.left[rid][cell] >= amount
+            for step in spec.steps
+            if step.frozen is None
+            for rid, cell, amount in resource_cells(self.instance, step, starts[step.index])
+        )
+
     def book(self, spec: PatientSpec, step_index: int, start: int) -> None:
-        for caps, i, amount in self._cells(spec, step_index, start):
-            caps[i] -= amount
+        touched = set()
+        for rid, cell, amount in resource_cells(self.instance, spec.steps[step_index], start):
+            self.left[rid][cell] -= amount
+            if rid in self._arrays:
+                self._arrays[rid][cell] -= amount
+                touched.add(rid)
+        for key in [key for key in self._least if key[0] in touched]:
+            del self._least[key]
+
+    def refresh(self) -> None:
+        """Forget the numpy copies (after ``left`` was changed other than by ``book``)."""
+        self._arrays.clear()
+        self._least.clear()
 
 
 def residual_after_frozen(instance: Instance) -> Residual:
@@ -90,11 +129,21 @@ def residual_after_frozen(instance: Instance) -> Residual:
                 residual.book(spec, step.index, step.frozen)
     for caps in residual.left.values():
         caps[:] = [max(0, c) for c in caps]
+    residual.refresh()
     return residual
 
 
-def greedy(instance: Instance, excluded: set[str] = frozenset()) -> dict[str, Schedule | None]:
-    """First come (approval date), first served; urgent first on the same day."""
+def greedy(
+    instance: Instance, excluded: set[str] = frozenset(), alone: dict[str, Schedule | None] | None = None
+) -> dict[str, Schedule | None]:
+    """First come (approval date), first served; urgent first on the same day.
+
+    ``alone``: the capacity-free schedules (``capacity_free``) of the same instance. A patient whose
+    capacity-free schedule fits in the capacity left gets it without a search: narrowing the domains
+    and adding the delay costs (nought on that schedule) cannot make another schedule cheaper, and
+    the dynamic programme breaks ties the same way on both, as long as it enumerates the same steps
+    (with a cycle in the lag graph, which ones depends on the domains' sizes).
+    """
     weights = instance.problem.site.objective
     residual = residual_after_frozen(instance)
     order = sorted(instance.patients, key=lambda p: (p.approval, -p.urgency_weight, p.id))
@@ -103,13 +152,23 @@ def greedy(instance: Instance, excluded: set[str] = frozenset()) -> dict[str, Sc
         if spec.id in excluded:
             out[spec.id] = None
             continue
-        domains = [s.starts if s.frozen is not None else residual.allowed(spec, s.index) for s in spec.steps]
         terms = cost_terms(spec, weights)
-        found = best_single_schedule(spec, domains, terms)
-        if found is None:
-            out[spec.id] = None
-            continue
-        starts = found[0]
+        free = alone.get(spec.id) if alone is not None else None
+        if free is not None and residual.fits(spec, free.starts):
+            narrowed = None
+            enumerated = enumerated_steps(spec, terms, [s.starts for s in spec.steps])
+            if enumerated:
+                narrowed = residual.domains(spec)
+            if not enumerated or enumerated == enumerated_steps(spec, terms, narrowed):
+                starts = free.starts
+            else:
+                starts = best_single_schedule(spec, narrowed, terms)[0]  # the capacity-free schedule fits
+        else:
+            found = best_single_schedule(spec, residual.domains(spec), terms)
+            if found is None:
+                out[spec.id] = None
+                continue
+            starts = found[0]
         for step in spec.steps:
             if step.frozen is None:
                 residual.book(spec, step.index, starts[step.index])

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+import numpy as np
+
 from pathway.catalogue import StepKind
 from pathway.cohort import Patient, PatientStep, Problem
 from pathway.dates import say_day, say_span
@@ -121,67 +123,85 @@ def resource_cells(instance: Instance, step: StepSpec, start: int):
 
 
 class _DayRules:
-    """Per-calendar and per-resource boolean day arrays with prefix sums (fast range checks)."""
+    """Per-calendar and per-resource day flags over the day axis ``[first, last)``, as prefix counts
+    (numpy arrays), so that every candidate start day of a step is checked at once."""
 
-    def __init__(self, problem: Problem, first: int, last: int):
-        self.problem = problem
+    def __init__(self, instance: Instance, first: int, daily: dict[str, np.ndarray]):
+        self.problem = instance.problem
         self.first = first  # day index of array position 0
-        self.last = last
-        self._open: dict[str, list[int]] = {}
-        self._short: dict[tuple[str, int], list[int]] = {}
+        self.last = instance.last_day
+        self.week_offset = instance.week_offset
+        self.weekly = {rid: caps for rid, caps in instance.capacity.items() if instance.weekly[rid]}
+        self.daily = daily  # daily resource id -> capacity per day over [first, last)
+        self._open: dict[str, np.ndarray] = {}
+        self._short: dict[tuple[str, int], np.ndarray] = {}
+        self._site_days: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
-    def _prefix(self, flags) -> list[int]:
-        out = [0]
-        for f in flags:
-            out.append(out[-1] + (1 if f else 0))
-        return out
+    @staticmethod
+    def _prefix(flags: np.ndarray) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(flags, dtype=np.int64)])
 
-    def _days(self):
-        start = self.problem.horizon.start
-        return (start + timedelta(days=d) for d in range(self.first, self.last))
-
-    def open_prefix(self, calendar: str) -> list[int]:
+    def open_prefix(self, calendar: str) -> np.ndarray:
         if calendar not in self._open:
-            site = self.problem.site
-            self._open[calendar] = self._prefix(site.is_open(calendar, day) for day in self._days())
+            start = self.problem.horizon.start + timedelta(days=self.first)
+            is_open = self.problem.site.open_days(calendar, start, self.last - self.first)
+            self._open[calendar] = self._prefix(np.asarray(is_open, dtype=bool))
         return self._open[calendar]
 
-    def short_prefix(self, resource: Resource, amount: int) -> list[int]:
+    def short_prefix(self, rid: str, amount: int) -> np.ndarray:
         """Prefix count of days whose capacity is below ``amount`` (daily resources)."""
-        key = (resource.id, amount)
+        key = (rid, amount)
         if key not in self._short:
-            site = self.problem.site
-            self._short[key] = self._prefix(site.capacity_on(resource, day) < amount for day in self._days())
+            self._short[key] = self._prefix(self.daily[rid] < amount)
         return self._short[key]
 
-    def count(self, prefix: list[int], a: int, b: int) -> int:
-        """Number of flagged days in [a, b) (day indices)."""
-        a = max(a, self.first) - self.first
-        b = min(b, self.last) - self.first
-        return prefix[b] - prefix[a] if b > a else 0
+    def site_days(self, calendar: str, check_days: int, uses: list[Use]) -> tuple[np.ndarray, np.ndarray]:
+        """For every start day 0..last-1 of a step on ``calendar`` (open for its first ``check_days``)
+        using ``uses``: whether the calendar rules it out, and whether a resource it needs is closed
+        (capacity below its amount on a day it uses, or in its week). Made once per kind of step."""
+        key = (calendar, check_days, tuple(uses))
+        if key not in self._site_days:
+            days = np.arange(self.last)
+            closed = self.count(self.open_prefix(calendar), days, days + check_days) != check_days
+            short = np.zeros(self.last, dtype=bool)
+            for use in uses:
+                if use.weekly:
+                    capacity = np.asarray(self.weekly[use.resource])
+                    short |= capacity[(days + self.week_offset) // 7] < use.amount
+                else:
+                    prefix = self.short_prefix(use.resource, use.amount)
+                    short |= self.count(prefix, days, days + use.days) > 0
+            self._site_days[key] = closed, short
+        return self._site_days[key]
+
+    def count(self, prefix: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Number of flagged days in ``[a, b)`` (day indices, arrays), days off the axis not counted."""
+        a = np.clip(a, self.first, self.last) - self.first
+        b = np.clip(b, self.first, self.last) - self.first
+        return np.where(b > a, prefix[b] - prefix[a], 0)
 
 
 def build_instance(problem: Problem) -> Instance:
     horizon = problem.horizon
     last_day = horizon.days + tail_days(problem)
     week_offset = horizon.start.weekday()
-    capacity: dict[str, list[int]] = {}
-    weekly: dict[str, bool] = {}
-    resources: dict[str, Resource] = {}
+    instance = Instance(problem, horizon.days, last_day, week_offset, {}, {}, {})
+    # Frozen history may start before day 0: calendars and closures are read from there on.
+    first = min([0] + [instance.day_of(d) for p in problem.patients for d in problem.frozen(p).values()])
+    daily: dict[str, np.ndarray] = {}
     for r in problem.site.resources:
-        resources[r.id] = r
-        weekly[r.id] = r.weekly
+        instance.resources[r.id] = r
+        instance.weekly[r.id] = r.weekly
         if r.weekly:
             weeks = (last_day + week_offset) // 7 + 1
-            capacity[r.id] = [
-                problem.site.capacity_on(r, horizon.start + timedelta(days=7 * w - week_offset)) for w in range(weeks)
-            ]
+            mondays = (horizon.start + timedelta(days=7 * w - week_offset) for w in range(weeks))
+            instance.capacity[r.id] = [problem.site.capacity_on(r, monday) for monday in mondays]
         else:
-            capacity[r.id] = [problem.site.capacity_on(r, horizon.start + timedelta(days=d)) for d in range(last_day)]
+            days = problem.site.capacity_days(r, horizon.start + timedelta(days=first), last_day - first)
+            daily[r.id] = np.asarray(days)
+            instance.capacity[r.id] = days[-first:] if first else days
 
-    instance = Instance(problem, horizon.days, last_day, week_offset, capacity, weekly, resources)
-    first = min([0] + [instance.day_of(d) for p in problem.patients for d in problem.frozen(p).values()])
-    rules = _DayRules(problem, first, last_day)
+    rules = _DayRules(instance, first, daily)
     instance.patients = [_patient_spec(instance, rules, p) for p in problem.patients]
     return instance
 
@@ -264,39 +284,36 @@ def _allowed_starts(
             )
         return
 
-    open_prefix = rules.open_prefix(step.calendar)
     check_days = duration if step.calendar_applies_to == "every_day" else 1
     # Days the patient must be on hand if the step starts on s: [s, s + length) for each length.
     # PATIENT_PRESENT steps for their own days; PRESENCE windows after an infusion.
-    on_hand = ([duration] if step.patient_present else []) + [
-        p.days for p in problem.template(patient).presence_after(step.name)
-    ]
-    on_hand = on_hand if blackouts_apply else []
+    # (Only blackouts make them matter.)
+    on_hand = []
+    if blackouts_apply and patient.blackouts:
+        on_hand = ([duration] if step.patient_present else []) + [
+            p.days for p in problem.template(patient).presence_after(step.name)
+        ]
     blackouts = (
         [(instance.day_of(b.first_day), instance.day_of(b.last_day)) for b in patient.blackouts] if on_hand else []
     )
     on_hand_days = max(on_hand, default=0)
-    shortages = [(rules.short_prefix(instance.resources[u.resource], u.amount), u) for u in spec.uses if not u.weekly]
-    weekly = [u for u in spec.uses if u.weekly]
 
-    counts = {"calendar": 0, "blackout": 0, "capacity": 0}
-    starts = []
-    for s in range(lo, hi + 1):
-        if rules.count(open_prefix, s, s + check_days) != check_days:
-            counts["calendar"] += 1
-            continue
-        if any(s <= b_last and b_first <= s + on_hand_days - 1 for b_first, b_last in blackouts):
-            counts["blackout"] += 1
-            continue
-        if any(rules.count(prefix, s, s + u.days) for prefix, u in shortages) or any(
-            instance.capacity[u.resource][instance.week(s)] < u.amount for u in weekly
-        ):
-            counts["capacity"] += 1
-            continue
-        starts.append(s)
+    # Candidate start days lo..hi, each failing (in this order) the calendar, a blackout or a closure.
+    closed, short = rules.site_days(step.calendar, check_days, spec.uses)
+    closed, short = closed[lo : hi + 1], short[lo : hi + 1]
+    days = np.arange(lo, hi + 1)
+    away = np.zeros(len(days), dtype=bool)
+    for b_first, b_last in blackouts:
+        away |= (days <= b_last) & (days + on_hand_days - 1 >= b_first)
+    starts = days[~(closed | away | short)].tolist()
     spec.starts = starts
     if not starts:
         # Every candidate day failed; name the filter that removed the most.
+        counts = {
+            "calendar": int(closed.sum()),
+            "blackout": int((away & ~closed).sum()),
+            "capacity": int((short & ~(closed | away)).sum()),
+        }
         worst = max(counts, key=counts.get)
         spec.blocked_rule = {"calendar": "CALENDAR", "blackout": "BLACKOUT", "capacity": "CAPACITY"}[worst]
         spec.blocked_by = {

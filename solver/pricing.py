@@ -28,6 +28,7 @@ is one more cost per step and start day, so "keep as is" is priced exactly too.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -111,8 +112,18 @@ def _is_forest(n: int, edges: list[Edge], removed: set[int]) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=512)
+def _forest(n: int, edges: tuple[Edge, ...]) -> _Tree | None:
+    """The tree of a lag graph that is a forest (None if it has a cycle), made once per graph: it does
+    not depend on the domains."""
+    return _tree_of(n, list(edges), [1] * n) if _is_forest(n, list(edges), set()) else None
+
+
 def _tree(spec: PatientSpec, edges: list[Edge], sizes: list[int]) -> _Tree:
-    n = len(spec.steps)
+    return _forest(len(spec.steps), tuple(edges)) or _tree_of(len(spec.steps), edges, sizes)
+
+
+def _tree_of(n: int, edges: list[Edge], sizes: list[int]) -> _Tree:
     enumerated: list[int] = []
     for k in range(n + 1):  # the fewest steps to enumerate; among those, the fewest combinations
         candidates = [set(c) for c in itertools.combinations(range(n), k) if _is_forest(n, edges, set(c))]
@@ -162,6 +173,19 @@ def window_min(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     hi = int(min(hi, n - 1))
     if lo > hi:
         return np.full_like(values, INF)
+    if hi == n - 1 or lo == -(n - 1):  # the window reaches an end of the axis: a running minimum
+        out = np.full_like(values, INF)
+        if hi == n - 1:  # min(values[max(0, x + lo) .. n - 1])
+            ahead = np.minimum.accumulate(values[:, ::-1], axis=1)[:, ::-1]
+            at = np.arange(n) + lo
+            inside = at <= n - 1
+            out[:, inside] = ahead[:, np.maximum(at[inside], 0)]
+        else:  # min(values[0 .. min(x + hi, n - 1)])
+            behind = np.minimum.accumulate(values, axis=1)
+            at = np.arange(n) + hi
+            inside = at >= 0
+            out[:, inside] = behind[:, np.minimum(at[inside], n - 1)]
+        return out
     width = hi - lo + 1
     left, right = max(0, -lo), max(0, hi)
     table = np.concatenate([np.full((rows, left), INF), values, np.full((rows, right), INF)], axis=1)
@@ -282,11 +306,13 @@ class PatientPricer:
     def _batch(self, priced: list[np.ndarray]):
         """Rows: one per combination of the enumerated steps' days; each step's cost per row and day."""
         enumerated = self.tree.enumerated
+        if not enumerated:  # one row, each step's own costs as they are (never written to)
+            return np.zeros((1, 0), dtype=int), [c[None, :] for c in priced], np.zeros(1)
         values = [np.flatnonzero(np.isfinite(priced[i])) for i in enumerated]
         product = list(itertools.product(*values))
         rows = len(product)
         combos = np.array(product, dtype=int).reshape(rows, len(enumerated))
-        base = [np.broadcast_to(c, (rows, self.days)).copy() for c in priced]
+        base = [np.broadcast_to(c, (rows, self.days)) for c in priced]  # read-only views: replaced, never written
         fixed = np.zeros(rows)
         for k, i in enumerate(enumerated):
             fixed += priced[i][combos[:, k]]
@@ -439,3 +465,9 @@ def column_cells(instance: Instance, spec: PatientSpec, starts: list[int]) -> di
         for rid, cell, amount in resource_cells(instance, step, starts[step.index]):
             out[rid, cell] = out.get((rid, cell), 0) + amount
     return out
+
+
+def enumerated_steps(spec: PatientSpec, terms: CostTerms, domains: list[list[int]]) -> list[int]:
+    """The steps the dynamic programme enumerates on these domains (none where the lag graph, with its
+    pairwise hinges, is a forest); which ones depends on the domains' sizes."""
+    return _tree(spec, _edges(spec, terms), [len(d) for d in domains]).enumerated

@@ -22,17 +22,17 @@ import statistics
 import time
 from collections import defaultdict
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pathway.cohort import Problem
 from pathway.dates import say_day, say_span
 from pathway.plan import Booking, PatientOutcome, Plan, Unschedulable
 from solver.baseline import Schedule, capacity_free, greedy
-from solver.colgen import ColgenResult, TailGuard, column_generation
 from solver.instance import Instance, PatientSpec, build_instance, resource_cells
-from solver.model import CohortModelBuilder
 from solver.objective import cost_terms, unscheduled_penalty
-from solver.params import REPRODUCIBLE_WALL_FACTOR, cp_model, new_solver
+
+if TYPE_CHECKING:
+    from solver.colgen import ColgenResult, TailGuard
 
 Method = Literal["colgen", "cp-sat", "greedy", "capacity-free"]
 METHODS: tuple[str, ...] = ("colgen", "cp-sat", "greedy", "capacity-free")
@@ -81,12 +81,13 @@ def solve(problem: Problem, method: Method = "colgen", options: SolveOptions | N
         schedules = alone
         stats["status"] = "RELAXATION"
     else:
-        schedules = greedy(instance, excluded=set(blocked))
+        schedules = greedy(instance, excluded=set(blocked), alone=alone)
         stats["greedy_objective"] = evaluate(instance, schedules, skip=blocked)
         stats["status"] = "GREEDY"
         # Fair waiting (the site's waiting policy): the optimisers keep the tail no longer than greedy's.
-        guard = tail_guard(schedulable, schedules) if problem.site.objective.waiting.tail_guard else None
-        if guard is not None and method in ("cp-sat", "colgen"):
+        optimise = method in ("cp-sat", "colgen")
+        guard = tail_guard(schedulable, schedules) if optimise and problem.site.objective.waiting.tail_guard else None
+        if guard is not None:
             stats["tail_guard"] = guard.say()
         if method == "cp-sat":
             schedules = _solve_cp_sat(instance, schedulable, alone, schedules, options, stats, guard=guard)
@@ -137,6 +138,10 @@ def _gap(objective: int, bound: int) -> float:
 def _solve_colgen(instance, schedulable, alone, hint, options: SolveOptions, stats, started, guard):
     """Column generation (``solver.colgen``) from the greedy plan; CP-SAT polishes what it has not proven,
     with its plan as the hint and its bound as the objective's lower bound."""
+    # CP-SAT (OR-Tools) and HiGHS are imported where they are used: the baselines do without them.
+    from solver.colgen import column_generation
+    from solver.params import REPRODUCIBLE_WALL_FACTOR
+
     limit = options.time_limit * (REPRODUCIBLE_WALL_FACTOR if options.reproducible else 1)
     found = column_generation(
         instance,
@@ -194,6 +199,8 @@ def tail_guard(schedulable: list[PatientSpec], fcfs: dict[str, Schedule | None])
     """The tail guard from the first-come-first-served plan: nobody waits longer than its longest wait
     (or their own wait alone, if longer), nor more patients beyond its 90th percentile than it has (the
     patients it left out are not counted). None if it schedules nobody: there is no tail to guard."""
+    from solver.colgen import TailGuard
+
     waits = {p.id: fcfs[p.id].starts[p.infusion] - p.approval for p in schedulable if fcfs.get(p.id) is not None}
     if not waits:
         return None
@@ -210,6 +217,9 @@ def tail_guard(schedulable: list[PatientSpec], fcfs: dict[str, Schedule | None])
 def _solve_cp_sat(
     instance, schedulable, alone, hint, options: SolveOptions, stats, lower_bound: int | None = None, guard=None
 ) -> dict[str, Schedule | None]:
+    from solver.model import CohortModelBuilder
+    from solver.params import cp_model, new_solver
+
     lower = {p.id: alone[p.id].cost for p in schedulable if alone[p.id].optimal}
     # Scheduling as many patients as possible comes first. When the greedy plan
     # already schedules everyone who can be, that priority is settled: fixing
