@@ -8,6 +8,7 @@ sets ``catch_sigint_signal`` off outside the main thread), so Ctrl-C stops the s
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,9 +17,23 @@ class SolverBusy(Exception):
     """Too many solves are waiting (HTTP 503)."""
 
 
+SOLVER_NICENESS = 10  # solves yield the CPU to the requests a person is waiting on (reads, confirms)
+
+
+def _yield_to_requests() -> None:
+    """Run this solver thread (and the solver's own threads, which inherit it) at a lower CPU priority.
+    Linux schedules threads one by one, so this lowers the solves, not the server's request threads."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SOLVER_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not allowed: solves keep the default priority
+        pass
+
+
 class SolverPool:
     def __init__(self, threads: int, queue: int | None = None):
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="v2v-solver")
+        self.executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="v2v-solver", initializer=_yield_to_requests
+        )
         self.slots = threading.BoundedSemaphore(threads + (queue if queue is not None else 8 * threads))
         self.closed = False
 
