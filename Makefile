@@ -37,4 +37,4 @@ bench-nightly: install
 	$(BIN)/v2v-bench --nightly --markdown out/bench.md
 
 bench-load: install
-	$(BIN)/v2v-bench --load both --markdown out/bench.md
+	$(BIN)/v2v-bench --load both --workers 2 --markdown out/bench.md
