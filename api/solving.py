@@ -24,7 +24,9 @@ def _yield_to_requests() -> None:
     """Run this solver thread (and the solver's own threads, which inherit it) at a lower CPU priority.
     Linux schedules threads one by one, so this lowers the solves, not the server's request threads."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SOLVER_NICENESS)
+        thread = threading.get_native_id()
+        # never above the process's own priority (a server already started with nice keeps it)
+        os.setpriority(os.PRIO_PROCESS, thread, max(SOLVER_NICENESS, os.getpriority(os.PRIO_PROCESS, thread)))
     except (AttributeError, OSError):  # not Linux, or not allowed: solves keep the default priority
         pass
 

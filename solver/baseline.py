@@ -27,7 +27,6 @@ class Schedule:
 
     starts: list[int]
     cost: int
-    optimal: bool = True  # proven best for this patient on its domains (a valid lower bound)
 
 
 def capacity_free(instance: Instance) -> dict[str, Schedule | None]:
@@ -36,7 +35,7 @@ def capacity_free(instance: Instance) -> dict[str, Schedule | None]:
     for spec in instance.patients:
         terms = cost_terms(spec, weights)
         found = best_single_schedule(spec, [s.starts for s in spec.steps], terms)
-        out[spec.id] = Schedule(found[0], terms.evaluate(found[0]), found[1]) if found is not None else None
+        out[spec.id] = Schedule(found, terms.evaluate(found)) if found is not None else None
     return out
 
 
@@ -162,13 +161,12 @@ def greedy(
             if not enumerated or enumerated == enumerated_steps(spec, terms, narrowed):
                 starts = free.starts
             else:
-                starts = best_single_schedule(spec, narrowed, terms)[0]  # the capacity-free schedule fits
+                starts = best_single_schedule(spec, narrowed, terms)  # the capacity-free schedule fits
         else:
-            found = best_single_schedule(spec, residual.domains(spec), terms)
-            if found is None:
+            starts = best_single_schedule(spec, residual.domains(spec), terms)
+            if starts is None:
                 out[spec.id] = None
                 continue
-            starts = found[0]
         for step in spec.steps:
             if step.frozen is None:
                 residual.book(spec, step.index, starts[step.index])

@@ -78,7 +78,6 @@ class ColgenResult:
     time_to_plan: float  # seconds from ``started`` to the returned plan
     rounds: int
     columns: int
-    exact_columns: int = 0
     choice: dict[int, int] = field(default_factory=dict)  # patient index -> master column index
     fewest_unscheduled: int = 0  # proven by the first stage (over-subscribed cohorts), else 0
     notes: list[str] = field(default_factory=list)
@@ -507,7 +506,6 @@ def _exact_phase(master, pricers, terms, prices, values, lagrangian, choice, obj
             return
         for starts in listed:
             added += master.add(p, starts, terms[p].evaluate(starts))
-    result.exact_columns = added
     choice, objective, dual_bound, optimal = master.solve_mip(choice, remaining())
     result.choice, result.objective = choice, objective
     if optimal:

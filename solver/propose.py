@@ -149,17 +149,16 @@ def propose(
         return Proposal(patient_id, fast, options, reason, round(time.perf_counter() - started, 3))
 
     alone_domains = [s.starts for s in spec.steps]
-    alone = best_single_schedule(spec, alone_domains, terms)
-    if alone is None:
+    alone_starts = best_single_schedule(spec, alone_domains, terms)
+    if alone_starts is None:
         blocked = unschedulable_alone(problem, dataclasses.replace(instance, patients=[spec]), {patient_id: None})
         refusal = blocked[patient_id]
         return done(None, reason=f"{refusal.rule}: {refusal.reason}")
-    alone_starts = alone[0]
 
     residual = residual_after_frozen(instance)
     domains = [s.starts if s.frozen is not None else residual.allowed(spec, s.index) for s in spec.steps]
     found = best_single_schedule(spec, domains, terms)
-    fast = _option(instance, spec, terms, found[0]) if found is not None else None
+    fast = _option(instance, spec, terms, found) if found is not None else None
     reason = "" if fast is not None else _capacity_reason(instance, spec, alone_starts)
 
     options: tuple[Option, ...] = ()
@@ -172,16 +171,16 @@ def propose(
     ]
     if alternatives > 0 and candidates:
         infusion = spec.steps[spec.infusion]
-        limit = found[0][spec.infusion] - 1 if found is not None else (infusion.starts or [-1])[-1]
+        limit = found[spec.infusion] - 1 if found is not None else (infusion.starts or [-1])[-1]
         # The earliest infusion the patient's own rules allow (alone on the site): no option can beat it.
         earliest = best_single_schedule(spec, alone_domains, CostTerms({spec.infusion: 1}, 0, spec.infusion))
-        if earliest is not None and limit >= earliest[0][spec.infusion]:
-            hi = found[0] if found is not None else None
+        if earliest is not None and limit >= earliest[spec.infusion]:
+            hi = found
             own_frozen = {p.id: set(problem.frozen(p)) for p in problem.patients}
             neighbours = _neighbourhood(instance, spec, residual, alone_starts, hi, candidates, own_frozen)
             if neighbours and time.perf_counter() + MIN_SOLVE_S < deadline:
-                start = found[0] if found is not None else alone_starts
-                lower = terms.evaluate(alone_starts) if alone[1] else 0
+                start = found if found is not None else alone_starts
+                lower = terms.evaluate(alone_starts)  # the patient's exact best alone
                 options = AlternativeSearch(
                     problem=problem,
                     patient_id=patient_id,
@@ -190,7 +189,7 @@ def propose(
                     hint_starts=start,
                     lower_bound=lower,
                     latest_infusion=limit,
-                    earliest_infusion=earliest[0][spec.infusion],
+                    earliest_infusion=earliest[spec.infusion],
                     wanted=alternatives,
                     deadline=deadline,
                     max_slip_days=max_slip_days,

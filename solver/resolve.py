@@ -233,7 +233,7 @@ class _Search:
         a proven bound on its objective. ``report``: its status and bound are the run's (else only a
         better bound is)."""
         options, stats = options or self.options, self.stats
-        lower = {p.id: self.alone[p.id].cost for p in self.schedulable if self.alone[p.id].optimal}
+        lower = {p.id: self.alone[p.id].cost for p in self.schedulable}
         cohort = (
             CohortModelBuilder(self.instance, self.schedulable)
             .require(self.required)

@@ -14,9 +14,7 @@ from solver.objective import CostTerms
 from solver.pricing import PatientPricer
 
 
-def best_single_schedule(
-    spec: PatientSpec, domains: list[list[int]], terms: CostTerms
-) -> tuple[list[int], bool] | None:
-    """(start day of every step minimising the patient's cost, proven optimal?), or None if none exists."""
+def best_single_schedule(spec: PatientSpec, domains: list[list[int]], terms: CostTerms) -> list[int] | None:
+    """The start day of every step minimising the patient's cost (exact), or None if none exists."""
     found = PatientPricer(None, spec, terms, domains).best()
-    return None if found is None else (found[1], True)
+    return None if found is None else found[1]

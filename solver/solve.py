@@ -99,7 +99,7 @@ def solve(problem: Problem, method: Method = "colgen", options: SolveOptions | N
     stats["capacity_free_objective"] = sum(alone[p.id].cost for p in schedulable)
     stats["objective"] = evaluate(instance, schedules, skip=blocked)
     # The relaxation bounds the objective only where every single-patient solve was proven optimal.
-    relaxation_bound = stats["capacity_free_objective"] if all(alone[p.id].optimal for p in schedulable) else 0
+    relaxation_bound = stats["capacity_free_objective"]  # every schedule alone is exact (the dynamic programme)
     if relaxation_bound > stats.get("best_bound", 0) or "best_bound" not in stats:
         stats["best_bound"], stats["bound_method"] = relaxation_bound, "capacity-free"
     stats.setdefault("bound_method", "cp-sat")
@@ -220,7 +220,7 @@ def _solve_cp_sat(
     from solver.model import CohortModelBuilder
     from solver.params import cp_model, new_solver
 
-    lower = {p.id: alone[p.id].cost for p in schedulable if alone[p.id].optimal}
+    lower = {p.id: alone[p.id].cost for p in schedulable}
     # Scheduling as many patients as possible comes first. When the greedy plan
     # already schedules everyone who can be, that priority is settled: fixing
     # every patient present leaves CP-SAT a model without optional intervals.

@@ -106,6 +106,17 @@ def confirm(client, proposal_id: str, option: int = 0):
     )
 
 
+def assert_complete_and_clean(problem, plan) -> None:
+    """The plan breaks no rule, and every patient is either scheduled or listed unschedulable, with a reason."""
+    assert check_plan(problem, plan) == []
+    scheduled = plan.scheduled_patients()
+    unschedulable = {u.patient for u in plan.unschedulable}
+    assert not scheduled & unschedulable
+    assert scheduled | unschedulable == {p.id for p in problem.patients}
+    for u in plan.unschedulable:
+        assert u.rule and len(u.reason) > 20
+
+
 def assert_plan_valid(settings) -> None:
     """The current plan of every patient it books (referrals awaiting a proposal aside) breaks no rule."""
     engine = make_engine(settings.database_url)

@@ -22,6 +22,7 @@ from pathway.site import WaitingPolicy
 from solver.instance import build_instance
 from solver.objective import cost_terms
 from solver.solve import SolveOptions, solve
+from tests.builders import assert_complete_and_clean
 from tests.paths import COHORTS
 from tests.strategies import cohorts
 
@@ -32,17 +33,11 @@ def _colgen(problem, limit=20.0, reproducible=True):
     return solve(problem, "colgen", SolveOptions(time_limit=limit, reproducible=reproducible))
 
 
-def _assert_clean_and_complete(problem, plan):
-    assert check_plan(problem, plan) == []
-    unschedulable = {u.patient for u in plan.unschedulable}
-    assert plan.scheduled_patients() | unschedulable == {p.id for p in problem.patients}
-
-
 @pytest.mark.parametrize("name", FIXTURES)
 def test_fixture_cohorts_get_clean_plans_proven_optimal(name):
     problem = load_problem(COHORTS / f"{name}.json")
     plan = _colgen(problem)
-    _assert_clean_and_complete(problem, plan)
+    assert_complete_and_clean(problem, plan)
     s = plan.stats
     assert s["best_bound"] == s["objective"] and s["status"] == "OPTIMAL" and s["gap"] == 0
     assert s["bound_method"].startswith("colgen-")
@@ -79,7 +74,7 @@ def test_without_time_to_prove_the_plan_is_still_clean_and_the_bound_still_valid
     """A time limit too short for the exact phase: the greedy start or better, a bound below every plan."""
     problem = load_problem(COHORTS / "regional.json")
     plan = _colgen(problem, limit=0.01, reproducible=False)
-    _assert_clean_and_complete(problem, plan)
+    assert_complete_and_clean(problem, plan)
     proven = _colgen(problem)
     assert plan.stats["best_bound"] <= proven.stats["objective"] <= plan.stats["objective"]
     assert plan.stats["objective"] <= plan.stats["greedy_objective"]
@@ -89,7 +84,7 @@ def test_without_time_to_prove_the_plan_is_still_clean_and_the_bound_still_valid
 @given(problem=cohorts(max_size=25))
 def test_generated_cohorts_never_worse_than_greedy_and_the_bound_never_above_a_plan(problem):
     plan = _colgen(problem, limit=10.0)
-    _assert_clean_and_complete(problem, plan)
+    assert_complete_and_clean(problem, plan)
     greedy = solve(problem, "greedy")
     cp_sat = solve(problem, "cp-sat", SolveOptions(time_limit=2.0, reproducible=True))
     assert plan.stats["objective"] <= greedy.stats["objective"]
@@ -161,7 +156,7 @@ def test_over_subscribed_cohort_reports_how_many_are_left_out_against_the_proven
     problem = parse_cohort(raw, source="squeezed")
     greedy = solve(problem, "greedy").stats
     plan = _colgen(problem, limit=5.0, reproducible=False)
-    _assert_clean_and_complete(problem, plan)
+    assert_complete_and_clean(problem, plan)
     s = plan.stats
     assert greedy["unscheduled_for_capacity"] > 0
     assert 0 < s["unscheduled_proven_minimum"] <= s["unscheduled_for_capacity"] <= greedy["unscheduled_for_capacity"]

@@ -15,6 +15,7 @@ from pathway.catalogue import StepKind, load_catalogue
 from pathway.cohort import load_problem, parse_cohort
 from pathway.rules import check_plan
 from solver.solve import SolveOptions, solve
+from tests.builders import assert_complete_and_clean
 from tests.paths import COHORTS
 from tests.strategies import cohorts
 
@@ -29,23 +30,13 @@ def _solve(problem, limit=3.0):
     return solve(problem, "cp-sat", SolveOptions(time_limit=limit, reproducible=True))
 
 
-def _assert_complete_and_clean(problem, plan):
-    assert check_plan(problem, plan) == []
-    scheduled = plan.scheduled_patients()
-    unschedulable = {u.patient for u in plan.unschedulable}
-    assert not scheduled & unschedulable
-    assert scheduled | unschedulable == {p.id for p in problem.patients}
-    for u in plan.unschedulable:
-        assert u.rule and len(u.reason) > 20
-
-
 @pytest.mark.parametrize("name", FIXTURES)
 def test_fixture_cohort_plan_is_clean_and_beats_or_ties_greedy(name):
     problem = load_problem(COHORTS / f"{name}.json")
     plan = _solve(problem)
-    _assert_complete_and_clean(problem, plan)
+    assert_complete_and_clean(problem, plan)
     greedy = solve(problem, "greedy")
-    _assert_complete_and_clean(problem, greedy)
+    assert_complete_and_clean(problem, greedy)
     assert "fallback" not in plan.stats
     assert plan.stats["objective"] <= greedy.stats["objective"]
     assert plan.stats["best_bound"] <= plan.stats["objective"]
@@ -72,7 +63,7 @@ def test_national_cohort_plan_is_clean():
     problem = load_problem(COHORTS / "national.json")
     assert len(problem.patients) >= 1000 and len(problem.site.centres) >= 8
     plan = solve(problem, "cp-sat", SolveOptions(time_limit=30))
-    _assert_complete_and_clean(problem, plan)
+    assert_complete_and_clean(problem, plan)
 
 
 BANK_HOLIDAYS = {
@@ -111,7 +102,7 @@ def test_frozen_booking_is_kept_and_others_move_around_it():
             patient["frozen"] = [{"step": "apheresis", "first_day": "2027-01-05"}]
     problem = parse_cohort(raw)
     plan = _solve(problem)
-    _assert_complete_and_clean(problem, plan)
+    assert_complete_and_clean(problem, plan)
     assert plan.bookings_of("S-AXI-1")["apheresis"].first_day == D("2027-01-05")
     assert plan.bookings_of("S-AXI-1")["infusion"].first_day == D("2027-02-08")
     assert plan.bookings_of("S-AXI-3")["infusion"].first_day == D("2027-02-08")
@@ -122,9 +113,9 @@ def test_frozen_booking_is_kept_and_others_move_around_it():
 @given(problem=cohorts(max_size=30))
 def test_generated_cohorts_get_clean_plans_or_explained_refusals(problem):
     plan = _solve(problem, limit=5.0)
-    _assert_complete_and_clean(problem, plan)
+    assert_complete_and_clean(problem, plan)
     greedy = solve(problem, "greedy")
-    _assert_complete_and_clean(problem, greedy)
+    assert_complete_and_clean(problem, greedy)
     assert "fallback" not in plan.stats
     assert plan.stats["objective"] <= greedy.stats["objective"]
 
@@ -168,7 +159,7 @@ def test_unschedulable_patient_keeps_frozen_bookings_and_their_capacity():
         ],
     )
     plan = _solve(problem)
-    _assert_complete_and_clean(problem, plan)
+    assert_complete_and_clean(problem, plan)
     assert [u.patient for u in plan.unschedulable] == ["X-DONE"]
     kept = plan.bookings_of("X-DONE")
     assert list(kept) == ["apheresis"] and kept["apheresis"].first_day == D("2027-01-05")
@@ -200,7 +191,7 @@ def test_patient_wholly_in_the_past_with_a_missed_target_stays_scheduled():
         ]
     )
     plan = _solve(problem)
-    _assert_complete_and_clean(problem, plan)
+    assert_complete_and_clean(problem, plan)
     assert plan.unschedulable == ()
     assert {s: b.first_day.isoformat() for s, b in plan.bookings_of("Z-PAST").items()} == days
 
@@ -208,7 +199,7 @@ def test_patient_wholly_in_the_past_with_a_missed_target_stays_scheduled():
 def test_patients_who_cannot_fit_are_told_which_of_their_own_rules_blocks_them():
     problem = load_problem(COHORTS / "cannot_fit.json")
     plan = _solve(problem)
-    _assert_complete_and_clean(problem, plan)
+    assert_complete_and_clean(problem, plan)
     reasons = {u.patient: u for u in plan.unschedulable}
     assert set(reasons) == {"X-NOFIT-1", "X-NOFIT-2"}
     washout, blackout = reasons["X-NOFIT-1"], reasons["X-NOFIT-2"]

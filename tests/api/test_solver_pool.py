@@ -19,11 +19,10 @@ def _niceness() -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
 def test_a_solve_runs_below_the_request_threads_priority():
     caller = _niceness()
-    if caller >= SOLVER_NICENESS:
-        pytest.skip("the tests already run at the solver's priority or lower")
     pool = SolverPool(1)
     try:
-        assert pool.run(_niceness) == SOLVER_NICENESS
+        # at the solver's niceness, or lower still if the whole process already runs lower
+        assert pool.run(_niceness) == max(SOLVER_NICENESS, caller)
         assert _niceness() == caller  # the caller's thread is untouched
     finally:
         pool.shutdown()
