@@ -48,6 +48,22 @@ PATIENT_STATUSES = ("referred", "scheduled", "unschedulable", "withdrawn")
 BOOKING_STATUSES = ("planned", "confirmed")
 RUN_STATUSES = ("running", "published", "kept", "failed")
 RUN_TRIGGERS = ("schedule", "catch-up", "manual")
+STEP_OUTCOMES = ("started", "done", "missed", "cancelled")
+CUSTODY_KINDS = (
+    "collected",
+    "shipped",
+    "received",
+    "manufacture_started",
+    "expected_back",
+    "shipped_back",
+    "received_at_centre",
+    "released",
+    "out_of_specification",
+    "exceptional_release",
+    "issued",
+    "infused",
+    "lost",
+)
 
 
 def utcnow() -> datetime:
@@ -110,11 +126,21 @@ class PatientRow(Base):
     last_doses: Mapped[dict[str, Any]] = mapped_column(default=dict)
     blackouts: Mapped[list[Any]] = mapped_column(default=list)
     durations: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    nhs_number: Mapped[str | None] = mapped_column(String(10), unique=True)
+    nhs_number: Mapped[str | None] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(16), default="referred")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-    __table_args__ = (CheckConstraint(f"status IN {PATIENT_STATUSES}", name="status"),)
+    # one active referral per NHS number: a withdrawn patient keeps theirs, and a new referral may reuse it
+    __table_args__ = (
+        CheckConstraint(f"status IN {PATIENT_STATUSES}", name="status"),
+        Index(
+            "uq_patients_active_nhs_number",
+            "nhs_number",
+            unique=True,
+            sqlite_where=sa_text("status != 'withdrawn'"),
+            postgresql_where=sa_text("status != 'withdrawn'"),
+        ),
+    )
 
 
 class SolverRun(Base):
@@ -140,6 +166,7 @@ class PlanVersion(Base):
     created_by: Mapped[str] = mapped_column(String(64))
     solver_run_id: Mapped[int | None] = mapped_column(ForeignKey("solver_runs.id"))
     unschedulable: Mapped[list[Any]] = mapped_column(default=list)
+    planning_day: Mapped[date | None] = mapped_column(Date)  # the day it was made on (NULL: before 0005)
 
 
 class PlanHead(Base):
@@ -212,6 +239,82 @@ class AuditEntry(Base):
     entity_id: Mapped[str] = mapped_column(String(64))
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class StepRecord(Base):
+    """What happened to a booked step, as a person recorded it. Append-only: the latest record of a
+    booking is its state (started, then done; a correction is a newer record), earlier ones stay.
+
+    ``booking_id`` is the booking it records: a step booked again after a miss is a new booking with
+    records of its own. ``recorded_on`` is the planning day it was recorded on."""
+
+    __tablename__ = "step_records"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"))
+    step: Mapped[str] = mapped_column(String(64))
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"))
+    outcome: Mapped[str] = mapped_column(String(16))
+    first_day: Mapped[date | None] = mapped_column(Date)
+    last_day: Mapped[date | None] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+    recorded_on: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (
+        CheckConstraint(f"outcome IN {STEP_OUTCOMES}", name="outcome"),
+        CheckConstraint("last_day IS NULL OR first_day IS NULL OR last_day >= first_day", name="days"),
+        Index(None, "patient_id", "step"),
+        Index(None, "booking_id"),
+    )
+
+
+class ProductRow(Base):
+    """A product made from one collection of a patient's (or donor's) cells, with the identifiers the
+    lab and the manufacturer issue (stored and shown, never generated). Its state is its custody events."""
+
+    __tablename__ = "products"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"))
+    collection_step: Mapped[str] = mapped_column(String(64))
+    din: Mapped[str | None] = mapped_column(String(13), unique=True)  # ISBT 128 donation identification number
+    din_check: Mapped[str | None] = mapped_column(String(1))  # its ISO 7064 mod 37-2 check character
+    product_code: Mapped[str | None] = mapped_column(String(8))
+    chain_of_identity: Mapped[str | None] = mapped_column(String(64))
+    order_reference: Mapped[str | None] = mapped_column(String(64))
+    bags: Mapped[int | None]
+    created_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (CheckConstraint("bags IS NULL OR bags > 0", name="bags"), Index(None, "patient_id"))
+
+
+class CustodyEvent(Base):
+    """One link of a product's chain of custody, in the order it happened. Append-only."""
+
+    __tablename__ = "custody_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)  # the day it happened (expected_back: the day it is expected)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    recorded_on: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (CheckConstraint(f"kind IN {CUSTODY_KINDS}", name="kind"), Index(None, "product_id", "id"))
+
+
+class CalendarLink(Base):
+    """A secret link to one patient's calendar feed, stored as SHA-256 of the secret; revocable."""
+
+    __tablename__ = "calendar_links"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None]
+    __table_args__ = (Index(None, "patient_id"),)
 
 
 def _partial_unique(name: str, columns: list[str], where: str) -> Index:
