@@ -106,6 +106,9 @@ class CapacityChangeRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64))
     withdrawn_at: Mapped[datetime | None]
+    # the planning days it was entered and withdrawn on (NULL: before 0005, or not withdrawn)
+    created_on: Mapped[date | None] = mapped_column(Date)
+    withdrawn_on: Mapped[date | None] = mapped_column(Date)
     __table_args__ = (
         CheckConstraint("capacity >= 0", name="capacity"),
         CheckConstraint("last_day >= first_day", name="days"),

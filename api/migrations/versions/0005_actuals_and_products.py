@@ -3,8 +3,9 @@
 New tables, all append-only in use: ``step_records`` (a booked step started, done, missed or
 cancelled), ``products`` (the identifiers of a collection's product) and ``custody_events`` (its
 chain of custody), and ``calendar_links`` (revocable secret links to a patient's calendar feed).
-``plan_versions.planning_day`` says which day a version was made on (NULL for versions made before
-this revision), so that a past day is shown from the plan in force on it. An NHS number is unique
+``plan_versions.planning_day`` and ``capacity_changes.created_on``/``withdrawn_on`` say which
+planning day a version or change was made on (NULL for those made before this revision), so that a
+past day is shown from the plan and the capacity in force on it. An NHS number is unique
 among patients who are not withdrawn (it was unique among all), so a withdrawn patient keeps theirs
 and a new referral may use it. Existing rows are kept as they are.
 
@@ -103,6 +104,9 @@ def upgrade() -> None:
     op.create_index(op.f("ix_calendar_links_patient_id"), "calendar_links", ["patient_id"], unique=False)
     with op.batch_alter_table("plan_versions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("planning_day", sa.Date(), nullable=True))
+    with op.batch_alter_table("capacity_changes", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("created_on", sa.Date(), nullable=True))
+        batch_op.add_column(sa.Column("withdrawn_on", sa.Date(), nullable=True))
     with op.batch_alter_table("patients", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("uq_patients_nhs_number"), type_="unique")
     op.create_index(
@@ -121,6 +125,9 @@ def downgrade() -> None:
     op.drop_index("uq_patients_active_nhs_number", table_name="patients")
     with op.batch_alter_table("patients", schema=None) as batch_op:
         batch_op.create_unique_constraint(batch_op.f("uq_patients_nhs_number"), ["nhs_number"])
+    with op.batch_alter_table("capacity_changes", schema=None) as batch_op:
+        batch_op.drop_column("withdrawn_on")
+        batch_op.drop_column("created_on")
     with op.batch_alter_table("plan_versions", schema=None) as batch_op:
         batch_op.drop_column("planning_day")
     op.drop_index(op.f("ix_calendar_links_patient_id"), table_name="calendar_links")
