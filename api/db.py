@@ -280,7 +280,8 @@ class ProductRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"))
     collection_step: Mapped[str] = mapped_column(String(64))
-    din: Mapped[str | None] = mapped_column(String(13), unique=True)  # ISBT 128 donation identification number
+    # ISBT 128 donation identification number: one donation's products share it (a re-manufacture)
+    din: Mapped[str | None] = mapped_column(String(13), index=True)
     din_check: Mapped[str | None] = mapped_column(String(1))  # its ISO 7064 mod 37-2 check character
     product_code: Mapped[str | None] = mapped_column(String(8))
     chain_of_identity: Mapped[str | None] = mapped_column(String(64))

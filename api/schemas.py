@@ -182,3 +182,62 @@ class CapacityChangeIn(CapacityChange):
         if first is not None and value < first:
             raise ValueError("last_day is before first_day")
         return value
+
+
+# -- what happened ------------------------------------------------------------------------------
+MAX_IDENTIFIER = 64  # characters of an order reference, a chain-of-identity identifier or a storage place
+Identifier = Annotated[Text, Field(min_length=1, max_length=MAX_IDENTIFIER)]
+Note = Field(default="", max_length=MAX_REASON, description="anything worth keeping, in words")
+
+
+class ScannedIdentity(Model):
+    """What the bedside scan of the bag and cassette reads."""
+
+    din: Annotated[Text, Field(min_length=13, max_length=24)] = Field(
+        description="the bag's donation identification number: 13 characters and the check character, "
+        "or the barcode's data (= and 15 characters)"
+    )
+    chain_of_identity: Identifier | None = None
+
+
+class StepRecordIn(Model):
+    """A booked step started, done (on its booked days unless others are given), missed or cancelled."""
+
+    outcome: Literal["started", "done", "missed", "cancelled"]
+    first_day: ApiDate | None = Field(default=None, description="the day it really started (default: as booked)")
+    last_day: ApiDate | None = Field(default=None, description="the day it really ended (done only; default: as booked)")
+    reason: Text = Field(default="", max_length=MAX_REASON, description="why it was missed or cancelled (required then)")
+    note: Text = Note
+    scanned: ScannedIdentity | None = Field(default=None, description="an infusion: the identifiers scanned at the bedside")
+
+
+class ProductIn(Model):
+    """A product made from one collection, with the identifiers on its labels (never made up here)."""
+
+    collection_step: Code = Field(description="the pathway's collection step the cells come from")
+    din: Annotated[Text, Field(min_length=13, max_length=24)] | None = Field(
+        default=None, description="ISBT 128 donation identification number with its check character"
+    )
+    product_code: Annotated[Text, Field(min_length=5, max_length=8)] | None = Field(
+        default=None, description="ISBT 128 product code (S and four digits, then the type code)"
+    )
+    chain_of_identity: Identifier | None = None
+    order_reference: Identifier | None = Field(default=None, description="the manufacturer's order or slot reference")
+    bags: int | None = Field(default=None, ge=1, le=50)
+
+
+class CustodyIn(Model):
+    """One link of a product's chain of custody. ``day``: when it happened (expected_back: the day the
+    product is expected back at the centre)."""
+
+    kind: Literal[CUSTODY_KINDS]
+    day: ApiDate
+    courier_reference: Identifier | None = Field(default=None, description="shipped: the courier's reference")
+    storage_location: Identifier | None = Field(default=None, description="received at the centre: where it is kept")
+    clinician: Identifier | None = Field(default=None, description="exceptional release: who authorised it")
+    reason: Text | None = Field(default=None, min_length=1, max_length=MAX_REASON)
+    note: Text | None = Field(default=None, max_length=MAX_REASON)
+
+    def details(self) -> dict[str, str]:
+        names = ("courier_reference", "storage_location", "clinician", "reason", "note")
+        return {name: getattr(self, name) for name in names if getattr(self, name)}

@@ -357,8 +357,11 @@ def confirm(work: UnitOfWork, proposal_id: str, rank: int, settings: Settings, a
     today = settings.planning_day()
 
     current = state.current_rows(session)
+    records = state.latest_records(session)
     by_key = {(b.patient_id, b.step): b for b in current}
-    released: list[BookingRow] = [b for b in current if b.patient_id == patient.id and b.first_day >= today]
+    released: list[BookingRow] = [
+        b for b in current if b.patient_id == patient.id and not state.under_way(b, today, records)
+    ]
     new: list[tuple[Booking, str, str]] = []  # (booking, status, fixed_by)
     for m in option["moves"]:
         old = by_key.get((m["patient"], m["step"]))
@@ -367,17 +370,18 @@ def confirm(work: UnitOfWork, proposal_id: str, rank: int, settings: Settings, a
                 f"the proposal is stale: {m['patient']}'s {m['step']} is no longer booked on {m['from_first_day']}; "
                 "ask for a new proposal"
             )
-        if old.first_day < today:
+        if state.under_way(old, today, records):
             raise Conflict(f"the proposal is stale: {m['patient']}'s {m['step']} has started")
         released.append(old)
         moved = Booking(patient=m["patient"], step=m["step"], first_day=m["to_first_day"], last_day=m["to_last_day"])
         new.append((moved, "planned", f"moved by {actor.name} to make room for {patient.id} (proposal {proposal.id})"))
     for b in option["bookings"]:
-        if b["first_day"] < today.isoformat():
-            # a step of the patient that has started stays as it is
-            kept = by_key.get((patient.id, b["step"]))
-            if kept is not None and kept.first_day.isoformat() == b["first_day"]:
+        kept = by_key.get((patient.id, b["step"]))
+        if kept is not None and kept not in released:  # a step of the patient that has started stays as it is
+            if kept.first_day.isoformat() == b["first_day"]:
                 continue
+            raise Conflict(f"the proposal is stale: {b['step']} has started; ask for a new proposal")
+        if b["first_day"] < today.isoformat():
             raise Conflict(
                 f"the proposal is stale: {b['step']} on {b['first_day']} is in the past; ask for a new proposal"
             )
@@ -551,7 +555,8 @@ def release_bookings(
         order = [s.name for s in state.catalogue(session).template(patient.pathway).steps]
         released = [b for b in rows if b.step not in order or order.index(b.step) >= order.index(from_step)]
     else:
-        released = [b for b in rows if b.first_day >= today]
+        records = state.latest_records(session, {patient_id})
+        released = [b for b in rows if not state.under_way(b, today, records)]
     supersede_proposals(session, patient_id)
     session.add(EventRow(patient_id=patient_id, kind=kind, details=details, created_by=actor.name))
     version = None
@@ -749,6 +754,7 @@ def publish_plan(
     session.flush()
     version = _new_version(session, head, kind, publication.reason, actor, solver_run=run.id)
     current = {(b.patient_id, b.step): b for b in state.current_rows(session) if b.patient_id in patients}
+    records = state.latest_records(session, patients)
     for booking in plan.bookings:
         if booking.patient not in patients:
             continue
@@ -756,7 +762,7 @@ def publish_plan(
         if old is not None and old.first_day == booking.first_day and old.last_day == booking.last_day:
             continue
         if old is not None:
-            if old.first_day < today:
+            if state.under_way(old, today, records):
                 continue  # started: stays as it is
             old.to_version = version.id
         reason_here = publication.why.get(booking.patient) or f"{kind} by {actor.name}"
@@ -764,7 +770,7 @@ def publish_plan(
             session, booking, publication.booking_status, f"{reason_here} (plan version {version.id})", version.id
         )
     for old in current.values():  # booked before, not in the new plan (the patient became unschedulable)
-        if old.first_day >= today:
+        if not state.under_way(old, today, records):
             old.to_version = version.id
     unschedulable = {u.patient: u.model_dump(mode="json") for u in plan.unschedulable if u.patient in patients}
     version.unschedulable = [u for u in version.unschedulable if u["patient"] not in patients] + list(

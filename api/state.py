@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from api.db import BookingRow, CapacityChangeRow, CatalogueVersion, PatientRow, PlanHead, PlanVersion
+from api.db import BookingRow, CapacityChangeRow, CatalogueVersion, PatientRow, PlanHead, PlanVersion, StepRecord
 from api.settings import Settings
 from pathway.catalogue import Catalogue, StepKind
 from pathway.cohort import Problem, parse_cohort
@@ -173,6 +173,21 @@ def as_booking(row: BookingRow) -> Booking:
     return Booking(patient=row.patient_id, step=row.step, first_day=row.first_day, last_day=row.last_day)
 
 
+def latest_records(session: Session, patient_ids: set[str] | None = None) -> dict[int, StepRecord]:
+    """Booking id -> the latest record of it (its state: started, done, missed or cancelled)."""
+    query = select(StepRecord).order_by(StepRecord.id)
+    if patient_ids is not None:
+        query = query.where(StepRecord.patient_id.in_(sorted(patient_ids)))
+    return {r.booking_id: r for r in session.scalars(query)}
+
+
+def under_way(booking: BookingRow, today: date, records: dict[int, StepRecord]) -> bool:
+    """Whether a booking has started: its first day has passed, or it is recorded as started or done
+    (today's conditioning, recorded this morning, is a fact that no re-plan or proposal may move)."""
+    record = records.get(booking.id)
+    return booking.first_day < today or (record is not None and record.outcome in ("started", "done"))
+
+
 def head(session: Session) -> PlanHead:
     return session.get(PlanHead, 1)
 
@@ -222,15 +237,16 @@ def build_problem(
     """
     cat = catalogue(session)
     query = select(PatientRow).where(PatientRow.status != "withdrawn").order_by(PatientRow.id)
-    bookings = select(BookingRow.patient_id, BookingRow.step, BookingRow.first_day).where(
-        BookingRow.to_version.is_(None)
-    )
+    bookings = select(
+        BookingRow.id, BookingRow.patient_id, BookingRow.step, BookingRow.first_day, BookingRow.last_day
+    ).where(BookingRow.to_version.is_(None))
     if include is not None:
         query = query.where(PatientRow.id.in_(sorted(include)))
         bookings = bookings.where(BookingRow.patient_id.in_(sorted(include)))
     booked: dict[str, list[BookingRow]] = {}
     for b in session.execute(bookings):
         booked.setdefault(b.patient_id, []).append(b)
+    records = latest_records(session, include)
     started = today - timedelta(days=1)
     last_frozen = max(started, freeze_until or started)
     patients = []
@@ -240,9 +256,11 @@ def build_problem(
         mine = booked.get(row.id, [])
         held = hold_products and row.id not in reopened and _collected(cat, row.pathway, mine, today)
         fields["frozen"] = [
-            {"step": b.step, "first_day": b.first_day.isoformat()}
+            _frozen(b, records.get(b.id))
             for b in mine
-            if b.first_day <= limit or (held and cat.template(row.pathway).step(b.step).kind in PRODUCT_KINDS)
+            if b.first_day <= limit
+            or b.id in records
+            or (held and cat.template(row.pathway).step(b.step).kind in PRODUCT_KINDS)
         ]
         patients.append(fields)
     raw = {
@@ -252,6 +270,15 @@ def build_problem(
         "patients": patients,
     }
     return parse_cohort(raw, source="database", catalogue=cat)
+
+
+def _frozen(booking, record: StepRecord | None) -> dict[str, Any]:
+    """A current booking as a frozen step: a recorded step (started or done; a missed one is no longer
+    booked) is a fact whatever its day, and one recorded done keeps the days it took."""
+    out = {"step": booking.step, "first_day": booking.first_day.isoformat()}
+    if record is not None and record.outcome == "done":
+        out["last_day"] = booking.last_day.isoformat()
+    return out
 
 
 def held_problem(session: Session, settings: Settings, include: set[str] | None = None) -> Problem:

@@ -55,10 +55,26 @@ class DateRange(Model):
 
 
 class FrozenBooking(Model):
-    """A step already done, or fixed by a coordinator: the plan must keep it."""
+    """A step already done, or fixed by a coordinator: the plan must keep it.
+
+    ``last_day`` is given when the step is recorded as having taken other days than its template says
+    (a manufacture the manufacturer reports late, a collection that took an extra day): a recorded fact,
+    so its length is the step's duration for this patient, inside the catalogue's range or not."""
 
     step: str = Field(min_length=1)
     first_day: IsoDate
+    last_day: IsoDate | None = Field(default=None, description="the recorded last day, when the step is a fact")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FrozenBooking:
+        if self.last_day is not None and self.last_day < self.first_day:
+            raise ValueError("last_day is before first_day")
+        return self
+
+    @property
+    def recorded_days(self) -> int | None:
+        """The recorded length in days, or None when the step keeps its planned length."""
+        return None if self.last_day is None else (self.last_day - self.first_day).days + 1
 
 
 PATIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$"
@@ -260,8 +276,11 @@ class Problem:
 
     def _resolve(self, patient: Patient):
         durations: dict[str, int] = {}
+        recorded = {f.step: f.recorded_days for f in patient.frozen if f.recorded_days is not None}
         for step in self.template(patient).steps:
-            if step.same_duration_as:
+            if step.name in recorded:  # a fact: it took what it took
+                duration = recorded[step.name]
+            elif step.same_duration_as:
                 duration = durations[step.same_duration_as]
             else:
                 duration = patient.durations.get(step.name, step.duration_days)

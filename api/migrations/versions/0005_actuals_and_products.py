@@ -47,8 +47,8 @@ def upgrade() -> None:
         sa.CheckConstraint("bags IS NULL OR bags > 0", name=op.f("ck_products_bags")),
         sa.ForeignKeyConstraint(["patient_id"], ["patients.id"], name=op.f("fk_products_patient_id_patients")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_products")),
-        sa.UniqueConstraint("din", name=op.f("uq_products_din")),
     )
+    op.create_index(op.f("ix_products_din"), "products", ["din"], unique=False)
     op.create_index(op.f("ix_products_patient_id"), "products", ["patient_id"], unique=False)
     op.create_table(
         "custody_events",
@@ -138,4 +138,5 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_custody_events_product_id_id"), table_name="custody_events")
     op.drop_table("custody_events")
     op.drop_index(op.f("ix_products_patient_id"), table_name="products")
+    op.drop_index(op.f("ix_products_din"), table_name="products")
     op.drop_table("products")
