@@ -136,14 +136,66 @@ class Unschedulable(Answer):
     earliest_infusion: date | None
 
 
+StepStatus = Literal[
+    "planned", "confirmed", "due", "overdue", "in progress", "done", "missed", "cancelled", "not booked"
+]
+
+
+class StepRecordView(Answer):
+    outcome: Literal["started", "done", "missed", "cancelled"]
+    first_day: date | None
+    last_day: date | None
+    reason: str
+    note: str
+    recorded_on: date = Field(description="the planning day it was recorded on")
+    by: str
+
+
 class TimelineStep(Answer):
     step: str
     kind: str
     first_day: date | None
     last_day: date | None
-    status: Literal["done", "in progress", "confirmed", "planned", "not booked"]
+    status: StepStatus = Field(
+        description="from the records: done, in progress, missed, cancelled; with none, due (starts today), "
+        "overdue (its first day has passed: never assumed done), else the booking's planned or confirmed"
+    )
     fixed_by: str
     why: list[str] = Field(description="why the step is not earlier")
+    recorded: StepRecordView | None = Field(description="the latest record of the step")
+
+
+class CustodyEventView(Answer):
+    kind: str
+    day: date = Field(description="when it happened (expected_back: the day expected back)")
+    details: dict[str, str]
+    recorded_on: date
+    by: str
+
+
+class ProductStateView(Answer):
+    last: str | None = Field(description="the latest custody event")
+    awaited: bool = Field(description="collected, not yet released, out of specification, lost or infused")
+    released_on: date | None
+    expected_on: date | None = Field(description="when the product is expected back at the centre")
+    out_of_specification: bool
+    exceptional: bool = Field(description="released by exception, out of specification")
+    lost: bool
+    infused: bool
+    summary: str
+
+
+class ProductView(Answer):
+    id: int
+    patient: str
+    collection_step: str
+    din: str | None = Field(description="ISBT 128 donation identification number and check character")
+    product_code: str | None
+    chain_of_identity: str | None
+    order_reference: str | None
+    bags: int | None
+    state: ProductStateView
+    custody: list[CustodyEventView]
 
 
 class PatientEvent(Answer):
@@ -159,6 +211,7 @@ class Timeline(Answer):
     status: PatientStatus
     unschedulable: Unschedulable | None
     steps: list[TimelineStep]
+    products: list[ProductView]
     events: list[PatientEvent]
 
 
@@ -411,3 +464,60 @@ class AuditEntryView(Answer):
     entity_id: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+
+
+# -- what happened ------------------------------------------------------------------------------
+class Recorded(Answer):
+    """A record, the re-plan of the patient it caused (its days changed, a step was missed, a product
+    is late), and the timeline."""
+
+    record: int
+    replan: Replanned | None = Field(description="the patient's re-plan, when the record changed their plan")
+    replan_error: str | None = Field(default=None, description="present when the solver was busy: re-plan later")
+    timeline: Timeline
+
+
+class CustodyRecorded(Recorded):
+    product: ProductView
+
+
+class WorkItem(Answer):
+    patient: str
+    step: str
+    kind: str
+    first_day: date
+    last_day: date
+    booking_status: BookingStatus
+
+
+class AtRisk(Answer):
+    patient: str
+    step: str
+    first_day: date
+    why: str = Field(description="why the release gate would refuse the conditioning today")
+    expected_on: date | None
+
+
+class BookedStep(Answer):
+    step: str
+    first_day: date
+
+
+class AwaitedProduct(ProductView):
+    next_step: BookedStep | None = Field(description="the release booking the product is planned to meet")
+
+
+class Moved(Answer):
+    patient: str
+    moves: list[dict[str, Any]] = Field(description="the moved events since the dates were last confirmed")
+
+
+class Worklist(Answer):
+    role: Role
+    today: date
+    until: date = Field(description="the last day looked at")
+    due: list[WorkItem] = Field(description="steps starting from today to `until`, not yet recorded")
+    overdue: list[WorkItem] = Field(description="steps whose first day has passed with no record")
+    products_awaited: list[AwaitedProduct]
+    at_risk: list[AtRisk] = Field(description="conditionings booked soon whose product is not released")
+    moved: list[Moved] = Field(description="patients moved since their dates were last confirmed")

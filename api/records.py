@@ -30,10 +30,9 @@ from pathway.isbt import parse_chain_of_identity, parse_din, parse_product_code
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import state
+from api import services, state
 from api.audit import Actor, record
 from api.db import BookingRow, CustodyEvent, EventRow, PatientRow, ProductRow, StepRecord
-from api.services import _new_version
 from api.settings import Settings
 from api.state import Conflict, NotFound
 from api.unit_of_work import UnitOfWork
@@ -204,7 +203,9 @@ def _not_done(
     if entry.first_day or entry.last_day:
         raise InputError("", "first_day", f"a step {entry.outcome} has no days of its own")
     session, today = work.session, settings.planning_day()
-    version = _new_version(session, work.head, "record", f"{patient.id}: {_say(booking.step)} {entry.outcome}", actor)
+    version = services._new_version(
+        session, work.head, "record", f"{patient.id}: {_say(booking.step)} {entry.outcome}", actor
+    )
     booking.to_version = version.id
     row = StepRecord(
         patient_id=patient.id,
@@ -236,7 +237,7 @@ def _rebook(
 ) -> int:
     """Put the booking on the days it really took (a new plan version; the old row stays in history)."""
     session = work.session
-    version = _new_version(session, work.head, "record", f"{booking.patient_id}: {what}", actor)
+    version = services._new_version(session, work.head, "record", f"{booking.patient_id}: {what}", actor)
     booking.to_version = version.id
     new = BookingRow(
         patient_id=booking.patient_id,
@@ -525,3 +526,61 @@ def _span(first: date | None, last: date | None) -> str:
     if last is None or last == first:
         return f"on {say_day(first)}"
     return f"from {say_day(first)} to {say_day(last)}"
+
+
+# -- poor mobilisation --------------------------------------------------------------------------
+def poor_mobilisation(work: UnitOfWork, patient_id: str, reason: str, settings: Settings, actor: Actor) -> Recorded:
+    """Too few cells collected: a second harvest day straight after the booked ones, if the pathway
+    allows one more day and the collection has room then; otherwise mobilisation starts again."""
+    session = work.planning()
+    patient = _active(session, patient_id)
+    template = state.catalogue(session).template(patient.pathway)
+    mobilisation = next((s for s in template.steps if s.kind == StepKind.mobilisation), None)
+    harvest = next((s for s in template.steps if s.kind == StepKind.apheresis), None)
+    if mobilisation is None or harvest is None:
+        raise Conflict(f"pathway {template.id} has no mobilisation and harvest")
+    booking = _current_booking(session, patient_id, harvest.name)
+    today = settings.planning_day()
+    if booking.first_day > today:
+        raise Conflict(f"{_say(harvest.name)} starts on {say_day(booking.first_day)}: nothing has been collected yet")
+    session.add(
+        EventRow(patient_id=patient_id, kind="poor_mobilisation", details={"reason": reason}, created_by=actor.name)
+    )
+    record(session, actor, "patient.poor_mobilisation", "patient", patient_id, None, {"reason": reason})
+    extra = _second_harvest_day(session, patient, harvest, booking, settings)
+    if extra is not None:
+        cause = f"poor mobilisation ({reason}): a second harvest day on {say_day(extra)}"
+        row = _rebook(work, booking, booking.first_day, extra, cause, settings, actor)
+        return Recorded(row, cause)
+    cause = f"poor mobilisation ({reason}): mobilisation starts again (no second harvest day)"
+    services.release_bookings(
+        work, patient_id, "remobilisation", {"reason": reason}, settings, actor, from_step=mobilisation.name
+    )
+    patient.earliest_start = today
+    return Recorded(booking.id, cause)
+
+
+def _second_harvest_day(
+    session: Session, patient: PatientRow, harvest, booking: BookingRow, settings: Settings
+) -> date | None:
+    """The day after the booked harvest, if the pathway allows one more day, it is open for
+    collections, not in the past, and the collection resources have room; else None."""
+    days = (booking.last_day - booking.first_day).days + 1
+    extra = booking.last_day + timedelta(days=1)
+    site = state.site(session)
+    if days >= (harvest.max_duration_days or harvest.duration_days) or extra < settings.planning_day():
+        return None
+    if not site.is_open(harvest.calendar, extra):
+        return None
+    keep = [state.as_booking(b) for b in state.current_rows(session) if b.id != booking.id]
+    longer = state.as_booking(booking).model_copy(update={"last_day": extra})
+    before = dict(patient.durations or {})
+    patient.durations = before | {harvest.name: days + 1}  # the referral's harvest takes a day more
+    session.flush()  # (read back by the capacity check)
+    try:
+        services.check_capacity(session, settings, keep, [longer], "")
+    except Conflict:
+        patient.durations = before
+        session.flush()
+        return None
+    return extra

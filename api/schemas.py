@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, WithJsonSchema, field_validator
 
+from api.db import CUSTODY_KINDS
 from pathway.catalogue import Model
 from pathway.cohort import PATIENT_ID, PATIENT_ID_SCHEMA, DateRange, check_pseudonymous
 from pathway.dates import IsoDate
@@ -205,10 +206,16 @@ class StepRecordIn(Model):
 
     outcome: Literal["started", "done", "missed", "cancelled"]
     first_day: ApiDate | None = Field(default=None, description="the day it really started (default: as booked)")
-    last_day: ApiDate | None = Field(default=None, description="the day it really ended (done only; default: as booked)")
-    reason: Text = Field(default="", max_length=MAX_REASON, description="why it was missed or cancelled (required then)")
+    last_day: ApiDate | None = Field(
+        default=None, description="the day it really ended (done only; default: as booked)"
+    )
+    reason: Text = Field(
+        default="", max_length=MAX_REASON, description="why it was missed or cancelled (required then)"
+    )
     note: Text = Note
-    scanned: ScannedIdentity | None = Field(default=None, description="an infusion: the identifiers scanned at the bedside")
+    scanned: ScannedIdentity | None = Field(
+        default=None, description="an infusion: the identifiers scanned at the bedside"
+    )
 
 
 class ProductIn(Model):
@@ -224,6 +231,10 @@ class ProductIn(Model):
     chain_of_identity: Identifier | None = None
     order_reference: Identifier | None = Field(default=None, description="the manufacturer's order or slot reference")
     bags: int | None = Field(default=None, ge=1, le=50)
+
+
+class PoorMobilisationIn(Model):
+    reason: Text = Reason
 
 
 class CustodyIn(Model):

@@ -52,6 +52,15 @@ class Settings(BaseSettings):
         default=3, ge=0, le=30, description="working days ahead whose bookings others' proposals never move"
     )
     alternatives: int = Field(default=3, ge=0, le=10, description="ranked alternatives offered with a proposal")
+    worklist_working_days: int = Field(
+        default=3, ge=0, le=20, description="working days after today that the worklist looks ahead"
+    )
+    at_risk_working_days: int = Field(
+        default=5,
+        ge=0,
+        le=30,
+        description="a conditioning booked within this many working days whose product is not released is at risk",
+    )
     solver_threads: int = Field(default=2, ge=1, le=16, description="solves running at once; more wait their turn")
     nightly_enabled: bool = Field(
         default=True, description="run the nightly re-solve inside the service (off: only on demand)"

@@ -12,9 +12,22 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from api import state
-from api.db import AuditEntry, BookingRow, CapacityChangeRow, EventRow, PatientRow, PlanVersion, ProposalRow, SolverRun
+from api.db import (
+    AuditEntry,
+    BookingRow,
+    CapacityChangeRow,
+    CustodyEvent,
+    EventRow,
+    PatientRow,
+    PlanVersion,
+    ProductRow,
+    ProposalRow,
+    SolverRun,
+    StepRecord,
+)
 from api.settings import Settings
 from api.state import NotFound
+from pathway import custody, isbt
 from pathway.catalogue import Catalogue, StepKind
 from pathway.site import Resource
 from pathway.usage import resource_load
@@ -150,17 +163,18 @@ def timeline(session: Session, patient_id: str, settings: Settings) -> dict[str,
         problem = state.build_problem(session, today, settings.horizon_days)
         explanation = explain_patient(problem, state.current_plan(session), patient_id)
         reasons = {s.step: s.reasons for s in explanation.steps}
+    records = state.latest_records(session, {patient_id})
+    unbooked = _latest_by_step(session, patient_id)
+    products = product_views(session, patient_id)
+    awaited = any(p["state"]["awaited"] for p in products)
+    infused = any(
+        s.kind == StepKind.infusion and _recorded(records, booked.get(s.name)) == "done" for s in template.steps
+    )
     steps = []
     for step in template.steps:
         b = booked.get(step.name)
-        if b is None:
-            status = "not booked"
-        elif b.last_day < today:
-            status = "done"
-        elif b.first_day <= today:
-            status = "in progress"
-        else:
-            status = b.status
+        record = records.get(b.id) if b is not None else unbooked.get(step.name)
+        status = step_status(step.kind, b, record, today, awaited, infused)
         steps.append(
             {
                 "step": step.name,
@@ -170,6 +184,7 @@ def timeline(session: Session, patient_id: str, settings: Settings) -> dict[str,
                 "status": status,
                 "fixed_by": b.fixed_by if b else "",
                 "why": reasons.get(step.name, []),
+                "recorded": record_view(record) if record is not None else None,
             }
         )
     events = session.scalars(select(EventRow).where(EventRow.patient_id == patient_id).order_by(EventRow.id))
@@ -179,10 +194,122 @@ def timeline(session: Session, patient_id: str, settings: Settings) -> dict[str,
         "status": row.status,
         "unschedulable": unschedulable,
         "steps": steps,
+        "products": products,
         "events": [
             {"at": e.created_at.isoformat(), "kind": e.kind, "details": e.details, "by": e.created_by} for e in events
         ],
     }
+
+
+PRODUCT_STEP_KINDS = (StepKind.processing, StepKind.manufacture, StepKind.release)
+"""Steps the product goes through: followed through its chain of custody, not recorded at the bedside."""
+
+
+def step_status(
+    kind: StepKind, booking: BookingRow | None, record: StepRecord | None, today: date, awaited: bool, infused: bool
+) -> str:
+    """What the records say of a step: done, in progress, missed or cancelled; with no record, a booked
+    step is due (starts today) or overdue (its first day has passed: never assumed done), else planned or
+    confirmed. A product's steps are in progress while its product is awaited; the high-risk window
+    after an infusion follows the recorded infusion."""
+    if record is not None and (booking is None or record.booking_id == booking.id):
+        return {"started": "in progress", "done": "done", "missed": "missed", "cancelled": "cancelled"}[record.outcome]
+    if booking is None:
+        return "not booked"
+    if booking.first_day > today:
+        return booking.status
+    if kind == StepKind.monitoring:
+        if not infused:
+            return "overdue" if booking.first_day < today else "due"
+        return "done" if booking.last_day < today else "in progress"
+    if kind in PRODUCT_STEP_KINDS and awaited:
+        return "in progress"
+    return "overdue" if booking.first_day < today else "due"
+
+
+def _recorded(records: dict[int, StepRecord], booking: BookingRow | None) -> str | None:
+    record = records.get(booking.id) if booking is not None else None
+    return record.outcome if record is not None else None
+
+
+def _latest_by_step(session: Session, patient_id: str) -> dict[str, StepRecord]:
+    """Step -> its latest record, for steps whose booking has gone (missed, cancelled)."""
+    rows = session.scalars(select(StepRecord).where(StepRecord.patient_id == patient_id).order_by(StepRecord.id))
+    return {r.step: r for r in rows}
+
+
+def record_view(record: StepRecord) -> dict[str, Any]:
+    return {
+        "outcome": record.outcome,
+        "first_day": record.first_day.isoformat() if record.first_day else None,
+        "last_day": record.last_day.isoformat() if record.last_day else None,
+        "reason": record.reason,
+        "note": record.note,
+        "recorded_on": record.recorded_on.isoformat(),
+        "by": record.recorded_by,
+    }
+
+
+# -- products -----------------------------------------------------------------------------------
+def product(session: Session, product_id: int) -> dict[str, Any]:
+    row = session.get(ProductRow, product_id)
+    if row is None:
+        raise NotFound(f"no product {product_id}")
+    return _product_view(session, row)
+
+
+def product_views(session: Session, patient_id: str) -> list[dict[str, Any]]:
+    query = select(ProductRow).where(ProductRow.patient_id == patient_id).order_by(ProductRow.id)
+    return [_product_view(session, row) for row in session.scalars(query)]
+
+
+def _custody(session: Session, product_id: int) -> list[CustodyEvent]:
+    query = select(CustodyEvent).where(CustodyEvent.product_id == product_id).order_by(CustodyEvent.id)
+    return list(session.scalars(query))
+
+
+def product_state(events: list[CustodyEvent]) -> custody.ProductState:
+    return custody.product_state([custody.CustodyStep(custody.CustodyKind(e.kind), e.day, e.details) for e in events])
+
+
+def _product_view(session: Session, row: ProductRow) -> dict[str, Any]:
+    events = _custody(session, row.id)
+    now = product_state(events)
+    return {
+        "id": row.id,
+        "patient": row.patient_id,
+        "collection_step": row.collection_step,
+        "din": str(isbt.Din(row.din, row.din_check)) if row.din else None,
+        "product_code": row.product_code,
+        "chain_of_identity": row.chain_of_identity,
+        "order_reference": row.order_reference,
+        "bags": row.bags,
+        "state": {
+            "last": now.last.value if now.last else None,
+            "awaited": now.awaited,
+            "released_on": _iso(now.released_on),
+            "expected_on": _iso(now.expected_on),
+            "out_of_specification": now.out_of_specification,
+            "exceptional": now.exceptional,
+            "lost": now.lost,
+            "infused": now.infused,
+            "summary": now.describe(),
+        },
+        "custody": [
+            {
+                "kind": e.kind,
+                "day": e.day.isoformat(),
+                "details": e.details,
+                "recorded_on": e.recorded_on.isoformat(),
+                "by": e.recorded_by,
+            }
+            for e in events
+        ],
+    }
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 def icalendar(session: Session, patient_id: str, settings: Settings) -> bytes:
@@ -435,3 +562,95 @@ def audit(session: Session, limit: int, offset: int, entity: str | None, entity_
         }
         for r in rows
     ]
+
+
+# -- the worklist -------------------------------------------------------------------------------
+LAB_KINDS = (*PRODUCT_STEP_KINDS,)
+"""The steps on a lab manager's worklist (everything else is the coordinators')."""
+NOT_RECORDED = (StepKind.monitoring,)
+"""Steps nobody records (the high-risk window follows the infusion)."""
+
+
+def worklist(session: Session, settings: Settings, role: str) -> dict[str, Any]:
+    """What needs doing from today to the ``worklist_working_days``-th working day: the steps due, the
+    steps overdue to record, the products awaited, the conditionings at risk (product not released)
+    and, for coordinators, the patients moved since their dates were last confirmed."""
+    today = settings.planning_day()
+    site = state.site(session)
+    until = state.working_days_after(site, today, settings.worklist_working_days)
+    risk_until = state.working_days_after(site, today, settings.at_risk_working_days)
+    cat = state.catalogue(session)
+    active = {r.id: r for r in session.scalars(select(PatientRow).where(PatientRow.status != "withdrawn"))}
+    booked = [b for b in state.current_rows(session) if b.patient_id in active]
+    bookings = [b for b in booked if b.first_day <= risk_until]
+    records = state.latest_records(session, set(active))
+    products: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    states: dict[str, list[custody.ProductState]] = defaultdict(list)
+    for row in session.scalars(select(ProductRow).where(ProductRow.patient_id.in_(sorted(active)))):
+        products[row.patient_id].append(_product_view(session, row))
+        states[row.patient_id].append(product_state(_custody(session, row.id)))
+    mine = (lambda k: k in LAB_KINDS) if role == "lab_manager" else (lambda k: k not in LAB_KINDS)
+    due, overdue, at_risk = [], [], []
+    for b in bookings:
+        kind = _step_kinds(cat, active[b.patient_id].pathway).get(b.step)
+        if kind is None or b.id in records or kind in NOT_RECORDED:
+            continue
+        awaited = any(p["state"]["awaited"] for p in products[b.patient_id])
+        if kind == StepKind.conditioning:
+            gate = custody.conditioning_gate(cat.template(active[b.patient_id].pathway), states[b.patient_id])
+            if gate:
+                at_risk.append(_at_risk(b, gate, products[b.patient_id]))
+        if not mine(kind) or b.first_day > until or (kind in PRODUCT_STEP_KINDS and awaited):
+            continue
+        (overdue if b.first_day < today else due).append(_work_item(b, kind))
+    awaited = [
+        p | {"next_step": _next_product_step(booked, p["patient"], cat, active)}
+        for rows in products.values()
+        for p in rows
+        if p["state"]["awaited"]
+    ]
+    out = {
+        "role": role,
+        "today": today.isoformat(),
+        "until": until.isoformat(),
+        "due": sorted(due, key=lambda i: (i["first_day"], i["patient"])),
+        "overdue": sorted(overdue, key=lambda i: (i["first_day"], i["patient"])),
+        "products_awaited": sorted(awaited, key=lambda p: (p["state"]["expected_on"] or "9999", p["patient"])),
+        "at_risk": sorted(at_risk, key=lambda i: (i["first_day"], i["patient"])),
+        "moved": [],
+    }
+    return out
+
+
+def _work_item(b: BookingRow, kind: StepKind) -> dict[str, Any]:
+    return {
+        "patient": b.patient_id,
+        "step": b.step,
+        "kind": kind.value,
+        "first_day": b.first_day.isoformat(),
+        "last_day": b.last_day.isoformat(),
+        "booking_status": b.status,
+    }
+
+
+def _at_risk(b: BookingRow, why: str, products: list[dict[str, Any]]) -> dict[str, Any]:
+    """A conditioning booked soon that the release gate would refuse today, and why."""
+    expected = [p["state"]["expected_on"] for p in products if p["state"]["expected_on"]]
+    return {
+        "patient": b.patient_id,
+        "step": b.step,
+        "first_day": b.first_day.isoformat(),
+        "why": why,
+        "expected_on": max(expected) if expected else None,
+    }
+
+
+def _next_product_step(
+    bookings: list[BookingRow], patient_id: str, cat: Catalogue, active: dict[str, PatientRow]
+) -> dict[str, Any] | None:
+    """The patient's release booking, which the awaited product is planned to meet."""
+    kinds = _step_kinds(cat, active[patient_id].pathway)
+    for b in bookings:
+        if b.patient_id == patient_id and kinds.get(b.step) == StepKind.release:
+            return {"step": b.step, "first_day": b.first_day.isoformat()}
+    return None

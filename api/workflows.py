@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from api import replanning, services, state, views
+from pathway.custody import CustodyKind
+
+from api import records, replanning, services, state, views
 from api.audit import Actor
 from api.db import CapacityChangeRow, PlanVersion
 from api.replanning import Publication
 from api.runtime import Runtime
-from api.schemas import CapacityChangeIn, ReferralEdit, ReferralIn
+from api.schemas import CapacityChangeIn, CustodyIn, ProductIn, ReferralEdit, ReferralIn, StepRecordIn
 from api.solving import SolverBusy
 from api.state import NotFound
 
@@ -130,3 +132,62 @@ def replan(runtime: Runtime, patients: set[str], reason: str, who: Actor) -> dic
             "patients": sorted(patients),
             "diff": views.diff(work.session, version.parent_id, version.id) if version.parent_id else None,
         }
+
+
+# -- what happened ------------------------------------------------------------------------------
+def record_step(runtime: Runtime, patient_id: str, step: str, body: StepRecordIn, who: Actor) -> dict[str, Any]:
+    """Record a booked step; a refused identity check is audited in a transaction of its own."""
+    entry = records.StepEntry(
+        outcome=body.outcome,
+        first_day=body.first_day,
+        last_day=body.last_day,
+        reason=body.reason,
+        note=body.note,
+        scanned_din=body.scanned.din if body.scanned else None,
+        scanned_chain_of_identity=body.scanned.chain_of_identity if body.scanned else None,
+    )
+    try:
+        with runtime.database.plan_write() as work:
+            recorded = records.record_step(work, patient_id, step, entry, runtime.settings, who)
+    except records.IdentityMismatch as exc:
+        with runtime.database.write() as work:
+            records.record_mismatch(work.session, exc, who)
+        raise
+    return _after_record(runtime, patient_id, recorded, who)
+
+
+def register_product(runtime: Runtime, patient_id: str, body: ProductIn, who: Actor) -> dict[str, Any]:
+    entry = records.ProductEntry(**body.model_dump())
+    with runtime.database.write() as work:
+        product_id = records.register_product(work, patient_id, entry, runtime.settings, who).id
+    with runtime.database.read() as work:
+        return views.product(work.session, product_id)
+
+
+def record_custody(runtime: Runtime, product_id: int, body: CustodyIn, who: Actor) -> dict[str, Any]:
+    kind = CustodyKind(body.kind)
+    with runtime.database.plan_write() as work:
+        recorded = records.record_custody(work, product_id, kind, body.day, body.details(), runtime.settings, who)
+        patient_id = views.product(work.session, product_id)["patient"]
+    out = _after_record(runtime, patient_id, recorded, who)
+    with runtime.database.read() as work:
+        return out | {"product": views.product(work.session, product_id)}
+
+
+def poor_mobilisation(runtime: Runtime, patient_id: str, reason: str, who: Actor) -> dict[str, Any]:
+    with runtime.database.plan_write() as work:
+        recorded = records.poor_mobilisation(work, patient_id, reason, runtime.settings, who)
+    return _after_record(runtime, patient_id, recorded, who)
+
+
+def _after_record(runtime: Runtime, patient_id: str, recorded: records.Recorded, who: Actor) -> dict[str, Any]:
+    """The answer to a record: its id, the re-plan of the patient it caused (if any), the timeline."""
+    out: dict[str, Any] = {"record": recorded.id, "replan": None}
+    if recorded.replan:
+        try:
+            out["replan"] = replan(runtime, {patient_id}, recorded.replan, who)
+        except SolverBusy as exc:  # the record stands; the nightly run (or a re-plan) plans the rest
+            out["replan_error"] = str(exc)
+    with runtime.database.read() as work:
+        out["timeline"] = views.timeline(work.session, patient_id, runtime.settings)
+    return out

@@ -1,7 +1,7 @@
 """The HTTP routes, one small router per resource. Each route parses, calls a use case (or a
 view inside a unit of work) and returns the answer its response schema (``api.answers``) describes."""
 
-from api.routes import admin, capacity, catalogue, jobs, patients, plans, proposals, service
+from api.routes import admin, capacity, catalogue, jobs, patients, plans, proposals, records, service
 
 ROUTERS = (
     service.router,
@@ -9,6 +9,7 @@ ROUTERS = (
     plans.router,
     patients.router,
     proposals.router,
+    records.router,
     capacity.router,
     jobs.router,
     admin.router,
