@@ -234,6 +234,12 @@ REFUSED = {
 }
 
 
+def test_the_kinds_are_those_the_database_accepts_in_the_same_order():
+    from api.db import CUSTODY_KINDS
+
+    assert tuple(kind.value for kind in CustodyKind) == CUSTODY_KINDS
+
+
 def test_every_rule_has_a_case_allowed_and_a_case_refused():
     assert set(ALLOWED) == set(REFUSED)
 
