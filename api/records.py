@@ -250,6 +250,20 @@ def _rebook(
     )
     session.add(new)
     session.flush()
+    started = state.latest_records(session, {booking.patient_id}).get(booking.id)
+    if started is not None and started.outcome == "started":  # still under way, on its new days
+        session.add(
+            StepRecord(
+                patient_id=booking.patient_id,
+                step=booking.step,
+                booking_id=new.id,
+                outcome="started",
+                first_day=started.first_day,
+                note=f"carried over: {what}",
+                recorded_on=settings.planning_day(),
+                recorded_by=actor.name,
+            )
+        )
     return new.id
 
 

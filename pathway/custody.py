@@ -80,7 +80,8 @@ _NOT_AFTER = {
         CustodyKind.released,
         CustodyKind.out_of_specification,
     ),
-    CustodyKind.out_of_specification: (CustodyKind.released,),
+    # a result that comes back after the release (a sterility culture) still counts, until the issue
+    CustodyKind.out_of_specification: (CustodyKind.issued,),
 }
 _REQUIRES = {
     CustodyKind.shipped: (CustodyKind.collected,),
@@ -147,6 +148,10 @@ def _prerequisites(kind: CustodyKind, recorded: Sequence[CustodyKind]) -> tuple[
     lab) once the lab has received it. Out of specification stands in place of released."""
     if kind in (CustodyKind.released, CustodyKind.out_of_specification):
         return (CustodyKind.received_at_centre,) if CustodyKind.shipped in recorded else (CustodyKind.received,)
+    if kind == CustodyKind.issued and CustodyKind.out_of_specification in recorded:
+        return (CustodyKind.exceptional_release,)  # a release the product has since failed does not count
+    if kind == CustodyKind.received_at_centre and CustodyKind.received not in recorded:
+        return (CustodyKind.shipped,)  # a donor's graft, shipped straight to the centre
     return _REQUIRES.get(kind, ())
 
 
@@ -263,7 +268,10 @@ def product_state(history: Sequence[CustodyStep]) -> ProductState:
     on = {step.kind: step.day for step in movements}
     forecasts = [step.day for step in history if step.kind == CustodyKind.expected_back]
     lost = CustodyKind.lost in on
-    released_on = on.get(CustodyKind.released, on.get(CustodyKind.exceptional_release))
+    # out of specification, even after a release, leaves only an exceptional release
+    released_on = on.get(
+        CustodyKind.exceptional_release if CustodyKind.out_of_specification in on else CustodyKind.released
+    )
     return ProductState(
         last=movements[-1].kind if movements else None,
         last_on=movements[-1].day if movements else None,

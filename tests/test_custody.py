@@ -94,7 +94,7 @@ ALLOWED = {
     "received at the centre after shipped back": (SHIPPED_AWAY[:6], K.received_at_centre, "2027-01-30", STORED),
     "released at the centre when shipped": (SHIPPED_AWAY[:7], K.released, "2027-02-01", {}),
     "released after received when never shipped": (MADE_LOCALLY[:3], K.released, "2027-01-25", {}),
-    "out of specification in place of released": (SHIPPED_AWAY[:7], K.out_of_specification, "2027-02-01", REASON),
+    "out of specification until the issue": (SHIPPED_AWAY[:7], K.out_of_specification, "2027-02-01", REASON),
     "exceptional release only after out of specification": (
         OUT_OF_SPECIFICATION,
         K.exceptional_release,
@@ -175,9 +175,9 @@ REFUSED = {
         (MADE_LOCALLY[:1], K.released, "2027-01-25", {}),
         ("kind", "released cannot be recorded before received"),
     ),
-    "out of specification in place of released": (
-        (SHIPPED_AWAY[:8], K.out_of_specification, "2027-02-02", REASON),
-        ("kind", "out of specification cannot be recorded after released"),
+    "out of specification until the issue": (
+        (SHIPPED_AWAY[:9], K.out_of_specification, "2027-02-08", REASON),
+        ("kind", "out of specification cannot be recorded after issued"),
     ),
     "exceptional release only after out of specification": (
         (SHIPPED_AWAY[:7], K.exceptional_release, "2027-02-02", {"clinician": "Dr A. Consultant", "reason": "x"}),
@@ -193,7 +193,7 @@ REFUSED = {
     ),
     "issued after exceptional release": (
         (OUT_OF_SPECIFICATION, K.issued, "2027-02-08", {}),
-        ("kind", "issued cannot be recorded before released or exceptional release"),
+        ("kind", "issued cannot be recorded before exceptional release"),
     ),
     "infused after issued": (
         (SHIPPED_AWAY[:8], K.infused, "2027-02-08", {}),
@@ -455,3 +455,24 @@ def test_a_stored_or_manufactured_product_may_be_infused_once_released(template,
 @pytest.mark.parametrize("template", [AXI_CEL, IN_HOUSE, ASCT], ids=["axi-cel", "in-house-car-t", "asct-beam"])
 def test_a_stored_or_manufactured_product_may_not_be_infused_before_its_release(template):
     assert infusion_gate(template, [AWAY], D("2027-02-08")).startswith("the product is not released at the centre")
+
+
+def test_a_late_result_after_the_release_withdraws_the_release_until_an_exceptional_one():
+    late = [*SHIPPED_AWAY[:8], event(K.out_of_specification, "2027-02-03", reason="sterility culture positive")]
+    assert next_problem(SHIPPED_AWAY[:8], K.out_of_specification, D("2027-02-03"), REASON, TODAY) is None
+    state = product_state(late)
+    assert (state.released_on, state.available, state.out_of_specification) == (None, False, True)
+    refused = next_problem(late, K.issued, D("2027-02-04"), {}, TODAY)
+    assert refused == ("kind", "issued cannot be recorded before exceptional release")
+    exceptional = [*late, event(K.exceptional_release, "2027-02-04", clinician="Dr A. Consultant", reason="x")]
+    assert product_state(exceptional).released_on == D("2027-02-04")
+    assert next_problem(exceptional, K.issued, D("2027-02-05"), {}, TODAY) is None
+
+
+def test_a_donors_graft_is_received_at_the_centre_straight_from_the_courier():
+    donor = [event(K.collected, "2027-01-04"), event(K.shipped, "2027-01-04", courier_reference="WC-2")]
+    assert next_problem(donor, K.received_at_centre, D("2027-01-05"), {"storage_location": "lab"}, TODAY) is None
+    assert next_problem(donor[:1], K.received_at_centre, D("2027-01-05"), {"storage_location": "lab"}, TODAY) == (
+        "kind",
+        "received at the centre cannot be recorded before shipped",
+    )

@@ -1,0 +1,275 @@
+"""Recording what actually happened, on a real database with the real solver: step records, products
+and their chain of custody, the release gate, the chain of identity at the bedside, and the plan
+following the facts (a late product, a step done on other days, a missed one, poor mobilisation).
+
+Days move on by serving the same database with a later planning day (``at``)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from pathway.isbt import check_character
+from sqlalchemy import select
+
+from api.app import create_app
+from api.db import AuditEntry, make_engine, make_sessionmaker
+from tests.builders import assert_plan_valid, auth, confirm, propose, refer
+
+DIN = "W000027000001"
+OTHER_DIN = "W000027000002"
+COI = "COI-0001-AXI"
+
+
+def din_text(number: str) -> str:
+    return number + check_character(number)
+
+
+@pytest.fixture
+def at(small_site, tokens):
+    """A client of the same database on another planning day (closed at the end of the test)."""
+    opened = []
+
+    def serve(day: date) -> TestClient:
+        client = TestClient(create_app(small_site.model_copy(update={"today": day})), raise_server_exceptions=False)
+        client.__enter__()
+        client.tokens = tokens
+        opened.append(client)
+        return client
+
+    yield serve
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+def booked(client, patient_id: str) -> dict[str, dict]:
+    timeline = client.get(f"/patients/{patient_id}/timeline", headers=auth(client, "coordinator")).json()
+    return {s["step"]: s for s in timeline["steps"]}
+
+
+def day_of(step: dict, which: str = "first_day") -> date:
+    return date.fromisoformat(step[which])
+
+
+def scheduled(client, patient_id: str, pathway: str = "axi-cel") -> dict[str, dict]:
+    refer(client, patient_id, pathway=pathway)
+    response = confirm(client, propose(client, patient_id)["id"])
+    assert response.status_code == 200, response.text
+    return booked(client, patient_id)
+
+
+def record(client, patient_id: str, step: str, role: str = "coordinator", **body):
+    return client.post(f"/patients/{patient_id}/steps/{step}/records", json=body, headers=auth(client, role))
+
+
+def custody(client, product_id: int, kind: str, day: date, **details):
+    body = {"kind": kind, "day": day.isoformat(), **details}
+    return client.post(f"/products/{product_id}/custody", json=body, headers=auth(client, "lab_manager"))
+
+
+def new_product(client, patient_id: str, din: str = DIN, coi: str | None = COI) -> int:
+    body = {"collection_step": "apheresis", "din": din_text(din), "product_code": "S1234", "bags": 2}
+    if coi:
+        body["chain_of_identity"] = coi
+    response = client.post(f"/patients/{patient_id}/products", json=body, headers=auth(client, "coordinator"))
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def collected_and_shipped(client, patient_id: str, steps: dict[str, dict]) -> int:
+    collection = day_of(steps["apheresis"])
+    assert record(client, patient_id, "apheresis", outcome="done").status_code == 201
+    product = new_product(client, patient_id)
+    assert custody(client, product, "collected", collection).status_code == 201
+    assert custody(client, product, "shipped", collection, courier_reference="CR-1").status_code == 201
+    assert custody(client, product, "received", collection).status_code == 201
+    assert custody(client, product, "manufacture_started", collection).status_code == 201
+    return product
+
+
+def back_and_released(client, product: int, back: date) -> None:
+    assert custody(client, product, "shipped_back", back - timedelta(days=1)).status_code == 201
+    assert custody(client, product, "received_at_centre", back, storage_location="LN2 tank 2").status_code == 201
+    released = custody(client, product, "released", back)
+    assert released.status_code == 201, released.text
+
+
+def statuses(client, patient_id: str) -> dict[str, str]:
+    return {step: s["status"] for step, s in booked(client, patient_id).items()}
+
+
+# -- statuses come from records -------------------------------------------------------------------
+def test_a_passed_step_with_no_record_is_overdue_never_done(client, at):
+    steps = scheduled(client, "N-AXI-1")
+    collection = day_of(steps["apheresis"])
+    assert statuses(at(collection), "N-AXI-1")["apheresis"] == "due"
+    later = at(collection + timedelta(days=2))
+    assert statuses(later, "N-AXI-1")["apheresis"] == "overdue"
+    assert record(later, "N-AXI-1", "apheresis", outcome="done").status_code == 201
+    assert statuses(later, "N-AXI-1")["apheresis"] == "done"
+    worklist = later.get("/worklist", headers=auth(later, "coordinator")).json()
+    assert "N-AXI-1" not in {i["patient"] for i in worklist["overdue"]}
+
+
+def test_an_actual_day_in_the_future_is_refused_and_nothing_is_stored(client, at):
+    steps = scheduled(client, "N-AXI-1")
+    collection = day_of(steps["apheresis"])
+    clinic = at(collection)
+    response = record(
+        clinic, "N-AXI-1", "apheresis", outcome="done", last_day=(collection + timedelta(days=1)).isoformat()
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "last_day" and "future" in response.json()["detail"][0]["problem"]
+    assert statuses(clinic, "N-AXI-1")["apheresis"] == "due"
+
+
+# -- the release gate -----------------------------------------------------------------------------
+def test_conditioning_is_refused_until_the_product_is_released_at_the_centre(client, at):
+    steps = scheduled(client, "N-AXI-1")
+    clinic = at(day_of(steps["apheresis"]))
+    product = collected_and_shipped(clinic, "N-AXI-1", steps)
+    ward = at(day_of(steps["conditioning"]))
+    refused = record(ward, "N-AXI-1", "conditioning", outcome="started")
+    assert refused.status_code == 409
+    assert refused.json()["field"] == "outcome" and "not released" in refused.json()["detail"]
+    assert statuses(ward, "N-AXI-1")["conditioning"] == "due"
+    at_risk = ward.get("/worklist", headers=auth(ward, "coordinator")).json()["at_risk"]
+    assert [i["patient"] for i in at_risk] == ["N-AXI-1"]
+
+    back_and_released(ward, product, day_of(steps["release"]))
+    started = record(ward, "N-AXI-1", "conditioning", outcome="started")
+    assert started.status_code == 201, started.text
+    assert statuses(ward, "N-AXI-1")["conditioning"] == "in progress"
+    assert booked(ward, "N-AXI-1")["release"]["status"] == "done"
+
+
+# -- a late product -------------------------------------------------------------------------------
+def test_a_late_product_replans_only_that_patient_with_the_delay_as_the_cause(client, at, small_site):
+    steps = scheduled(client, "N-AXI-1")
+    clinic = at(day_of(steps["apheresis"]))
+    product = collected_and_shipped(clinic, "N-AXI-1", steps)
+    others_before = {
+        (b["patient"], b["step"], b["first_day"])
+        for b in clinic.get("/plans/current", headers=auth(clinic, "coordinator")).json()["bookings"]
+        if b["patient"] != "N-AXI-1"
+    }
+    later_by = 9
+    expected = day_of(steps["release"]) + timedelta(days=later_by)
+    response = custody(clinic, product, "expected_back", expected)
+    assert response.status_code == 201, response.text
+    assert response.json()["replan"]["patients"] == ["N-AXI-1"]
+    after = booked(clinic, "N-AXI-1")
+    assert day_of(after["release"]) >= expected
+    assert day_of(after["conditioning"]) >= day_of(after["release"], "last_day") + timedelta(days=1)
+    assert day_of(after["manufacture"], "last_day") == expected - timedelta(days=1)
+    others_after = {
+        (b["patient"], b["step"], b["first_day"])
+        for b in clinic.get("/plans/current", headers=auth(clinic, "coordinator")).json()["bookings"]
+        if b["patient"] != "N-AXI-1"
+    }
+    assert others_after == others_before
+    events = clinic.get("/patients/N-AXI-1/timeline", headers=auth(clinic, "coordinator")).json()["events"]
+    assert any("expected back" in str(e["details"]) for e in events)
+    assert_plan_valid(small_site.model_copy(update={"today": day_of(steps["apheresis"])}))
+
+
+# -- done differently, missed ---------------------------------------------------------------------
+def test_a_step_done_a_day_late_is_rebooked_on_its_real_day_and_the_rest_follows(client, at, small_site):
+    steps = scheduled(client, "N-AXI-1")
+    late = day_of(steps["apheresis"]) + timedelta(days=1)
+    clinic = at(late)
+    response = record(clinic, "N-AXI-1", "apheresis", outcome="done", first_day=late.isoformat())
+    assert response.status_code == 201, response.text
+    after = booked(clinic, "N-AXI-1")
+    assert after["apheresis"]["status"] == "done" and day_of(after["apheresis"]) == late
+    assert day_of(after["manufacture"]) == late  # shipped fresh on the collection day
+    assert_plan_valid(small_site.model_copy(update={"today": late}))
+
+
+def test_a_missed_apheresis_is_booked_again_and_its_miss_stays_on_record(client, at, small_site):
+    steps = scheduled(client, "N-AXI-1")
+    missed_on = day_of(steps["apheresis"])
+    clinic = at(missed_on)
+    no_reason = record(clinic, "N-AXI-1", "apheresis", outcome="missed")
+    assert no_reason.status_code == 422 and no_reason.json()["detail"][0]["field"] == "reason"
+    response = record(clinic, "N-AXI-1", "apheresis", outcome="missed", reason="line infection")
+    assert response.status_code == 201, response.text
+    after = booked(clinic, "N-AXI-1")
+    assert day_of(after["apheresis"]) > missed_on
+    assert after["apheresis"]["status"] == "planned"
+    timeline = clinic.get("/patients/N-AXI-1/timeline", headers=auth(clinic, "coordinator")).json()
+    assert any(e["kind"] == "step_missed" and "line infection" in e["details"]["cause"] for e in timeline["events"])
+    assert_plan_valid(small_site.model_copy(update={"today": missed_on}))
+
+
+# -- chain of identity ----------------------------------------------------------------------------
+def _ready_to_infuse(client, at) -> tuple[TestClient, dict, int]:
+    steps = scheduled(client, "N-AXI-1")
+    product = collected_and_shipped(at(day_of(steps["apheresis"])), "N-AXI-1", steps)
+    ward = at(day_of(steps["conditioning"]))
+    back_and_released(ward, product, day_of(steps["release"]))
+    assert record(ward, "N-AXI-1", "conditioning", outcome="started").status_code == 201
+    infusion_day = day_of(steps["infusion"])
+    ward = at(infusion_day)
+    assert record(ward, "N-AXI-1", "conditioning", outcome="done").status_code == 201
+    assert custody(ward, product, "issued", infusion_day).status_code == 201
+    return ward, steps, product
+
+
+def test_an_infusion_with_another_bag_is_refused_audited_and_not_stored(client, at, small_site):
+    ward, steps, product = _ready_to_infuse(client, at)
+    wrong = {"din": din_text(OTHER_DIN), "chain_of_identity": COI}
+    response = record(ward, "N-AXI-1", "infusion", outcome="done", scanned=wrong)
+    assert response.status_code == 409 and response.json()["field"] == "scanned.din"
+    assert statuses(ward, "N-AXI-1")["infusion"] == "due"
+    engine = make_engine(small_site.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            audited = session.scalars(select(AuditEntry).where(AuditEntry.action == "infusion.identity_mismatch")).all()
+    finally:
+        engine.dispose()
+    assert [(a.entity_id, a.after["field"]) for a in audited] == [("N-AXI-1", "scanned.din")]
+
+    right = {"din": din_text(DIN), "chain_of_identity": COI}
+    response = record(ward, "N-AXI-1", "infusion", outcome="done", scanned=right)
+    assert response.status_code == 201, response.text
+    product_view = ward.get(f"/products/{product}", headers=auth(ward, "coordinator")).json()
+    assert product_view["state"]["infused"] and product_view["custody"][-1]["kind"] == "infused"
+
+
+# -- bad input ------------------------------------------------------------------------------------
+def test_bad_product_and_custody_input_names_the_field_and_stores_nothing(client, at):
+    steps = scheduled(client, "N-AXI-1")
+    clinic = at(day_of(steps["apheresis"]))
+    wrong_check = DIN + ("A" if check_character(DIN) != "A" else "B")
+    response = clinic.post(
+        "/patients/N-AXI-1/products",
+        json={"collection_step": "apheresis", "din": wrong_check},
+        headers=auth(clinic, "coordinator"),
+    )
+    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "din"
+    assert clinic.get("/patients/N-AXI-1/products", headers=auth(clinic, "coordinator")).json() == []
+
+    assert custody(clinic, 999, "collected", day_of(steps["apheresis"])).status_code == 404
+    product = new_product(clinic, "N-AXI-1")
+    early = custody(clinic, product, "shipped", day_of(steps["apheresis"]), courier_reference="CR-1")
+    assert early.status_code == 422 and early.json()["detail"][0]["field"] == "kind"
+    future = custody(clinic, product, "collected", day_of(steps["apheresis"]) + timedelta(days=1))
+    assert future.status_code == 422 and future.json()["detail"][0]["field"] == "day"
+    assert clinic.get(f"/products/{product}", headers=auth(clinic, "coordinator")).json()["custody"] == []
+
+
+# -- poor mobilisation ----------------------------------------------------------------------------
+def test_poor_mobilisation_adds_a_second_harvest_day_when_there_is_room(client, at, small_site):
+    steps = scheduled(client, "N-ASCT-1", pathway="asct-beam")
+    harvest_day = day_of(steps["harvest"])
+    clinic = at(harvest_day)
+    assert record(clinic, "N-ASCT-1", "harvest", outcome="started").status_code == 201
+    response = clinic.post(
+        "/patients/N-ASCT-1/poor-mobilisation", json={"reason": "CD34 count low"}, headers=auth(clinic, "coordinator")
+    )
+    assert response.status_code == 200, response.text
+    after = booked(clinic, "N-ASCT-1")
+    assert day_of(after["harvest"], "last_day") == harvest_day + timedelta(days=1)
+    assert_plan_valid(small_site.model_copy(update={"today": harvest_day}))
