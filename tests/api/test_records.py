@@ -10,11 +10,11 @@ from datetime import date, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from pathway.isbt import check_character
 from sqlalchemy import select
 
 from api.app import create_app
 from api.db import AuditEntry, make_engine, make_sessionmaker
+from pathway.isbt import check_character
 from tests.builders import assert_plan_valid, auth, confirm, propose, refer
 
 DIN = "W000027000001"
