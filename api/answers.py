@@ -48,6 +48,7 @@ class ErrorMessage(Answer):
     """400, 401, 403, 404, 409, 503: what is wrong, in words."""
 
     detail: str
+    field: str | None = Field(default=None, description="409 from a rule refusing a record: the field it concerns")
 
 
 # -- service ------------------------------------------------------------------------------------

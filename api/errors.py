@@ -64,6 +64,9 @@ async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
 
 
 async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+    field = getattr(exc, "field", None)  # a rule refusing a record names the field the page shows it at
+    if field:
+        return JSONResponse(status_code=409, content={"detail": str(exc), "field": field})
     return _message(409, str(exc))
 
 

@@ -17,16 +17,6 @@ import dataclasses
 from datetime import date, timedelta
 from typing import Any
 
-from pathway.custody import (
-    CustodyKind,
-    CustodyStep,
-    ProductState,
-    conditioning_gate,
-    infusion_gate,
-    next_problem,
-    product_state,
-)
-from pathway.isbt import parse_chain_of_identity, parse_din, parse_product_code
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -37,8 +27,19 @@ from api.settings import Settings
 from api.state import Conflict, NotFound
 from api.unit_of_work import UnitOfWork
 from pathway.catalogue import StepKind, Template
+from pathway.custody import (
+    CustodyKind,
+    CustodyStep,
+    ProductState,
+    conditioning_gate,
+    infusion_gate,
+    next_problem,
+    product_state,
+)
 from pathway.dates import say_day
 from pathway.errors import InputError
+from pathway.isbt import parse_chain_of_identity, parse_din, parse_product_code
+from pathway.usage import resource_load
 
 COLLECTION_KINDS = (StepKind.apheresis, StepKind.donor_collection)
 
@@ -118,7 +119,9 @@ def record_step(
     planned_last = last if last is not None else first + (booking.last_day - booking.first_day)
     replan = None
     if (first, planned_last) != (booking.first_day, booking.last_day):
-        row.booking_id = _rebook(work, booking, first, planned_last, f"{_say(step)} {entry.outcome}", settings, actor)
+        rebooked = _rebook(work, booking, first, planned_last, f"{_say(step)} {entry.outcome}", settings, actor)
+        row.booking_id = rebooked.id
+        _release_dependents(session, template, patient_id, step, rebooked.from_version)
         booked = _span(booking.first_day, booking.last_day)
         replan = f"{_say(step)} recorded {entry.outcome} {_span(first, last)}, booked {booked}"
     session.add(row)
@@ -207,6 +210,20 @@ def _not_done(
         session, work.head, "record", f"{patient.id}: {_say(booking.step)} {entry.outcome}", actor
     )
     booking.to_version = version.id
+    template = state.catalogue(session).template(patient.pathway)
+    _release_dependents(session, template, patient.id, booking.step, version.id)
+    if entry.outcome == "missed" and (patient.earliest_start is None or patient.earliest_start <= today):
+        before = patient.earliest_start
+        patient.earliest_start = today + timedelta(days=1)  # what was missed today is not booked again today
+        record(
+            session,
+            actor,
+            "patient.edit",
+            "patient",
+            patient.id,
+            {"earliest_start": before.isoformat() if before else None},
+            {"earliest_start": patient.earliest_start.isoformat()},
+        )
     row = StepRecord(
         patient_id=patient.id,
         step=booking.step,
@@ -232,9 +249,33 @@ def _not_done(
     return Recorded(row.id, cause)
 
 
+def _dependents(template: Template, step: str) -> set[str]:
+    """The steps tied by a lag to ``step``, directly or through others."""
+    found: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for s in template.steps:
+            if s.name not in found and any(lag.after == step or lag.after in found for lag in s.lags):
+                found.add(s.name)
+                changed = True
+    return found
+
+
+def _release_dependents(session: Session, template: Template, patient_id: str, step: str, version: int) -> None:
+    """Take out of the plan (from ``version``) the unrecorded steps tied to ``step``, whose days
+    followed from its booked ones: the re-plan that follows books them after its real days. (A tied
+    step that has happened is held with it again by the planning, ``pathway.inflight``.)"""
+    tied = _dependents(template, step)
+    records = state.latest_records(session, {patient_id})
+    for b in state.current_rows(session, patient_id):
+        if b.step in tied and b.id not in records:
+            b.to_version = version
+
+
 def _rebook(
     work: UnitOfWork, booking: BookingRow, first: date, last: date, what: str, settings: Settings, actor: Actor
-) -> int:
+) -> BookingRow:
     """Put the booking on the days it really took (a new plan version; the old row stays in history)."""
     session = work.session
     version = services._new_version(session, work.head, "record", f"{booking.patient_id}: {what}", actor)
@@ -252,19 +293,21 @@ def _rebook(
     session.flush()
     started = state.latest_records(session, {booking.patient_id}).get(booking.id)
     if started is not None and started.outcome == "started":  # still under way, on its new days
-        session.add(
-            StepRecord(
-                patient_id=booking.patient_id,
-                step=booking.step,
-                booking_id=new.id,
-                outcome="started",
-                first_day=started.first_day,
-                note=f"carried over: {what}",
-                recorded_on=settings.planning_day(),
-                recorded_by=actor.name,
-            )
-        )
-    return new.id
+        session.add(_started(new, started.first_day, f"carried over: {what}", settings, actor))
+    return new
+
+
+def _started(booking: BookingRow, first_day: date, note: str, settings: Settings, actor: Actor) -> StepRecord:
+    return StepRecord(
+        patient_id=booking.patient_id,
+        step=booking.step,
+        booking_id=booking.id,
+        outcome="started",
+        first_day=first_day,
+        note=note,
+        recorded_on=settings.planning_day(),
+        recorded_by=actor.name,
+    )
 
 
 def _record_json(row: StepRecord) -> dict[str, Any]:
@@ -511,7 +554,12 @@ def _expected_back(work: UnitOfWork, patient: PatientRow, day: date, settings: S
     late = (day - planned).days
     words = f"{late} day{'s' if abs(late) != 1 else ''} {'later' if late > 0 else 'earlier'}"
     cause = f"product expected back on {say_day(day)}, {words} than planned ({say_day(planned)})"
-    _rebook(work, manufacture, manufacture.first_day, day - timedelta(days=1), cause, settings, actor)
+    if manufacture.id not in state.latest_records(session, {patient.id}):  # under way: the product is away
+        session.add(_started(manufacture, manufacture.first_day, "the product is away", settings, actor))
+        session.flush()
+    longer = _rebook(work, manufacture, manufacture.first_day, day - timedelta(days=1), cause, settings, actor)
+    template = state.catalogue(session).template(patient.pathway)
+    _release_dependents(session, template, patient.id, manufacture.step, longer.from_version)
     return cause
 
 
@@ -565,7 +613,8 @@ def poor_mobilisation(work: UnitOfWork, patient_id: str, reason: str, settings: 
     if extra is not None:
         cause = f"poor mobilisation ({reason}): a second harvest day on {say_day(extra)}"
         row = _rebook(work, booking, booking.first_day, extra, cause, settings, actor)
-        return Recorded(row, cause)
+        _release_dependents(session, template, patient_id, harvest.name, row.from_version)
+        return Recorded(row.id, cause)
     cause = f"poor mobilisation ({reason}): mobilisation starts again (no second harvest day)"
     services.release_bookings(
         work, patient_id, "remobilisation", {"reason": reason}, settings, actor, from_step=mobilisation.name
@@ -578,23 +627,24 @@ def _second_harvest_day(
     session: Session, patient: PatientRow, harvest, booking: BookingRow, settings: Settings
 ) -> date | None:
     """The day after the booked harvest, if the pathway allows one more day, it is open for
-    collections, not in the past, and the collection resources have room; else None."""
+    collections and not past, and every resource the harvest uses has room that day; else None."""
     days = (booking.last_day - booking.first_day).days + 1
     extra = booking.last_day + timedelta(days=1)
-    site = state.site(session)
     if days >= (harvest.max_duration_days or harvest.duration_days) or extra < settings.planning_day():
         return None
-    if not site.is_open(harvest.calendar, extra):
+    others = [
+        state.as_booking(b)
+        for b in state.current_rows(session)
+        if b.id != booking.id and b.first_day <= extra and b.last_day >= extra - timedelta(days=6)
+    ]
+    include = {b.patient for b in others} | {patient.id}
+    problem = state.build_problem(session, settings.planning_day(), settings.horizon_days, include=include)
+    if not problem.site.is_open(harvest.calendar, extra):
         return None
-    keep = [state.as_booking(b) for b in state.current_rows(session) if b.id != booking.id]
-    longer = state.as_booking(booking).model_copy(update={"last_day": extra})
-    before = dict(patient.durations or {})
-    patient.durations = before | {harvest.name: days + 1}  # the referral's harvest takes a day more
-    session.flush()  # (read back by the capacity check)
-    try:
-        services.check_capacity(session, settings, keep, [longer], "")
-    except Conflict:
-        patient.durations = before
-        session.flush()
-        return None
+    step = next(ps for ps in problem.steps(problem.patient(patient.id)) if ps.name == harvest.name)
+    load = resource_load(problem, others)
+    for resource, amount, _ in step.resources:
+        if load.booked(resource.id, resource.cell(extra)) + amount > problem.site.capacity_on(resource, extra):
+            return None
+    patient.durations = dict(patient.durations or {}) | {harvest.name: days + 1}  # the referral's harvest
     return extra

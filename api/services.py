@@ -467,9 +467,10 @@ def _booking_json(row: BookingRow) -> dict[str, Any]:
     }
 
 
-def check_capacity(session: Session, settings: Settings, keep: list[Booking], new: list[Booking], then: str) -> Problem:
-    """Conflict (ending with ``then``) if ``new`` added to ``keep`` overfills a resource-day; the Problem
-    of the patients involved otherwise."""
+def _check_new_bookings(session: Session, settings: Settings, keep: list[Booking], new: list[Booking]) -> None:
+    """Conflict if ``new`` (added to ``keep``) overfills a resource-day or breaks its patients' rules."""
+    if not new:
+        return
     today = settings.planning_day()
     patients = {b.patient for b in new}
     # only bookings that can share a day (or a slot week) with the new ones matter
@@ -477,22 +478,15 @@ def check_capacity(session: Session, settings: Settings, keep: list[Booking], ne
     last = max(b.last_day for b in new)
     nearby = [b for b in keep if b.first_day <= last and b.last_day >= first]
     problem = state.build_problem(session, today, settings.horizon_days, include=patients | {b.patient for b in nearby})
+    site = problem.site
     load_all = resource_load(problem, [*nearby, *new])
     touched = resource_load(problem, new)
-    for resource, day, booked, limit, _ in load_all.overbooked(problem.site, cells=touched.cells):
+    for resource, day, booked, limit, _ in load_all.overbooked(site, cells=touched.cells):
         raise Conflict(
             f"{resource.id} is full {resource.say_cell(day)}: "
-            f"{booked - touched.booked(resource.id, day)} of {limit} already booked; {then}"
+            f"{booked - touched.booked(resource.id, day)} of {limit} already booked; "
+            "ask for a new proposal"
         )
-    return problem
-
-
-def _check_new_bookings(session: Session, settings: Settings, keep: list[Booking], new: list[Booking]) -> None:
-    """Conflict if ``new`` (added to ``keep``) overfills a resource-day or breaks its patients' rules."""
-    if not new:
-        return
-    patients = {b.patient for b in new}
-    problem = check_capacity(session, settings, keep, new, "ask for a new proposal")
     # every other hard rule, for the patients whose bookings change (their started steps are frozen)
     sub = dataclasses.replace(
         problem,

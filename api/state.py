@@ -256,7 +256,7 @@ def build_problem(
         mine = booked.get(row.id, [])
         held = hold_products and row.id not in reopened and _collected(cat, row.pathway, mine, today)
         fields["frozen"] = [
-            _frozen(b, records.get(b.id))
+            _frozen(b, records.get(b.id), today)
             for b in mine
             if b.first_day <= limit
             or b.id in records
@@ -272,11 +272,12 @@ def build_problem(
     return parse_cohort(raw, source="database", catalogue=cat)
 
 
-def _frozen(booking, record: StepRecord | None) -> dict[str, Any]:
+def _frozen(booking, record: StepRecord | None, today: date) -> dict[str, Any]:
     """A current booking as a frozen step: a recorded step (started or done; a missed one is no longer
-    booked) is a fact whatever its day, and one recorded done keeps the days it took."""
+    booked) is a fact whatever its day. One recorded or under way keeps the days it is booked for
+    (those it took, or those a late product's manufacture now takes); one fixed ahead keeps its length."""
     out = {"step": booking.step, "first_day": booking.first_day.isoformat()}
-    if record is not None and record.outcome == "done":
+    if record is not None or booking.first_day < today:
         out["last_day"] = booking.last_day.isoformat()
     return out
 

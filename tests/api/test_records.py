@@ -52,8 +52,8 @@ def day_of(step: dict, which: str = "first_day") -> date:
     return date.fromisoformat(step[which])
 
 
-def scheduled(client, patient_id: str, pathway: str = "axi-cel") -> dict[str, dict]:
-    refer(client, patient_id, pathway=pathway)
+def scheduled(client, patient_id: str, pathway: str = "axi-cel", **extra) -> dict[str, dict]:
+    refer(client, patient_id, pathway=pathway, **extra)
     response = confirm(client, propose(client, patient_id)["id"])
     assert response.status_code == 200, response.text
     return booked(client, patient_id)
@@ -135,9 +135,12 @@ def test_conditioning_is_refused_until_the_product_is_released_at_the_centre(cli
     assert refused.json()["field"] == "outcome" and "not released" in refused.json()["detail"]
     assert statuses(ward, "N-AXI-1")["conditioning"] == "due"
     at_risk = ward.get("/worklist", headers=auth(ward, "coordinator")).json()["at_risk"]
-    assert [i["patient"] for i in at_risk] == ["N-AXI-1"]
+    mine = next(i for i in at_risk if i["patient"] == "N-AXI-1")
+    assert mine["step"] == "conditioning" and "not released" in mine["why"]
 
     back_and_released(ward, product, day_of(steps["release"]))
+    at_risk = ward.get("/worklist", headers=auth(ward, "coordinator")).json()["at_risk"]
+    assert "N-AXI-1" not in {i["patient"] for i in at_risk}
     started = record(ward, "N-AXI-1", "conditioning", outcome="started")
     assert started.status_code == 201, started.text
     assert statuses(ward, "N-AXI-1")["conditioning"] == "in progress"
@@ -261,15 +264,47 @@ def test_bad_product_and_custody_input_names_the_field_and_stores_nothing(client
 
 
 # -- poor mobilisation ----------------------------------------------------------------------------
-def test_poor_mobilisation_adds_a_second_harvest_day_when_there_is_room(client, at, small_site):
-    steps = scheduled(client, "N-ASCT-1", pathway="asct-beam")
+def _harvesting(client, at, earliest: str) -> tuple[TestClient, date]:
+    """An ASCT patient whose harvest has started today."""
+    steps = scheduled(client, "N-ASCT-1", pathway="asct-beam", earliest_start=earliest)
     harvest_day = day_of(steps["harvest"])
     clinic = at(harvest_day)
     assert record(clinic, "N-ASCT-1", "harvest", outcome="started").status_code == 201
-    response = clinic.post(
-        "/patients/N-ASCT-1/poor-mobilisation", json={"reason": "CD34 count low"}, headers=auth(clinic, "coordinator")
-    )
+    return clinic, harvest_day
+
+
+def poorly_mobilised(clinic):
+    body = {"reason": "CD34 count low"}
+    return clinic.post("/patients/N-ASCT-1/poor-mobilisation", json=body, headers=auth(clinic, "coordinator"))
+
+
+def test_poor_mobilisation_adds_a_second_harvest_day_when_there_is_room(client, at, small_site):
+    clinic, harvest_day = _harvesting(client, at, "2027-01-14")  # a Thursday: mobilised Thu-Sun, harvest Mon
+    assert harvest_day.weekday() < 4, "the test needs a harvest with a working day after it"
+    response = poorly_mobilised(clinic)
     assert response.status_code == 200, response.text
     after = booked(clinic, "N-ASCT-1")
-    assert day_of(after["harvest"], "last_day") == harvest_day + timedelta(days=1)
+    assert (day_of(after["harvest"]), day_of(after["harvest"], "last_day")) == (
+        harvest_day,
+        harvest_day + timedelta(days=1),
+    )
+    assert after["harvest"]["status"] == "in progress"
+    assert_plan_valid(small_site.model_copy(update={"today": harvest_day}))
+
+
+def test_poor_mobilisation_with_no_room_the_next_day_starts_mobilisation_again(client, at, small_site):
+    clinic, harvest_day = _harvesting(client, at, "2027-01-14")
+    closure = {
+        "resource": "apheresis_machine",
+        "centre": "liverpool",
+        "first_day": (harvest_day + timedelta(days=1)).isoformat(),
+        "last_day": (harvest_day + timedelta(days=1)).isoformat(),
+        "capacity": 0,
+        "reason": "machine serviced",
+    }
+    assert clinic.post("/capacity/changes", json=closure, headers=auth(clinic, "lab_manager")).status_code == 201
+    response = poorly_mobilised(clinic)
+    assert response.status_code == 200, response.text
+    after = booked(clinic, "N-ASCT-1")
+    assert day_of(after["mobilisation"]) >= harvest_day and day_of(after["harvest"]) > harvest_day + timedelta(days=1)
     assert_plan_valid(small_site.model_copy(update={"today": harvest_day}))
