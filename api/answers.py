@@ -152,6 +152,10 @@ class StepRecordView(Answer):
     by: str
 
 
+class StepHistory(StepRecordView):
+    step: str
+
+
 class TimelineStep(Answer):
     step: str
     kind: str
@@ -212,6 +216,9 @@ class Timeline(Answer):
     status: PatientStatus
     unschedulable: Unschedulable | None
     steps: list[TimelineStep]
+    records: list[StepHistory] = Field(
+        description="every record of the patient's steps, oldest first: what was given stays here whatever happens next"
+    )
     products: list[ProductView]
     events: list[PatientEvent]
 

@@ -126,7 +126,8 @@ def record_step(
         replan = f"{_say(step)} recorded {entry.outcome} {_span(first, last)}, booked {booked}"
     session.add(row)
     session.flush()
-    if product is not None:
+    last_dose = [s.name for s in template.steps if s.kind == StepKind.infusion][-1] == step  # a split dose: 2 steps
+    if product is not None and last_dose:
         _add_custody(session, product, CustodyKind.infused, first, {}, today, actor)
     record(session, actor, f"step.{entry.outcome}", "patient", patient_id, None, _record_json(row))
     return Recorded(row.id, replan)

@@ -194,6 +194,7 @@ def timeline(session: Session, patient_id: str, settings: Settings) -> dict[str,
         "status": row.status,
         "unschedulable": unschedulable,
         "steps": steps,
+        "records": [record_view(r) | {"step": r.step} for r in _all_records(session, patient_id)],
         "products": products,
         "events": [
             {"at": e.created_at.isoformat(), "kind": e.kind, "details": e.details, "by": e.created_by} for e in events
@@ -232,10 +233,14 @@ def _recorded(records: dict[int, StepRecord], booking: BookingRow | None) -> str
     return record.outcome if record is not None else None
 
 
+def _all_records(session: Session, patient_id: str) -> list[StepRecord]:
+    query = select(StepRecord).where(StepRecord.patient_id == patient_id).order_by(StepRecord.id)
+    return list(session.scalars(query))
+
+
 def _latest_by_step(session: Session, patient_id: str) -> dict[str, StepRecord]:
     """Step -> its latest record, for steps whose booking has gone (missed, cancelled)."""
-    rows = session.scalars(select(StepRecord).where(StepRecord.patient_id == patient_id).order_by(StepRecord.id))
-    return {r.step: r for r in rows}
+    return {r.step: r for r in _all_records(session, patient_id)}
 
 
 def record_view(record: StepRecord) -> dict[str, Any]:

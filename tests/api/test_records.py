@@ -308,3 +308,54 @@ def test_poor_mobilisation_with_no_room_the_next_day_starts_mobilisation_again(c
     after = booked(clinic, "N-ASCT-1")
     assert day_of(after["mobilisation"]) >= harvest_day and day_of(after["harvest"]) > harvest_day + timedelta(days=1)
     assert_plan_valid(small_site.model_copy(update={"today": harvest_day}))
+
+
+# -- out of specification after conditioning has started -----------------------------------------
+def _conditioning_started(client, at) -> tuple[TestClient, dict, int]:
+    steps = scheduled(client, "N-AXI-1")
+    product = collected_and_shipped(at(day_of(steps["apheresis"])), "N-AXI-1", steps)
+    ward = at(day_of(steps["conditioning"]))
+    back_and_released(ward, product, day_of(steps["release"]))
+    assert record(ward, "N-AXI-1", "conditioning", outcome="started").status_code == 201
+    return at(day_of(steps["conditioning"]) + timedelta(days=1)), steps, product
+
+
+def test_an_exceptional_release_after_a_late_result_lets_the_infusion_go_ahead(client, at):
+    ward, steps, product = _conditioning_started(client, at)
+    day2 = day_of(steps["conditioning"]) + timedelta(days=1)
+    assert custody(ward, product, "out_of_specification", day2, reason="sterility culture positive").status_code == 201
+    assert statuses(ward, "N-AXI-1")["conditioning"] == "in progress"  # the doses given are not undone
+    refused = custody(ward, product, "issued", day2)
+    assert refused.status_code == 422 and "exceptional release" in refused.json()["detail"][0]["problem"]
+    no_clinician = custody(ward, product, "exceptional_release", day2, reason="no alternative")
+    assert no_clinician.status_code == 422 and no_clinician.json()["detail"][0]["field"] == "clinician"
+    released = custody(ward, product, "exceptional_release", day2, clinician="Dr Consultant", reason="no alternative")
+    assert released.status_code == 201 and released.json()["product"]["state"]["exceptional"]
+    infusion_day = day_of(steps["infusion"])
+    bedside = at(infusion_day)
+    assert record(bedside, "N-AXI-1", "conditioning", outcome="done").status_code == 201
+    assert custody(bedside, product, "issued", infusion_day).status_code == 201
+    scanned = {"din": din_text(DIN), "chain_of_identity": COI}
+    assert record(bedside, "N-AXI-1", "infusion", outcome="done", scanned=scanned).status_code == 201
+
+
+def test_a_remanufacture_after_conditioning_started_keeps_the_doses_given_in_the_history(client, at, small_site):
+    ward, steps, product = _conditioning_started(client, at)
+    day2 = day_of(steps["conditioning"]) + timedelta(days=1)
+    assert custody(ward, product, "out_of_specification", day2, reason="viability below the limit").status_code == 201
+    response = ward.post(
+        "/patients/N-AXI-1/out-of-specification",
+        json={"redo": "re-manufacture", "reason": "viability below the limit"},
+        headers=auth(ward, "coordinator"),
+    )
+    assert response.status_code == 200, response.text
+    assert confirm(ward, response.json()["proposal"]["id"]).status_code == 200
+    timeline = ward.get("/patients/N-AXI-1/timeline", headers=auth(ward, "coordinator")).json()
+    given = [r for r in timeline["records"] if r["step"] == "conditioning"]
+    assert [(r["outcome"], r["first_day"]) for r in given] == [("started", steps["conditioning"]["first_day"])]
+    new = {s["step"]: s for s in timeline["steps"]}
+    assert day_of(new["conditioning"]) > day2 and new["conditioning"]["status"] == "confirmed"
+    # the new conditioning waits for the re-manufactured product's release
+    gate = record(at(day_of(new["conditioning"])), "N-AXI-1", "conditioning", outcome="started")
+    assert gate.status_code == 409 and gate.json()["field"] == "outcome"
+    assert_plan_valid(small_site.model_copy(update={"today": day2}))
