@@ -152,7 +152,7 @@ def _event(run: list[BookingRow], history: History) -> StepEvent:
 
 def ics(session: Session, patient_id: str) -> bytes:
     """The patient's calendar: one all-day event per attempt of a step (pseudonymous id only)."""
-    from icalendar import Calendar, Event
+    from icalendar import Calendar, Event, vDuration
 
     patient = state.get_patient(session, patient_id)
     calendar = Calendar()
@@ -160,7 +160,7 @@ def ics(session: Session, patient_id: str) -> bytes:
     calendar.add("version", "2.0")
     calendar.add("x-wr-calname", f"{patient_id} ({patient.pathway})")
     calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
-    calendar.add("x-published-ttl", REFRESH)
+    calendar.add("x-published-ttl", vDuration(REFRESH))
     for step in step_events(session, patient_id):
         event = Event()
         event.add("uid", step.uid)

@@ -290,6 +290,7 @@ def test_link_lifecycle_no_sign_in_revocation_and_the_secret_written_nowhere(cli
         new_link(client, "S-AXI-1")
         assert fetch(client, feed) == first
         assert {e.step for e in events(first).values()} == set(booked(client, "S-ASCT-1"))
+        assert Calendar.from_ical(first)["X-PUBLISHED-TTL"] == "PT1H"  # a subscribed app fetches it hourly
         assert client.get("/patients/S-ASCT-1/calendar.ics", headers=auth(client, "lab_manager")).content == first
 
         listed = client.get("/patients/S-ASCT-1/calendar-links", headers=auth(client, "coordinator"))
