@@ -43,7 +43,11 @@ def test_a_coordinator_makes_copies_and_revokes_a_calendar_link(open_page, serve
     page.reload()  # the address is never shown again
     expect(page.locator("#calendar-feed-table tbody tr")).to_have_count(1)
     assert page.locator("#calendar-feed-new").is_hidden()
-    assert url.rsplit("/", 1)[1] not in page.content()
+    secret = url.rsplit("/", 1)[1].removesuffix(".ics")
+    assert secret not in page.content()
+    log = server.log.read_text()  # the server process's own output, its access log included
+    assert "GET /calendar/{secret}.ics 200 " in log and "GET /calendar/{secret}.ics 404 " in log
+    assert secret not in log
 
 
 def test_a_lab_manager_has_no_calendar_feed_section(open_page):
