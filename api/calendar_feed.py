@@ -46,7 +46,8 @@ class StepEvent:
     sequence: int
     status: str  # CONFIRMED, TENTATIVE or CANCELLED
     changed_at: datetime
-    note: str
+    note: str  # what the event's status means, in words; never who fixed the date or why (it can name
+    # another patient, "moved to make room for ...", and a feed can be handed to the patient)
 
 
 class History:
@@ -142,9 +143,9 @@ def _event(run: list[BookingRow], history: History) -> StepEvent:
         status, note = "CANCELLED", f"recorded as {records[-1].outcome}"
     elif last.to_version is None or history.took_place(last):
         status = "CONFIRMED" if last.status == "confirmed" or records else "TENTATIVE"
-        note = f"{last.status}; {last.fixed_by}"
+        note = "confirmed" if status == "CONFIRMED" else "planned, not yet confirmed"
     else:  # taken out of the plan before it started, and not booked again
-        status, note = "CANCELLED", f"taken out of the plan in plan version {last.to_version}"
+        status, note = "CANCELLED", "taken out of the plan"
         sequence += 1
         changed_at = history.made_at(last.to_version)
     return StepEvent(uid, last.step, last.first_day, last.last_day, sequence, status, changed_at, note)

@@ -131,6 +131,7 @@ def test_a_move_to_make_room_keeps_each_events_uid_and_raises_its_sequence(clien
     after = fetch(client, feed)
     assert_moved_in_place(before, after, moved, booked(client, patient))
     assert {by_step(events(after))[step].status for step in moved} == {"TENTATIVE"}  # to be confirmed again
+    assert b"N-URGENT" not in after  # the feed never says for whom a patient was moved
     assert_plan_valid(small_site)
 
 
