@@ -132,6 +132,9 @@ def _record_changes(records: list[StepRecord]) -> int:
 
 
 def _event(run: list[BookingRow], history: History) -> StepEvent:
+    """The event of an attempt, as its last booking and that booking's records leave it. Records are
+    taken to be made on bookings of the current plan (a record on a booking already taken out of
+    the plan unused could bring its SEQUENCE back down)."""
     last = run[-1]
     records = history.records.get(last.id, [])
     sequence = _changes(run) + _record_changes(records)
