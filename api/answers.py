@@ -416,6 +416,24 @@ class CapacityChangeWithdrawn(CapacityChangeView):
     withdrawn: Literal[True]
 
 
+# -- calendar links -----------------------------------------------------------------------------
+class CalendarLinkView(Answer):
+    """A secret link to a patient's calendar feed (the secret itself is shown only when it is made)."""
+
+    id: int
+    patient: str
+    created_at: Moment
+    created_by: str
+    revoked_at: Moment | None = Field(description="when it was revoked (none: the feed answers)")
+
+
+class CalendarLinkCreated(CalendarLinkView):
+    feed: str = Field(
+        description="the feed's path, with the secret: shown this once (only its SHA-256 is stored); "
+        "a calendar client subscribes to the server's address followed by it"
+    )
+
+
 # -- the nightly re-solve -----------------------------------------------------------------------
 class NightlyRunView(Answer):
     id: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -315,29 +315,6 @@ def _product_view(session: Session, row: ProductRow) -> dict[str, Any]:
 
 def _iso(day: date | None) -> str | None:
     return day.isoformat() if day else None
-
-
-def icalendar(session: Session, patient_id: str, settings: Settings) -> bytes:
-    """The patient's booked steps as all-day iCalendar events (pseudonymous id only)."""
-    from icalendar import Calendar, Event
-
-    row = state.get_patient(session, patient_id)
-    cal = Calendar()
-    cal.add("prodid", "-//vein2vein//timeline//EN")
-    cal.add("version", "2.0")
-    cal.add("x-wr-calname", f"{patient_id} ({row.pathway})")
-    stamp = datetime.now(UTC)
-    for b in state.current_rows(session, patient_id):
-        event = Event()
-        event.add("uid", f"booking-{b.id}@vein2vein")
-        event.add("dtstamp", stamp)
-        event.add("dtstart", b.first_day)
-        event.add("dtend", b.last_day + timedelta(days=1))
-        event.add("summary", f"{patient_id}: {b.step.replace('_', ' ')}")
-        event.add("description", f"{row.pathway}; {b.status}; {b.fixed_by}")
-        event.add("status", "CONFIRMED" if b.status == "confirmed" else "TENTATIVE")
-        cal.add_component(event)
-    return cal.to_ical()
 
 
 # -- capacity -----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from api import views, workflows
+from api import calendar_feed, views, workflows
 from api.answers import EditedPatient, PatientPage, PatientStatus, PatientView, ProposalView, Released, Timeline
 from api.deps import PATIENT_ID_PATTERN, Anyone, Configured, Coordinator, Db, PatientId, Running
 from api.schemas import Code, DeferIn, OutOfSpecificationIn, ReferralEdit, ReferralIn, Screened, WithdrawIn
@@ -97,9 +97,9 @@ def timeline(patient_id: PatientId, who: Anyone, db: Db, settings: Configured) -
         }
     },
 )
-def calendar(patient_id: PatientId, who: Anyone, db: Db, settings: Configured) -> Response:
+def calendar(patient_id: PatientId, who: Anyone, db: Db) -> Response:
     with db.read() as work:
-        body = views.icalendar(work.session, patient_id, settings)
+        body = calendar_feed.ics(work.session, patient_id)
     return Response(
         body, media_type="text/calendar", headers={"Content-Disposition": f'attachment; filename="{patient_id}.ics"'}
     )

@@ -82,6 +82,8 @@ ROUTES: dict[tuple[str, str], Probe] = {
     **{("GET", path): Probe(PUBLIC, path, public=True) for path in ("/", "/ui", "/ui/")},
     **{("GET", f"/ui/{slug}"): Probe(PUBLIC, f"/ui/{slug}", public=True) for slug in PAGES},
     ("GET", "/ui/patients/{patient_id}"): Probe(PUBLIC, "/ui/patients/S-AXI-1", public=True),
+    # a calendar feed: no sign-in, the secret in its path is the key (an unknown one: the route's own 404)
+    ("GET", "/calendar/{secret}.ics"): Probe(PUBLIC, "/calendar/not-a-link.ics", expect=404, public=True),
     # everyone with a token reads
     ("GET", "/me"): Probe(ANYONE, "/me"),
     ("GET", "/catalogue"): Probe(ANYONE, "/catalogue"),
@@ -122,6 +124,11 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ),
     ("POST", "/patients/{patient_id}/withdraw"): Probe(
         COORDINATOR, "/patients/NOPE-1/withdraw", expect=404, body=lambda c, r: {"reason": "role test"}
+    ),
+    ("POST", "/patients/{patient_id}/calendar-links"): Probe(COORDINATOR, "/patients/S-AXI-1/calendar-links", 201),
+    ("GET", "/patients/{patient_id}/calendar-links"): Probe(COORDINATOR, "/patients/S-AXI-1/calendar-links"),
+    ("DELETE", "/patients/{patient_id}/calendar-links/{link_id}"): Probe(
+        COORDINATOR, "/patients/S-AXI-1/calendar-links/999999", expect=404
     ),
     # lab managers (and admin) change capacity; coordinators may not
     ("POST", "/capacity/changes"): Probe(LAB_MANAGER, "/capacity/changes", expect=201, body=_change),
@@ -219,7 +226,7 @@ def test_the_table_names_every_route_of_the_app(client):
 
 @pytest.mark.parametrize("key", [k for k, p in ROUTES.items() if p.public], ids=_id)
 def test_public_routes_need_no_token(client, key):
-    assert client.request(key[0], ROUTES[key].path).status_code == 200
+    assert client.request(key[0], ROUTES[key].path).status_code == ROUTES[key].expect
 
 
 @pytest.mark.parametrize("key", GUARDED, ids=_id)
@@ -269,7 +276,8 @@ def test_an_allowed_role_gets_through_to_the_route(client, case):
 def test_what_each_role_may_do(client):
     """The rules a hospital would state, spelled out (the table above must say the same)."""
     patient_edits = [k for k in ROUTES if k[0] in ("POST", "PATCH") and k[1].startswith(("/patients", "/proposals"))]
-    assert len(patient_edits) == 7  # register, edit, propose, confirm, defer, out-of-specification, withdraw
+    # register, edit, propose, confirm, defer, out-of-specification, withdraw, a calendar link
+    assert len(patient_edits) == 8
     for key in patient_edits:
         assert "lab_manager" not in ROUTES[key].allowed, key
         assert "coordinator" in ROUTES[key].allowed, key
