@@ -32,7 +32,7 @@ def record_step(
 
 @router.post("/patients/{patient_id}/poor-mobilisation", response_model=Recorded, response_model_exclude_unset=True)
 def poor_mobilisation(
-    patient_id: PatientId, body: PoorMobilisationIn, who: Planner, running: Running
+    patient_id: PatientId, body: PoorMobilisationIn, who: Coordinator, running: Running
 ) -> dict[str, Any]:
     """Too few cells: a second harvest day if the pathway and the collection's capacity allow, else remobilisation."""
     return workflows.poor_mobilisation(running, patient_id, body.reason, who)

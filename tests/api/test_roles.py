@@ -130,6 +130,22 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("DELETE", "/patients/{patient_id}/calendar-links/{link_id}"): Probe(
         COORDINATOR, "/patients/S-AXI-1/calendar-links/999999", expect=404
     ),
+    ("POST", "/patients/{patient_id}/poor-mobilisation"): Probe(
+        COORDINATOR, "/patients/NOPE-1/poor-mobilisation", expect=404, body=lambda c, r: {"reason": "role test"}
+    ),
+    # what happened is recorded by whoever saw it: coordinators (the bedside) and lab managers (the lab)
+    ("POST", "/patients/{patient_id}/steps/{step}/records"): Probe(
+        ANYONE, "/patients/NOPE-1/steps/apheresis/records", expect=404, body=lambda c, r: {"outcome": "done"}
+    ),
+    ("POST", "/patients/{patient_id}/products"): Probe(
+        ANYONE, "/patients/NOPE-1/products", expect=404, body=lambda c, r: {"collection_step": "apheresis"}
+    ),
+    ("POST", "/products/{product_id}/custody"): Probe(
+        ANYONE, "/products/999999/custody", expect=404, body=lambda c, r: {"kind": "collected", "day": "2027-01-04"}
+    ),
+    ("GET", "/patients/{patient_id}/products"): Probe(ANYONE, "/patients/S-AXI-1/products"),
+    ("GET", "/products/{product_id}"): Probe(ANYONE, "/products/999999", expect=404),
+    ("GET", "/worklist"): Probe(ANYONE, "/worklist"),
     # lab managers (and admin) change capacity; coordinators may not
     ("POST", "/capacity/changes"): Probe(LAB_MANAGER, "/capacity/changes", expect=201, body=_change),
     ("DELETE", "/capacity/changes/{change_id}"): Probe(LAB_MANAGER, f"/capacity/changes/{UNKNOWN_CHANGE}", expect=404),
@@ -275,9 +291,16 @@ def test_an_allowed_role_gets_through_to_the_route(client, case):
 
 def test_what_each_role_may_do(client):
     """The rules a hospital would state, spelled out (the table above must say the same)."""
-    patient_edits = [k for k in ROUTES if k[0] in ("POST", "PATCH") and k[1].startswith(("/patients", "/proposals"))]
-    # register, edit, propose, confirm, defer, out-of-specification, withdraw, a calendar link
-    assert len(patient_edits) == 8
+    recording = [k for k in ROUTES if k[0] == "POST" and k[1].endswith(("/records", "/products", "/custody"))]
+    for key in recording:  # what happened, recorded by whoever saw it
+        assert ROUTES[key].allowed == ANYONE, key
+    patient_edits = [
+        k
+        for k in ROUTES
+        if k[0] in ("POST", "PATCH") and k[1].startswith(("/patients", "/proposals")) and k not in recording
+    ]
+    # register, edit, propose, confirm, defer, out-of-specification, withdraw, a calendar link, poor mobilisation
+    assert len(patient_edits) == 9
     for key in patient_edits:
         assert "lab_manager" not in ROUTES[key].allowed, key
         assert "coordinator" in ROUTES[key].allowed, key

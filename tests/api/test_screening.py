@@ -24,9 +24,13 @@ from tests.builders import auth
 NHS = "943 476 5919"  # valid (modulus 11)
 IN_TEXT = f"patient {NHS} moved to another trust"
 IN_CODE = "R" + NHS.replace(" ", "")  # fits an id's or a code's pattern, still holds the number
-PATH_VALUES = {"patient_id": "S-AXI-1", "proposal_id": "0" * 32, "kind": "pathways", "secret": "x"} | dict.fromkeys(
-    ("change_id", "version_id", "run_id", "link_id"), "1"
-)
+PATH_VALUES = {
+    "patient_id": "S-AXI-1",
+    "proposal_id": "0" * 32,
+    "kind": "pathways",
+    "secret": "x",
+    "step": "apheresis",
+} | dict.fromkeys(("change_id", "version_id", "run_id", "link_id", "product_id"), "1")
 
 
 @pytest.mark.parametrize(
