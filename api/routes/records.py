@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 
 from api import views, workflows
 from api.answers import CustodyRecorded, ProductView, Recorded, Worklist
-from api.deps import Anyone, Configured, Db, PatientId, Planner, RowId, Running
+from api.deps import Anyone, Configured, Coordinator, Db, PatientId, Planner, RowId, Running
 from api.schemas import MAX_CODE, CustodyIn, PoorMobilisationIn, ProductIn, StepRecordIn
 
 router = APIRouter(tags=["what happened"])
