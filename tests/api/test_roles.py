@@ -123,6 +123,12 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("POST", "/patients/{patient_id}/withdraw"): Probe(
         COORDINATOR, "/patients/NOPE-1/withdraw", expect=404, body=lambda c, r: {"reason": "role test"}
     ),
+    ("POST", "/patients/{patient_id}/reinstate"): Probe(
+        COORDINATOR, "/patients/NOPE-1/reinstate", expect=404, body=lambda c, r: {"reason": "role test"}
+    ),
+    ("POST", "/patients/{patient_id}/confirmations"): Probe(
+        COORDINATOR, "/patients/NOPE-1/confirmations", expect=404, body=lambda c, r: {"note": "role test"}
+    ),
     # lab managers (and admin) change capacity; coordinators may not
     ("POST", "/capacity/changes"): Probe(LAB_MANAGER, "/capacity/changes", expect=201, body=_change),
     ("DELETE", "/capacity/changes/{change_id}"): Probe(LAB_MANAGER, f"/capacity/changes/{UNKNOWN_CHANGE}", expect=404),
@@ -269,7 +275,8 @@ def test_an_allowed_role_gets_through_to_the_route(client, case):
 def test_what_each_role_may_do(client):
     """The rules a hospital would state, spelled out (the table above must say the same)."""
     patient_edits = [k for k in ROUTES if k[0] in ("POST", "PATCH") and k[1].startswith(("/patients", "/proposals"))]
-    assert len(patient_edits) == 7  # register, edit, propose, confirm, defer, out-of-specification, withdraw
+    # register, edit, propose, confirm, defer, out-of-specification, withdraw, reinstate, dates confirmed
+    assert len(patient_edits) == 9
     for key in patient_edits:
         assert "lab_manager" not in ROUTES[key].allowed, key
         assert "coordinator" in ROUTES[key].allowed, key
