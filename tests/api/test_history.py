@@ -141,7 +141,9 @@ def test_the_capacity_of_every_past_day_is_what_it_was_whatever_happens_later(sm
     end(client)
 
     client = next_day()
-    unchanged(client, lambda: run_nightly(client.settings))
+    refer(client, "N-NIGHT-1", approval="2027-01-20")  # for the run to plan
+    run = unchanged(client, lambda: run_nightly(client.settings))
+    assert client.get(f"/jobs/nightly/runs/{run}", headers=auth(client, "admin")).json()["run"]["status"] == "published"
     end(client)
 
     client = next_day()
