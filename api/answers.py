@@ -265,8 +265,8 @@ class Confirmed(Answer):
 
 
 class Released(Answer):
-    """A deferral, an out-of-specification restart or a withdrawal: the released bookings' version,
-    a new proposal (none for a withdrawal) and the timeline."""
+    """A deferral, an out-of-specification restart, a withdrawal or a reinstatement: the version that
+    released (or kept as history) the bookings, a new proposal (none for a withdrawal) and the timeline."""
 
     plan_version: int | None = Field(description="the version that released the bookings (none if nothing was booked)")
     proposal: ProposalView | None = Field(
@@ -276,6 +276,20 @@ class Released(Answer):
         default=None, description="present when the solver was busy: ask for a proposal later"
     )
     timeline: Timeline
+
+
+class ConfirmedDates(Answer):
+    step: str
+    first_day: date
+    last_day: date
+
+
+class ConfirmationView(Answer):
+    """The dates confirmed with the patient, as the ``confirmation`` event records them."""
+
+    plan_version: int = Field(description="the plan version whose dates were confirmed")
+    bookings: list[ConfirmedDates] = Field(description="the patient's bookings not over by today")
+    note: str | None = Field(default=None, description="absent when none was given")
 
 
 # -- plans --------------------------------------------------------------------------------------
@@ -291,6 +305,7 @@ class PlanVersionView(Answer):
     reason: str
     created_at: Moment
     created_by: str
+    planning_day: date | None = Field(description="the planning day it was made on (none: made before they were kept)")
     current: bool
     unschedulable: list[Unschedulable]
     solver: SolverOutcome | None

@@ -70,9 +70,18 @@ async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
     return _message(409, str(exc))
 
 
+ACTIVE_NHS_NUMBER = ("uq_patients_active_nhs_number", "patients.nhs_number")  # PostgreSQL's name, SQLite's words
+
+
 async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
     # two requests raced to store the same thing (an id, an NHS number): the loser is told, without values
     log.info("integrity conflict on %s %s", request.method, getattr(request.scope.get("route"), "path", NO_ROUTE))
+    if any(name in str(exc.orig) for name in ACTIVE_NHS_NUMBER):
+        return _message(
+            409,
+            "another referral that is not withdrawn has this NHS number (stored at the same moment); "
+            "withdraw one of them first",
+        )
     return _message(
         409,
         "this clashes with something stored at the same moment (a duplicate id or NHS number); reload and try again",

@@ -82,7 +82,9 @@ EVENT_WORDS = {
     "deferral": "deferral",
     "oos": "product out of specification",
     "withdrawal": "withdrawal",
+    "reinstatement": "reinstatement",
 }
+NOT_NEWS = ("moved", "confirmation")  # events that tell of a plan, not of something the plan must absorb
 
 
 # -- one run ------------------------------------------------------------------------------------
@@ -315,28 +317,8 @@ def _publish(
     why = _reasons(session, data, resolution, affected, since)
     run = session.get(JobRun, run_id)
     reason = f"nightly re-solve of {run.run_date.isoformat()} (run {run.id})"
-    publication = Publication(kind="nightly", reason=reason, actor=NIGHTLY, why=why)
+    publication = Publication(kind="nightly", reason=reason, actor=NIGHTLY, why=why, details={"nightly_run": run.id})
     version = services.publish_plan(work, resolution.plan, active, data.base_changes, publication, settings)
-    moved_by_patient: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for m in resolution.moves:
-        moved_by_patient[m.patient].append(
-            {
-                "step": m.step,
-                "from_first_day": m.from_first_day.isoformat(),
-                "to_first_day": m.to_first_day.isoformat() if m.to_first_day else None,
-            }
-        )
-    for pid, moves in sorted(moved_by_patient.items()):
-        session.add(
-            EventRow(
-                patient_id=pid,
-                kind="moved",
-                details={"nightly_run": run.id, "plan_version": version.id, "moves": moves, "why": why.get(pid, "")},
-                created_by=NIGHTLY.name,
-            )
-        )
-        services.supersede_proposals(session, pid)
-    session.flush()
     report = views.diff(session, version.parent_id, version.id)
     for entry in report["patients"]:
         for change in entry["changes"]:
@@ -372,7 +354,7 @@ def _publish(
 
 
 def _events_since(session: Session, since: datetime | None) -> list[EventRow]:
-    query = select(EventRow).where(EventRow.kind != "moved")
+    query = select(EventRow).where(EventRow.kind.not_in(NOT_NEWS))
     if since is not None:
         query = query.where(EventRow.created_at >= since)
     return list(session.scalars(query.order_by(EventRow.id)))
@@ -464,10 +446,7 @@ def _event_words(event: EventRow) -> str:
 
 
 def _change_words(event: EventRow) -> str:
-    d = event.details or {}
-    where = f"{d.get('centre')}/{d.get('resource')}" if d.get("centre") else str(d.get("resource"))
-    kind = "closure" if event.kind == "closure" else "capacity change"
-    return f"{kind} {d.get('id')} of {where} {d.get('first_day')}..{d.get('last_day')}"
+    return state.change_words(event.details or {})
 
 
 # -- starting runs ------------------------------------------------------------------------------

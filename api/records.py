@@ -150,7 +150,7 @@ def _step_kind(template: Template, step: str) -> StepKind:
 
 
 def _current_booking(session: Session, patient_id: str, step: str) -> BookingRow:
-    booking = next((b for b in state.current_rows(session, patient_id) if b.step == step), None)
+    booking = next((b for b in state.current_rows(session, patient_id, planned=True) if b.step == step), None)
     if booking is None:
         raise Conflict(f"{_say(step)} is not booked for {patient_id}: book it (a proposal) before recording it")
     return booking
@@ -269,7 +269,7 @@ def _release_dependents(session: Session, template: Template, patient_id: str, s
     step that has happened is held with it again by the planning, ``pathway.inflight``.)"""
     tied = _dependents(template, step)
     records = state.latest_records(session, {patient_id})
-    for b in state.current_rows(session, patient_id):
+    for b in state.current_rows(session, patient_id, planned=True):
         if b.step in tied and b.id not in records:
             b.to_version = version
 
@@ -547,7 +547,7 @@ def _expected_back(work: UnitOfWork, patient: PatientRow, day: date, settings: S
     steps = _step_before_release(state.catalogue(session).template(patient.pathway))
     if steps is None:
         return None
-    rows = {b.step: b for b in state.current_rows(session, patient.id)}
+    rows = {b.step: b for b in state.current_rows(session, patient.id, planned=True)}
     manufacture = rows.get(steps[0])
     if manufacture is None or manufacture.last_day + timedelta(days=1) == day:
         return None
@@ -571,7 +571,7 @@ def _released(work: UnitOfWork, patient: PatientRow, day: date, settings: Settin
     release = next((s for s in template.steps if s.kind == StepKind.release), None)
     if release is None:
         return None
-    booking = next((b for b in state.current_rows(session, patient.id) if b.step == release.name), None)
+    booking = next((b for b in state.current_rows(session, patient.id, planned=True) if b.step == release.name), None)
     if booking is None or booking.id in state.latest_records(session, {patient.id}):
         return None
     first = day if release.duration_days == 1 or booking.first_day > day else booking.first_day
@@ -635,7 +635,7 @@ def _second_harvest_day(
         return None
     others = [
         state.as_booking(b)
-        for b in state.current_rows(session)
+        for b in state.current_rows(session, planned=True)
         if b.id != booking.id and b.first_day <= extra and b.last_day >= extra - timedelta(days=6)
     ]
     include = {b.patient for b in others} | {patient.id}

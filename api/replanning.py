@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -49,7 +49,13 @@ class Publication:
     booking_status: BookingStatus = "planned"
     """The status of every new or moved booking (one that does not move keeps its own)."""
     why: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """Per patient, why their new or moved bookings are where they are (default: kind and actor)."""
+    """Per patient, why their new or moved bookings are where they are (default: ``reason``)."""
+    details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Added to every ``moved`` event the publication makes (e.g. the nightly run's id)."""
+
+    def cause(self, patient: str) -> str:
+        """Why the patient's bookings move or appear, in words: their own reason, else the version's."""
+        return self.why.get(patient) or self.reason
 
 
 class PlanningRound(Protocol, Generic[Input, Result, Outcome]):

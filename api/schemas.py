@@ -160,10 +160,24 @@ class OutOfSpecificationIn(Model):
 
 class WithdrawIn(Model):
     reason: Text = Reason
+    cause: Literal["withdrawn", "deceased"] = Field(
+        default="withdrawn", description="why the patient leaves: withdrawn, or deceased (who cannot be reinstated)"
+    )
+
+
+class ReinstateIn(Model):
+    reason: Text = Reason
+
+
+class ConfirmationIn(Model):
+    note: Text | None = Field(default=None, max_length=MAX_REASON, description="how or with whom, in words")
 
 
 class ReplanIn(Model):
     patients: tuple[PatientRef, ...] = Field(min_length=1, max_length=200)
+    reason: Text | None = Field(
+        default=None, max_length=MAX_REASON, description="why, in words: the cause the moved patients are told"
+    )
 
 
 class CapacityChangeIn(CapacityChange):

@@ -18,12 +18,14 @@ import dataclasses
 import gc
 import importlib
 import uuid
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import state
@@ -45,6 +47,7 @@ from api.state import Conflict, NotFound
 from api.unit_of_work import UnitOfWork
 from pathway.catalogue import REMANUFACTURE, Catalogue, StepKind, read_data_file, remanufacture_variant
 from pathway.cohort import SITES_DIR, Problem, parse_cohort
+from pathway.dates import say_day
 from pathway.errors import InputError, validation_error
 from pathway.nhs import SCREENED, first_mention
 from pathway.plan import Booking, Plan
@@ -82,10 +85,10 @@ def load_catalogue_files(session: Session, settings: Settings, actor: Actor) -> 
         record(session, actor, "catalogue.load", "catalogue", "site", None, {"file": str(path)})
 
 
-def start_empty_plan(work: UnitOfWork, actor: Actor) -> None:
+def start_empty_plan(work: UnitOfWork, actor: Actor, today: date) -> None:
     """A new installation's empty plan version, to propose against from the start (no-op when there is a plan)."""
     if work.head.version_id is None:
-        _new_version(work.session, work.head, "init", "empty plan of a new installation", actor)
+        _new_version(work.session, work.head, "init", "empty plan of a new installation", actor, today)
 
 
 def replace_catalogue(
@@ -163,7 +166,7 @@ def register_referral(
         )
     if session.get(PatientRow, fields["id"]) is not None:
         raise Conflict(f"patient {fields['id']!r} exists already")
-    if nhs_number and session.scalars(select(PatientRow).where(PatientRow.nhs_number == nhs_number)).first():
+    if nhs_number and _nhs_holder(session, nhs_number, fields["id"]):
         raise Conflict("another referral has this NHS number")
     _validate_patient(session, fields, settings.planning_day(), settings.horizon_days)
     row = PatientRow(**_row_values(fields), id=fields["id"], nhs_number=nhs_number, status="referred")
@@ -172,6 +175,15 @@ def register_referral(
     session.add(EventRow(patient_id=row.id, kind="referral", details={}, created_by=actor.name))
     record(session, actor, "patient.register", "patient", row.id, None, _snapshot(row))
     return row
+
+
+def _nhs_holder(session: Session, nhs_number: str, other_than: str) -> str | None:
+    """The referral other than ``other_than``, not withdrawn, that has this NHS number (at most one:
+    the partial unique index ``uq_patients_active_nhs_number``); a withdrawn patient's number is free."""
+    query = select(PatientRow.id).where(
+        PatientRow.nhs_number == nhs_number, PatientRow.status != "withdrawn", PatientRow.id != other_than
+    )
+    return session.scalars(query).first()
 
 
 def _row_values(fields: dict[str, Any]) -> dict[str, Any]:
@@ -198,9 +210,7 @@ def edit_referral(
 ) -> list[str]:
     """Apply ``changes``; returns the rules the patient's current bookings now break, if any."""
     session = work.planning()
-    row = state.get_patient(session, patient_id)
-    if row.status == "withdrawn":
-        raise Conflict(f"patient {patient_id} is withdrawn")
+    row = state.refuse_withdrawn(state.get_patient(session, patient_id))
     before = _snapshot(row)
     fields = state.patient_fields(row) | changes
     if fields["pathway"] != row.pathway and state.current_rows(session, patient_id):
@@ -209,12 +219,7 @@ def edit_referral(
     for name, value in _row_values(fields).items():
         setattr(row, name, value)
     if nhs_number is not _UNCHANGED:
-        if (
-            nhs_number
-            and session.scalars(
-                select(PatientRow).where(PatientRow.nhs_number == nhs_number, PatientRow.id != patient_id)
-            ).first()
-        ):
+        if nhs_number and _nhs_holder(session, nhs_number, patient_id):
             raise Conflict("another referral has this NHS number")
         row.nhs_number = nhs_number
     row.updated_at = utcnow()
@@ -229,7 +234,7 @@ UNCHANGED = _UNCHANGED
 
 def patient_violations(session: Session, patient_id: str, settings: Settings) -> list[str]:
     """The hard rules the patient's current bookings break (capacity judged on the whole site)."""
-    rows = state.current_rows(session, patient_id)
+    rows = state.current_rows(session, patient_id, planned=True)
     if not rows:
         return []
     today = settings.planning_day()
@@ -251,9 +256,7 @@ class ProposeInput:
 
 
 def propose_input(session: Session, patient_id: str, settings: Settings) -> ProposeInput:
-    row = state.get_patient(session, patient_id)
-    if row.status == "withdrawn":
-        raise Conflict(f"patient {patient_id} is withdrawn")
+    state.refuse_withdrawn(state.get_patient(session, patient_id))
     today = settings.planning_day()
     site = state.site(session)
     freeze = state.working_days_after(site, today, settings.freeze_working_days)
@@ -341,22 +344,21 @@ def store_proposal(work: UnitOfWork, patient_id: str, data: ProposeInput, propos
 
 
 def confirm(work: UnitOfWork, proposal_id: str, rank: int, settings: Settings, actor: Actor) -> PlanVersion:
-    """Commit one option of a proposal: every booking (and every move) or none."""
+    """Commit one option of a proposal: every booking (and every move) or none. The patient gets a
+    ``confirmation`` event, each patient it moves a ``moved`` one."""
     session, head = work.session, work.head
     proposal = session.get(ProposalRow, proposal_id)
     if proposal is None:
         raise NotFound(f"no proposal {proposal_id!r}")
+    patient = state.refuse_withdrawn(state.get_patient(session, proposal.patient_id))
     if proposal.status != "open":
         raise Conflict(f"proposal {proposal_id} is {proposal.status}; ask for a new proposal")
     option = next((o for o in proposal.options if o["rank"] == rank), None)
     if option is None:
         raise NotFound(f"proposal {proposal_id} has no option {rank} (it has {len(proposal.options)})")
-    patient = state.get_patient(session, proposal.patient_id)
-    if patient.status == "withdrawn":
-        raise Conflict(f"patient {patient.id} is withdrawn")
     today = settings.planning_day()
 
-    current = state.current_rows(session)
+    current = state.current_rows(session, planned=True)
     records = state.latest_records(session)
     by_key = {(b.patient_id, b.step): b for b in current}
     released: list[BookingRow] = [
@@ -375,22 +377,31 @@ def confirm(work: UnitOfWork, proposal_id: str, rank: int, settings: Settings, a
         released.append(old)
         moved = Booking(patient=m["patient"], step=m["step"], first_day=m["to_first_day"], last_day=m["to_last_day"])
         new.append((moved, "planned", f"moved by {actor.name} to make room for {patient.id} (proposal {proposal.id})"))
+    history = {b.step: b for b in state.history_rows(session, {patient.id})}
     for b in option["bookings"]:
+        again = history.pop(b["step"], None)  # a step booked again: its history leaves the plan
+        if again is not None:
+            released.append(again)
         kept = by_key.get((patient.id, b["step"]))
-        if kept is not None and kept not in released:  # a step of the patient that has started stays as it is
+        if kept is not None and kept not in released:  # started (its day has passed, or it is recorded)
             if kept.first_day.isoformat() == b["first_day"]:
-                continue
+                continue  # it stays as it is
             raise Conflict(f"the proposal is stale: {b['step']} has started; ask for a new proposal")
-        if b["first_day"] < today.isoformat():
+        started = b["first_day"] < today.isoformat()
+        if started and not _resumes(again, b):
             raise Conflict(
                 f"the proposal is stale: {b['step']} on {b['first_day']} is in the past; ask for a new proposal"
             )
+        if started and again is None:
+            continue  # a step of the patient that has started stays as it is
         new.append((Booking.model_validate(b), "confirmed", f"confirmed by {actor.name} (proposal {proposal.id})"))
 
     keep = [state.as_booking(b) for b in current if b not in released]
     _check_new_bookings(session, settings, keep, [n for n, _, _ in new])
 
-    version = _new_version(session, head, "confirm", f"{patient.id}: proposal {proposal.id} option {rank}", actor)
+    version = _new_version(
+        session, head, "confirm", f"{patient.id}: proposal {proposal.id} option {rank}", actor, today
+    )
     for b in released:
         b.to_version = version.id
     for booking, status, fixed_by in new:
@@ -399,6 +410,8 @@ def confirm(work: UnitOfWork, proposal_id: str, rank: int, settings: Settings, a
     patient.status = "scheduled"
     proposal.status = "confirmed"
     supersede_proposals(session, patient.id)
+    details = {"proposal": proposal.id, "option": rank, "plan_version": version.id, "infusion": option["infusion"]}
+    session.add(EventRow(patient_id=patient.id, kind="confirmation", details=details, created_by=actor.name))
     session.flush()
     _record_moves(session, option["moves"], patient.id, proposal.id, version.id, actor)
     record(
@@ -411,6 +424,12 @@ def confirm(work: UnitOfWork, proposal_id: str, rank: int, settings: Settings, a
         {"version": version.id, "bookings": [n.model_dump(mode="json") for n, _, _ in new]},
     )
     return version
+
+
+def _resumes(started: BookingRow | None, proposed: dict[str, Any]) -> bool:
+    """Whether a proposed booking that starts in the past keeps a step that started on that day: one
+    booked, or one a release kept as history that the pathway now resumes (held with a step done)."""
+    return started is not None and started.first_day.isoformat() == proposed["first_day"]
 
 
 def _add_booking(session: Session, booking: Booking, status: str, fixed_by: str, version_id: int) -> None:
@@ -432,30 +451,53 @@ def _record_moves(
     session: Session, moves: list[dict[str, Any]], for_patient: str, proposal_id: str, version: int, actor: Actor
 ) -> None:
     """Each patient an alternative moved gets an event and an audit row, so their coordinator sees it."""
-    by_patient: dict[str, list[dict[str, Any]]] = {}
+    by_patient: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in moves:
-        by_patient.setdefault(m["patient"], []).append(m)
+        by_patient[m["patient"]].append({k: v for k, v in m.items() if k != "patient"})
     for pid, steps in sorted(by_patient.items()):
-        details = {"for_patient": for_patient, "proposal": proposal_id, "plan_version": version, "moves": steps}
-        session.add(EventRow(patient_id=pid, kind="moved", details=details, created_by=actor.name))
-        supersede_proposals(session, pid)
-        record(
-            session,
-            actor,
-            "plan.moved",
-            "patient",
-            pid,
-            {
-                "bookings": [
-                    {"step": m["step"], "first_day": m["from_first_day"], "last_day": m["from_last_day"]} for m in steps
-                ]
-            },
-            {
-                "bookings": [
-                    {"step": m["step"], "first_day": m["to_first_day"], "last_day": m["to_last_day"]} for m in steps
-                ]
-            },
-        )
+        cause = f"moved to make room for {for_patient} (proposal {proposal_id})"
+        details = {"for_patient": for_patient, "proposal": proposal_id}
+        _tell_moved(session, pid, steps, cause, version, details, actor)
+
+
+def _tell_moved(
+    session: Session,
+    patient_id: str,
+    moves: list[dict[str, Any]],
+    cause: str,
+    version: int,
+    details: Mapping[str, Any],
+    actor: Actor,
+) -> None:
+    """A ``moved`` event for a patient whose bookings not started moved (each move: step, from and to
+    days, to none when it was taken out), naming the cause; their open proposals are superseded."""
+    event = {"cause": cause, "plan_version": version, "moves": moves} | dict(details)
+    session.add(EventRow(patient_id=patient_id, kind="moved", details=event, created_by=actor.name))
+    supersede_proposals(session, patient_id)
+
+    def days(m: dict[str, Any], end: str) -> dict[str, Any]:
+        return {"step": m["step"], "first_day": m[f"{end}_first_day"], "last_day": m[f"{end}_last_day"]}
+
+    record(
+        session,
+        actor,
+        "plan.moved",
+        "patient",
+        patient_id,
+        {"bookings": [days(m, "from") for m in moves]},
+        {"cause": cause, "bookings": [days(m, "to") for m in moves]},
+    )
+
+
+def _move(old: BookingRow, new: Booking | None) -> dict[str, Any]:
+    """A booking not started that moved (``new`` None: taken out of the plan), as a moved event lists it."""
+    return {
+        "step": old.step,
+        "from_first_day": old.first_day.isoformat(),
+        "from_last_day": old.last_day.isoformat(),
+        "to_first_day": new.first_day.isoformat() if new else None,
+        "to_last_day": new.last_day.isoformat() if new else None,
+    }
 
 
 def _booking_json(row: BookingRow) -> dict[str, Any]:
@@ -499,8 +541,9 @@ def _check_new_bookings(session: Session, settings: Settings, keep: list[Booking
 
 
 def _new_version(
-    session: Session, head, kind: str, reason: str, actor: Actor, solver_run: int | None = None
+    session: Session, head, kind: str, reason: str, actor: Actor, planning_day: date, solver_run: int | None = None
 ) -> PlanVersion:
+    """The plan's next version, made on ``planning_day`` (the view of a past day reads the version then in force)."""
     parent = session.get(PlanVersion, head.version_id) if head.version_id else None
     version = PlanVersion(
         parent_id=parent.id if parent else None,
@@ -509,6 +552,7 @@ def _new_version(
         created_by=actor.name,
         solver_run_id=solver_run,
         unschedulable=list(parent.unschedulable) if parent else [],
+        planning_day=planning_day,
     )
     session.add(version)
     session.flush()
@@ -519,10 +563,7 @@ def _new_version(
 # -- reschedule, withdraw -----------------------------------------------------------------------
 def _active_patient(work: UnitOfWork, patient_id: str) -> PatientRow:
     """The patient, in a planning write; Conflict if withdrawn."""
-    patient = state.get_patient(work.planning(), patient_id)
-    if patient.status == "withdrawn":
-        raise Conflict(f"patient {patient_id} is withdrawn")
-    return patient
+    return state.refuse_withdrawn(state.get_patient(work.planning(), patient_id))
 
 
 def supersede_proposals(session: Session, patient_id: str) -> None:
@@ -530,6 +571,14 @@ def supersede_proposals(session: Session, patient_id: str) -> None:
         select(ProposalRow).where(ProposalRow.patient_id == patient_id, ProposalRow.status == "open")
     ):
         p.status = "superseded"
+
+
+RELEASE_WORDS = {
+    "deferral": "deferral",
+    "oos": "product out of specification",
+    "withdrawal": "withdrawal",
+    "reinstatement": "reinstatement",
+}
 
 
 def release_bookings(
@@ -542,28 +591,38 @@ def release_bookings(
     from_step: str | None = None,
     everything: bool = False,
 ) -> PlanVersion | None:
-    """Take the patient's bookings out of the current plan: those not started; or (``from_step``)
-    every booking of that step and the steps after it, started or not; or (``everything``) all of
-    them. Open proposals are superseded; the event is recorded."""
+    """Take the patient's bookings out of the plan from today on: those not started; or (``from_step``)
+    those of that step and the steps after it, to be done again; or (``everything``) all of them.
+
+    What has happened stays in the plan. A booking in progress is ended yesterday: a new row in the
+    new version, the old one leaving the plan (rows are never changed otherwise). With ``from_step``
+    the bookings that started are carried over whole or ended, as history (``state.HISTORY_KINDS``),
+    so that they are booked again. Open proposals are superseded; the event is recorded."""
     session, head = work.session, work.head
     patient = state.get_patient(session, patient_id)
     today = settings.planning_day()
-    rows = state.current_rows(session, patient_id)
+    rows = state.current_rows(session, patient_id, planned=True)
+    records = state.latest_records(session, {patient_id})
     if everything:
-        released = rows
+        taken = rows
     elif from_step is not None:
         order = [s.name for s in state.catalogue(session).template(patient.pathway).steps]
-        released = [b for b in rows if b.step not in order or order.index(b.step) >= order.index(from_step)]
+        taken = [b for b in rows if b.step not in order or order.index(b.step) >= order.index(from_step)]
     else:
-        records = state.latest_records(session, {patient_id})
-        released = [b for b in rows if not state.under_way(b, today, records)]
+        taken = [b for b in rows if not state.under_way(b, today, records)]
+    released = [b for b in taken if not state.under_way(b, today, records)]
+    history = [
+        b for b in taken if state.under_way(b, today, records) and (b.last_day >= today or from_step is not None)
+    ]
     supersede_proposals(session, patient_id)
     session.add(EventRow(patient_id=patient_id, kind=kind, details=details, created_by=actor.name))
     version = None
-    if released:
-        version = _new_version(session, head, kind, f"{patient_id}: {kind}", actor)
-        for b in released:
+    if released or history:
+        version = _new_version(session, head, kind, f"{patient_id}: {RELEASE_WORDS.get(kind, kind)}", actor, today)
+        for b in released + history:
             b.to_version = version.id
+        for b in history:
+            _keep_as_history(session, b, kind, today, version.id)
     session.flush()
     record(
         session,
@@ -571,10 +630,19 @@ def release_bookings(
         f"patient.{kind}",
         "patient",
         patient_id,
-        {"bookings": [_booking_json(b) for b in released]},
-        details,
+        {"bookings": [_booking_json(b) for b in released + history]},
+        details | ({"history": [_booking_json(b) for b in history]} if history else {}),
     )
     return version
+
+
+def _keep_as_history(session: Session, row: BookingRow, kind: str, today: date, version_id: int) -> None:
+    """``row``'s days up to yesterday, again in the plan from ``version_id`` on, as history."""
+    last_day = max(row.first_day, min(row.last_day, today - timedelta(days=1)))  # (one recorded as started today)
+    ended = f"ended {say_day(last_day)}" if last_day < row.last_day else "done"
+    booking = Booking(patient=row.patient_id, step=row.step, first_day=row.first_day, last_day=last_day)
+    why = f"{ended}; kept as history at the {RELEASE_WORDS.get(kind, kind)} on {say_day(today)}"
+    _add_booking(session, booking, row.status, why, version_id)
 
 
 def defer(
@@ -617,7 +685,7 @@ def out_of_specification(
     restart = next((s for s in template.steps if s.kind in kinds), None)
     if restart is None:
         raise InputError("", "redo", f"pathway {patient.pathway!r} has no {redo.removeprefix('re-')} step")
-    rows = {b.step: b for b in state.current_rows(work.session, patient_id)}
+    rows = {b.step: b for b in state.current_rows(work.session, patient_id, planned=True)}
     if restart.name not in rows or rows[restart.name].first_day >= settings.planning_day():
         raise Conflict(
             f"{patient_id}'s {restart.name} has not started yet: there is no product to be out of specification"
@@ -636,15 +704,109 @@ def out_of_specification(
     return version
 
 
-def withdraw(work: UnitOfWork, patient_id: str, reason: str, settings: Settings, actor: Actor) -> PlanVersion | None:
-    """The patient leaves the plan: every current booking (an inpatient stay in progress too) is
-    taken out, so its resources are free from today; past versions keep the history."""
+def withdraw(
+    work: UnitOfWork, patient_id: str, reason: str, settings: Settings, actor: Actor, cause: str = "withdrawn"
+) -> PlanVersion | None:
+    """The patient leaves the plan, withdrawn or deceased (``cause``): every booking from today on is
+    taken out, so its resources are free from today. What has happened stays: a booking in the past
+    stays in the plan, one in progress (an inpatient stay) is ended yesterday."""
     patient = _active_patient(work, patient_id)
     before = _snapshot(patient)
-    version = release_bookings(work, patient_id, "withdrawal", {"reason": reason}, settings, actor, everything=True)
+    details = {"reason": reason, "cause": cause}
+    version = release_bookings(work, patient_id, "withdrawal", details, settings, actor, everything=True)
     patient.status = "withdrawn"
-    record(work.session, actor, "patient.edit", "patient", patient_id, before, _snapshot(patient))
+    patient.updated_at = utcnow()
+    record(work.session, actor, "patient.edit", "patient", patient_id, before, _snapshot(patient) | {"cause": cause})
     return version
+
+
+def withdrawal_cause(session: Session, patient_id: str) -> str | None:
+    """``withdrawn`` or ``deceased``, as the patient's latest withdrawal says (None: never withdrawn)."""
+    query = select(EventRow.details).where(EventRow.patient_id == patient_id, EventRow.kind == "withdrawal")
+    details = session.scalars(query.order_by(EventRow.id.desc())).first()
+    return None if details is None else details.get("cause", "withdrawn")
+
+
+def reinstate(work: UnitOfWork, patient_id: str, reason: str, settings: Settings, actor: Actor) -> PlanVersion | None:
+    """A withdrawn patient is referred again (a deceased one cannot be). What was done before the
+    withdrawal stays done and what it interrupted is planned again; if the steps done can no longer
+    anchor the rest of the pathway (a step tied to them could only have started in the past), the
+    pathway starts again from its beginning, the earlier bookings kept as history."""
+    session = work.planning()
+    patient = state.get_patient(session, patient_id)
+    if patient.status != "withdrawn":
+        raise Conflict(f"patient {patient_id} is not withdrawn (they are {patient.status})")
+    if withdrawal_cause(session, patient_id) == "deceased":
+        raise Conflict(f"patient {patient_id} is recorded as deceased: a deceased patient cannot be reinstated")
+    before = _snapshot(patient)
+    _refer_again(session, patient)
+    details = {"reason": reason, "restart": "where it stopped"}
+    version = None
+    if not _plannable(session, patient_id, settings):
+        details["restart"] = "from the beginning"
+        first = state.catalogue(session).template(patient.pathway).steps[0].name
+        version = release_bookings(work, patient_id, "reinstatement", details, settings, actor, from_step=first)
+    else:
+        supersede_proposals(session, patient_id)
+        session.add(EventRow(patient_id=patient_id, kind="reinstatement", details=details, created_by=actor.name))
+        record(session, actor, "patient.reinstatement", "patient", patient_id, None, details)
+    record(session, actor, "patient.edit", "patient", patient_id, before, _snapshot(patient))
+    return version
+
+
+def _refer_again(session: Session, patient: PatientRow) -> None:
+    """The withdrawn patient is referred again, unless another referral that is not withdrawn has
+    their NHS number: Conflict naming it. Under a race the partial unique index decides."""
+    holder = _nhs_holder(session, patient.nhs_number, patient.id) if patient.nhs_number else None
+    if holder is None:
+        try:
+            with session.begin_nested():
+                patient.status = "referred"
+                patient.updated_at = utcnow()
+                session.flush()
+            return
+        except IntegrityError:  # a referral with the number was stored at the same moment
+            holder = _nhs_holder(session, patient.nhs_number, patient.id)
+    raise Conflict(
+        f"referral {holder or '(stored at the same moment)'} has this patient's NHS number and is not withdrawn: "
+        f"{patient.id} cannot be reinstated while it is"
+    )
+
+
+def _plannable(session: Session, patient_id: str, settings: Settings) -> bool:
+    """Whether the patient's steps done so far still let the rest of their pathway be planned from today."""
+    try:
+        state.build_problem(
+            session, settings.planning_day(), settings.horizon_days, include={patient_id}, reopened={patient_id}
+        )
+    except InputError:
+        return False
+    return True
+
+
+def record_confirmation(
+    work: UnitOfWork, patient_id: str, note: str | None, settings: Settings, actor: Actor
+) -> dict[str, Any]:
+    """The coordinator confirmed the patient's current dates with them: a ``confirmation`` event
+    naming the plan version and the dates still ahead (audited). The plan does not change."""
+    session = work.session
+    state.refuse_withdrawn(state.get_patient(session, patient_id))
+    today = settings.planning_day()
+    ahead = [b for b in state.current_rows(session, patient_id, planned=True) if b.last_day >= today]
+    if not ahead:
+        raise Conflict(f"patient {patient_id} has no booked dates ahead to confirm")
+    details: dict[str, Any] = {"plan_version": state.current_version(session).id, "bookings": [_days(b) for b in ahead]}
+    if note:
+        details["note"] = note
+    event = EventRow(patient_id=patient_id, kind="confirmation", details=details, created_by=actor.name)
+    session.add(event)
+    session.flush()
+    record(session, actor, "patient.confirmation", "patient", patient_id, None, details)
+    return details
+
+
+def _days(row: BookingRow) -> dict[str, Any]:
+    return {"step": row.step, "first_day": row.first_day.isoformat(), "last_day": row.last_day.isoformat()}
 
 
 # -- capacity -----------------------------------------------------------------------------------
@@ -663,6 +825,7 @@ def add_capacity_change(
         capacity=change.capacity,
         reason=change.reason,
         created_by=actor.name,
+        created_on=settings.planning_day(),
     )
     session.add(row)
     session.flush()
@@ -677,7 +840,8 @@ def add_capacity_change(
     return row
 
 
-def withdraw_capacity_change(work: UnitOfWork, change_id: int, actor: Actor) -> CapacityChangeRow:
+def withdraw_capacity_change(work: UnitOfWork, change_id: int, settings: Settings, actor: Actor) -> CapacityChangeRow:
+    """The change no longer holds from today on (the view of a past day still shows it)."""
     session = work.planning()
     row = session.get(CapacityChangeRow, change_id)
     if row is None:
@@ -685,6 +849,7 @@ def withdraw_capacity_change(work: UnitOfWork, change_id: int, actor: Actor) -> 
     if row.withdrawn_at is not None:
         raise Conflict(f"capacity change {change_id} is withdrawn already")
     row.withdrawn_at = utcnow()
+    row.withdrawn_on = settings.planning_day()
     record(session, actor, "capacity.withdraw", "capacity_change", row.id, state.change_dict(row), None)
     return row
 
@@ -692,7 +857,7 @@ def withdraw_capacity_change(work: UnitOfWork, change_id: int, actor: Actor) -> 
 def broken_by(session: Session, change: CapacityChangeRow, settings: Settings) -> list[dict[str, Any]]:
     """Patients whose current bookings the change leaves over capacity (or blocked), with the resource-days."""
     problem = state.build_problem(session, settings.planning_day(), settings.horizon_days)
-    load = resource_load(problem, [state.as_booking(b) for b in state.current_rows(session)])
+    load = resource_load(problem, [state.as_booking(b) for b in state.current_rows(session, planned=True)])
     out: dict[str, dict[str, Any]] = {}
     for resource, day, _, _, uses in load.overbooked(problem.site):
         if resource.kind != change.resource or resource.centre != change.centre:
@@ -735,8 +900,10 @@ def publish_plan(
     ``base_changes`` is the plan head's change count the plan was computed on:
     if anyone wrote since, the plan is stale and StalePlan is raised. A booking
     that does not move keeps its status; a new or moved one gets the
-    publication's ``booking_status`` and, as the reason it is where it is,
-    ``publication.why[patient]`` if given.
+    publication's ``booking_status`` and, as the reason it is where it is, the
+    patient's cause (``publication.cause``). A step booked again replaces its
+    history. Every patient whose bookings not started moved (or were taken
+    out) gets a ``moved`` event naming the cause.
     """
     session, head = work.session, work.head
     if head.changes != base_changes + 1:
@@ -752,26 +919,8 @@ def publish_plan(
     )
     session.add(run)
     session.flush()
-    version = _new_version(session, head, kind, publication.reason, actor, solver_run=run.id)
-    current = {(b.patient_id, b.step): b for b in state.current_rows(session) if b.patient_id in patients}
-    records = state.latest_records(session, patients)
-    for booking in plan.bookings:
-        if booking.patient not in patients:
-            continue
-        old = current.pop((booking.patient, booking.step), None)
-        if old is not None and old.first_day == booking.first_day and old.last_day == booking.last_day:
-            continue
-        if old is not None:
-            if state.under_way(old, today, records):
-                continue  # started: stays as it is
-            old.to_version = version.id
-        reason_here = publication.why.get(booking.patient) or f"{kind} by {actor.name}"
-        _add_booking(
-            session, booking, publication.booking_status, f"{reason_here} (plan version {version.id})", version.id
-        )
-    for old in current.values():  # booked before, not in the new plan (the patient became unschedulable)
-        if not state.under_way(old, today, records):
-            old.to_version = version.id
+    version = _new_version(session, head, kind, publication.reason, actor, today, solver_run=run.id)
+    moves = _replace_bookings(session, plan, patients, publication, today, version.id)
     unschedulable = {u.patient: u.model_dump(mode="json") for u in plan.unschedulable if u.patient in patients}
     version.unschedulable = [u for u in version.unschedulable if u["patient"] not in patients] + list(
         unschedulable.values()
@@ -782,6 +931,8 @@ def publish_plan(
         if row is not None and row.status != "withdrawn":
             row.status = "unschedulable" if pid in unschedulable else ("scheduled" if pid in scheduled else row.status)
     session.flush()
+    for pid, moved in sorted(moves.items()):
+        _tell_moved(session, pid, moved, publication.cause(pid), version.id, publication.details, actor)
     record(
         session,
         actor,
@@ -792,6 +943,38 @@ def publish_plan(
         {"patients": len(patients), "status": run.status, "objective": plan.stats.get("objective")},
     )
     return version
+
+
+def _replace_bookings(
+    session: Session, plan: Plan, patients: set[str], publication: Publication, today: date, version_id: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Put ``plan``'s bookings of ``patients`` in the plan from version ``version_id`` on, in place of
+    their bookings not started (a started one stays as it is) and of the history of a step booked
+    again; returns, per patient, the bookings not started that moved or were taken out."""
+    current = {(b.patient_id, b.step): b for b in state.current_rows(session, planned=True) if b.patient_id in patients}
+    history = {(b.patient_id, b.step): b for b in state.history_rows(session, patients)}
+    moves: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for booking in plan.bookings:
+        if booking.patient not in patients:
+            continue
+        key = (booking.patient, booking.step)
+        old = current.pop(key, None)
+        if old is not None and (old.first_day, old.last_day) == (booking.first_day, booking.last_day):
+            continue
+        if old is not None:
+            if old.first_day < today:
+                continue  # started: stays as it is
+            old.to_version = version_id
+            moves[booking.patient].append(_move(old, booking))
+        if key in history:
+            history.pop(key).to_version = version_id
+        fixed_by = f"{publication.cause(booking.patient)} (plan version {version_id})"
+        _add_booking(session, booking, publication.booking_status, fixed_by, version_id)
+    for old in current.values():  # booked before, not in the new plan (the patient became unschedulable)
+        if old.first_day >= today:
+            old.to_version = version_id
+            moves[old.patient_id].append(_move(old, None))
+    return moves
 
 
 @dataclasses.dataclass
@@ -828,8 +1011,7 @@ class Replan:
 
     def read(self, session: Session, attempt: int) -> ReplanInput:
         for pid in sorted(self.patients):
-            if state.get_patient(session, pid).status == "withdrawn":
-                raise Conflict(f"patient {pid} is withdrawn")
+            state.refuse_withdrawn(state.get_patient(session, pid))
         return replan_input(session, self.patients, self.settings)
 
     def solve(self, data: ReplanInput) -> Plan:

@@ -48,7 +48,7 @@ def init_database(settings: Settings) -> None:
             planned = state.head(work.session).version_id is not None
         if not planned:
             with database.plan_write() as work:
-                services.start_empty_plan(work, SYSTEM)
+                services.start_empty_plan(work, SYSTEM, settings.planning_day())
 
 
 def new_token(settings: Settings, name: str, role: str, by: Actor = SYSTEM) -> str:

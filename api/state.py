@@ -8,18 +8,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from api.db import BookingRow, CapacityChangeRow, CatalogueVersion, PatientRow, PlanHead, PlanVersion, StepRecord
+from api.db import (
+    BookingRow,
+    CapacityChangeRow,
+    CatalogueVersion,
+    PatientRow,
+    PlanHead,
+    PlanVersion,
+    StepRecord,
+    as_utc,
+)
 from api.settings import Settings
 from pathway.catalogue import Catalogue, StepKind
 from pathway.cohort import Problem, parse_cohort
+from pathway.dates import say_day
 from pathway.errors import validation_error
 from pathway.plan import Booking, Plan, Unschedulable
 from pathway.site import Site
@@ -111,10 +124,24 @@ def change_dict(row: CapacityChangeRow) -> dict[str, Any]:
     }
 
 
+def change_words(change: dict[str, Any]) -> str:
+    """A capacity change (``change_dict`` and its id) as a coordinator reads it, e.g. 'closure 3 of
+    liverpool/apheresis_machine on Tue 12 Jan 2027 (machine service)'."""
+    kind = "closure" if change.get("capacity") == 0 else "capacity change"
+    where = f"{change['centre']}/{change['resource']}" if change.get("centre") else str(change.get("resource"))
+    first, last = date.fromisoformat(change["first_day"]), date.fromisoformat(change["last_day"])
+    days = f"on {say_day(first)}" if first == last else f"from {say_day(first)} to {say_day(last)}"
+    reason = f" ({change['reason']})" if change.get("reason") else ""
+    return f"{kind} {change.get('id')} of {where} {days}{reason}"
+
+
 def site(session: Session) -> Site:
     """The site with every active capacity change applied (later changes win)."""
-    base = base_site(session)
-    changes = active_changes(session)
+    return site_with(base_site(session), active_changes(session))
+
+
+def site_with(base: Site, changes: list[CapacityChangeRow]) -> Site:
+    """``base`` with ``changes`` applied (later changes win)."""
     if not changes:
         return base
     raw = base.model_dump(mode="json")
@@ -149,10 +176,44 @@ def get_patient(session: Session, patient_id: str) -> PatientRow:
     return row
 
 
-def current_rows(session: Session, patient_id: str | None = None) -> list[BookingRow]:
+def refuse_withdrawn(row: PatientRow) -> PatientRow:
+    """The patient, unless withdrawn: a withdrawn patient can be read and reinstated, nothing else (Conflict)."""
+    if row.status == "withdrawn":
+        raise Conflict(f"patient {row.id} is withdrawn: only reinstating them is possible")
+    return row
+
+
+HISTORY_KINDS = ("oos", "withdrawal", "reinstatement")
+"""Plan versions that book nothing new. What such a version adds to the plan is history: the bookings
+of an attempt it interrupted (a stay ended yesterday, a failed product's manufacture), carried over
+so that their days stay in the plan. History is shown (timeline, capacity) but never planned with:
+not frozen, not in the plan the solver and the checker read, and replaced once its step is booked
+again."""
+
+
+def current_rows(session: Session, patient_id: str | None = None, planned: bool = False) -> list[BookingRow]:
+    """The current plan's bookings (of one patient); ``planned``: only those the plan plans with."""
     query = select(BookingRow)
     if patient_id is not None:
         query = query.where(BookingRow.patient_id == patient_id)
+    if planned:
+        query = _planned(query)
+    return list(session.scalars(_current(query)))
+
+
+def _planned(query):
+    """``query`` narrowed to the bookings the plan plans with: neither history nor a withdrawn patient's."""
+    history = select(PlanVersion.id).where(PlanVersion.kind.in_(HISTORY_KINDS))
+    withdrawn = select(PatientRow.id).where(PatientRow.status == "withdrawn")
+    return query.where(BookingRow.from_version.not_in(history), BookingRow.patient_id.not_in(withdrawn))
+
+
+def history_rows(session: Session, patient_ids: set[str]) -> list[BookingRow]:
+    """The current bookings of these patients that are history (``HISTORY_KINDS``)."""
+    history = select(PlanVersion.id).where(PlanVersion.kind.in_(HISTORY_KINDS))
+    query = select(BookingRow).where(
+        BookingRow.patient_id.in_(sorted(patient_ids)), BookingRow.from_version.in_(history)
+    )
     return list(session.scalars(_current(query)))
 
 
@@ -237,9 +298,11 @@ def build_problem(
     """
     cat = catalogue(session)
     query = select(PatientRow).where(PatientRow.status != "withdrawn").order_by(PatientRow.id)
-    bookings = select(
-        BookingRow.id, BookingRow.patient_id, BookingRow.step, BookingRow.first_day, BookingRow.last_day
-    ).where(BookingRow.to_version.is_(None))
+    bookings = _planned(
+        select(BookingRow.id, BookingRow.patient_id, BookingRow.step, BookingRow.first_day, BookingRow.last_day).where(
+            BookingRow.to_version.is_(None)
+        )
+    )
     if include is not None:
         query = query.where(PatientRow.id.in_(sorted(include)))
         bookings = bookings.where(BookingRow.patient_id.in_(sorted(include)))
@@ -303,11 +366,128 @@ def _collected(cat: Catalogue, pathway: str, bookings: list[BookingRow], today: 
 
 
 def current_plan(session: Session) -> Plan:
+    """The current plan as the solver and the checker read it: history and withdrawn patients left out."""
     version = current_version(session)
-    unschedulable = tuple(Unschedulable.model_validate(u) for u in (version.unschedulable if version else []))
+    withdrawn = set(session.scalars(select(PatientRow.id).where(PatientRow.status == "withdrawn")))
+    unschedulable = tuple(
+        Unschedulable.model_validate(u)
+        for u in (version.unschedulable if version else [])
+        if u["patient"] not in withdrawn
+    )
     return Plan(
         cohort="site",
         method="current",
-        bookings=tuple(as_booking(b) for b in session.execute(_current(select(*BOOKED)))),
+        bookings=tuple(as_booking(b) for b in session.execute(_current(_planned(select(*BOOKED))))),
         unschedulable=unschedulable,
     )
+
+
+def usage_problem(session: Session, today: date, horizon_days: int, patients: set[str]) -> Problem:
+    """``patients`` (withdrawn ones too) with their steps, durations and resources and nothing frozen:
+    what the load of their bookings, past ones included, is read from."""
+    rows = session.scalars(select(PatientRow).where(PatientRow.id.in_(sorted(patients))).order_by(PatientRow.id))
+    raw = {
+        "name": "site",
+        "site": site(session),
+        "horizon": {"start": today.isoformat(), "days": horizon_days},
+        "patients": [patient_fields(row) for row in rows],
+    }
+    return parse_cohort(raw, source="database", catalogue=catalogue(session))
+
+
+# -- what was in force on a past day ------------------------------------------------------------
+def local_day(moment: datetime, zone: str) -> date:
+    """The date of a stored moment where the site is (rows made before planning days were stored)."""
+    return as_utc(moment).astimezone(ZoneInfo(zone)).date()
+
+
+@dataclass
+class InForce:
+    """The days ``first_day`` .. ``last_day`` and the bookings in force on them (rows of ``BOOKED``
+    columns) that touch those days or the six before them (a weekly cell counts from its Monday)."""
+
+    first_day: date
+    last_day: date
+    version: int | None  # the plan version in force (None: the current plan, or no plan yet)
+    bookings: list[Any] = field(default_factory=list)
+
+
+def bookings_in_force(session: Session, first: date, last: date, today: date, zone: str) -> list[InForce]:
+    """The bookings in force on every day of ``first`` .. ``last``, a stretch of days at a time: on a
+    day before ``today``, those of the plan version in force at its end (the latest one made on or
+    before it); from ``today`` on, the current plan's. Three queries whatever the range: the past
+    days are grouped by the version in force, and their bookings read at once."""
+    stretches = _past_stretches(session, first, min(last, today - timedelta(days=1)), zone)
+    _fill_past(session, [s for s in stretches if s.version is not None])
+    if last >= today:
+        now = InForce(max(first, today), last, None)
+        now.bookings = session.execute(
+            _current(select(*BOOKED)).where(
+                BookingRow.first_day <= last, BookingRow.last_day >= now.first_day - timedelta(days=6)
+            )
+        ).all()
+        stretches.append(now)
+    return stretches
+
+
+def _past_stretches(session: Session, first: date, last: date, zone: str) -> list[InForce]:
+    """The days ``first`` .. ``last`` in stretches that share the plan version in force at their end."""
+    made = sorted(
+        (row.planning_day or local_day(row.created_at, zone), row.id)
+        for row in session.execute(select(PlanVersion.id, PlanVersion.planning_day, PlanVersion.created_at))
+    )
+    days = [day for day, _ in made]
+    latest: list[int] = []  # latest[i]: the newest version made on or before days[i]
+    for _, version in made:
+        latest.append(max(version, latest[-1]) if latest else version)
+    stretches: list[InForce] = []
+    day = first
+    while day <= last:
+        i = bisect_right(days, day) - 1
+        version = latest[i] if i >= 0 else None
+        if stretches and stretches[-1].version == version:
+            stretches[-1].last_day = day
+        else:
+            stretches.append(InForce(day, day, version))
+        day += timedelta(days=1)
+    return stretches
+
+
+def _fill_past(session: Session, stretches: list[InForce]) -> None:
+    """Give each stretch (in day order, so versions never decrease) the bookings of its version."""
+    if not stretches:
+        return
+    versions = [s.version for s in stretches]
+    ends = [s.last_day for s in stretches]
+    starts = [s.first_day - timedelta(days=6) for s in stretches]
+    query = select(*BOOKED, BookingRow.from_version, BookingRow.to_version).where(
+        BookingRow.from_version <= versions[-1],
+        or_(BookingRow.to_version.is_(None), BookingRow.to_version > versions[0]),
+        BookingRow.first_day <= ends[-1],
+        BookingRow.last_day >= starts[0],
+    )
+    for row in session.execute(query.order_by(BookingRow.patient_id, BookingRow.first_day, BookingRow.id)):
+        in_version = (
+            bisect_left(versions, row.from_version),
+            len(versions) if row.to_version is None else bisect_left(versions, row.to_version),
+        )
+        on_days = bisect_left(ends, row.first_day), bisect_right(starts, row.last_day)
+        for i in range(max(in_version[0], on_days[0]), min(in_version[1], on_days[1])):
+            stretches[i].bookings.append(row)
+
+
+def all_changes(session: Session) -> list[CapacityChangeRow]:
+    """Every capacity change ever entered, withdrawn ones too, oldest first."""
+    return list(session.scalars(select(CapacityChangeRow).order_by(CapacityChangeRow.id)))
+
+
+def changes_in_force(changes: list[CapacityChangeRow], day: date, zone: str) -> list[CapacityChangeRow]:
+    """Of ``changes``, those in force at the end of ``day``: entered on or before it (one entered before
+    planning days were stored counts as always in force) and not withdrawn by then."""
+
+    def withdrawn_by(change: CapacityChangeRow) -> bool:
+        if change.withdrawn_on is not None:
+            return change.withdrawn_on <= day
+        return change.withdrawn_at is not None and local_day(change.withdrawn_at, zone) <= day
+
+    return [c for c in changes if (c.created_on is None or c.created_on <= day) and not withdrawn_by(c)]

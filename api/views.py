@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from bisect import bisect_right
 from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
@@ -29,8 +30,8 @@ from api.settings import Settings
 from api.state import NotFound
 from pathway import custody, isbt
 from pathway.catalogue import Catalogue, StepKind
-from pathway.site import Resource
-from pathway.usage import resource_load
+from pathway.site import Resource, Site
+from pathway.usage import Load, Use, resource_load
 from solver.explain import explain_patient
 
 MAX_RANGE_DAYS = 366
@@ -170,11 +171,16 @@ def timeline(session: Session, patient_id: str, settings: Settings) -> dict[str,
     infused = any(
         s.kind == StepKind.infusion and _recorded(records, booked.get(s.name)) == "done" for s in template.steps
     )
+    history = {b.id for b in state.history_rows(session, {patient_id})}
     steps = []
     for step in template.steps:
         b = booked.get(step.name)
-        record = records.get(b.id) if b is not None else unbooked.get(step.name)
-        status = step_status(step.kind, b, record, today, awaited, infused)
+        if b is not None and b.id in history:  # kept as history by a withdrawal or a restart: it has ended
+            record = unbooked.get(step.name)
+            status = "done" if record is not None and record.outcome == "done" else "ended"
+        else:
+            record = records.get(b.id) if b is not None else unbooked.get(step.name)
+            status = step_status(step.kind, b, record, today, awaited, infused)
         steps.append(
             {
                 "step": step.name,
@@ -200,6 +206,38 @@ def timeline(session: Session, patient_id: str, settings: Settings) -> dict[str,
             {"at": e.created_at.isoformat(), "kind": e.kind, "details": e.details, "by": e.created_by} for e in events
         ],
     }
+
+
+def moved_since_confirmation(session: Session, patient_ids: set[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Per patient (of ``patient_ids``, default all) who is not withdrawn: the ``moved`` events after
+    their latest ``confirmation`` event (all of them if there is none), oldest first; patients with
+    none are left out. What a coordinator still has to tell each patient, for the worklist. One query."""
+    confirmed = (
+        select(EventRow.patient_id, func.max(EventRow.id).label("latest"))
+        .where(EventRow.kind == "confirmation")
+        .group_by(EventRow.patient_id)
+        .subquery()
+    )
+    query = (
+        select(EventRow)
+        .join(PatientRow, PatientRow.id == EventRow.patient_id)
+        .outerjoin(confirmed, confirmed.c.patient_id == EventRow.patient_id)
+        .where(
+            EventRow.kind == "moved",
+            PatientRow.status != "withdrawn",
+            or_(confirmed.c.latest.is_(None), EventRow.id > confirmed.c.latest),
+        )
+    )
+    if patient_ids is not None:
+        query = query.where(EventRow.patient_id.in_(sorted(patient_ids)))
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in session.scalars(query.order_by(EventRow.id)):
+        out[event.patient_id].append(_event_view(event))
+    return dict(out)
+
+
+def _event_view(event: EventRow) -> dict[str, Any]:
+    return {"at": event.created_at.isoformat(), "kind": event.kind, "details": event.details, "by": event.created_by}
 
 
 PRODUCT_STEP_KINDS = (StepKind.processing, StepKind.manufacture, StepKind.release)
@@ -322,27 +360,21 @@ def capacity_table(
     session: Session, first: date, last: date, settings: Settings, resource: str | None = None
 ) -> dict[str, Any]:
     """Per resource and day (weekly resources: per week) in [first, last]: capacity, booked, free,
-    utilisation and the patients behind the bookings; a summary of the busiest days and the bottleneck."""
-    rows = session.execute(
-        select(*state.BOOKED).where(
-            BookingRow.to_version.is_(None),
-            BookingRow.first_day <= last,
-            BookingRow.last_day >= first - timedelta(days=6),
-        )
-    ).all()
-    patients = {b.patient_id for b in rows}
-    problem = state.build_problem(session, settings.planning_day(), settings.horizon_days, include=patients)
-    site = problem.site
-    load = resource_load(problem, [state.as_booking(b) for b in rows])
+    utilisation and the patients behind the bookings; a summary of the busiest days and the bottleneck.
+
+    A day before today (a week that has ended) is shown as it stood at its end: the bookings of the
+    plan version then in force and the capacity changes then in force (``CapacityThen``), so nothing
+    done later rewrites it. From today on: the current plan and capacity."""
+    then = CapacityThen(session, first, last, settings)
+    site = then.problem.site
     resources = [r for r in site.resources if resource is None or r.id == resource or r.kind == resource]
     if resource is not None and not resources:
         raise NotFound(f"no resource {resource!r} (known: {', '.join(r.id for r in site.resources)})")
     cells = []
     for r in resources:
-        days = _cells_of(r, first, last)
-        for day in days:
-            uses = load.cells.get((r.id, day), [])
-            capacity = site.capacity_on(r, day)
+        for day in _cells_of(r, first, last):
+            uses, site_then = then.cell(r, day)
+            capacity = site_then.capacity_on(r, day)
             booked = sum(u.amount for u in uses)
             cells.append(
                 {
@@ -353,11 +385,47 @@ def capacity_table(
                     "booked": booked,
                     "free": capacity - booked,
                     "utilisation": round(booked / capacity, 3) if capacity else None,
-                    "note": site.capacity_reason(r, day) or "",
+                    "note": site_then.capacity_reason(r, day) or "",
                     "patients": [{"patient": u.patient, "step": u.step, "amount": u.amount} for u in uses],
                 }
             )
     return {"first_day": first.isoformat(), "last_day": last.isoformat(), "cells": cells, "summary": _summary(cells)}
+
+
+class CapacityThen:
+    """The load and capacity of each cell of a capacity view as it stood at the cell's end (a past
+    day or week), or as it stands now (today on). Loads are worked out once per stretch of days
+    that share a plan version (``state.bookings_in_force``), sites once per set of changes in force."""
+
+    def __init__(self, session: Session, first: date, last: date, settings: Settings):
+        self.today = settings.planning_day()
+        self.zone = settings.nightly_timezone
+        # a week is judged at its Sunday, which may come after ``last``
+        self.stretches = state.bookings_in_force(session, first, last + timedelta(days=6), self.today, self.zone)
+        patients = {b.patient_id for s in self.stretches for b in s.bookings}
+        self.problem = state.usage_problem(session, self.today, settings.horizon_days, patients)
+        self.base = state.base_site(session)
+        self.changes = state.all_changes(session)
+        self.starts = [s.first_day for s in self.stretches]
+        self.loads: dict[int, Load] = {}
+        self.sites: dict[tuple[int, ...], Site] = {}
+
+    def cell(self, resource: Resource, day: date) -> tuple[list[Use], Site]:
+        """The uses booked in ``resource``'s cell ``day`` and the site (capacity) in force, at the cell's end."""
+        end = resource.cell_days(day)[1]
+        i = bisect_right(self.starts, end) - 1
+        if i not in self.loads:
+            self.loads[i] = resource_load(self.problem, [state.as_booking(b) for b in self.stretches[i].bookings])
+        return self.loads[i].cells.get((resource.id, day), []), self._site_on(end)
+
+    def _site_on(self, day: date) -> Site:
+        if day >= self.today:
+            return self.problem.site
+        changes = state.changes_in_force(self.changes, day, self.zone)
+        key = tuple(c.id for c in changes)
+        if key not in self.sites:
+            self.sites[key] = state.site_with(self.base, changes)
+        return self.sites[key]
 
 
 def _cells_of(resource: Resource, first: date, last: date) -> list[date]:
@@ -442,6 +510,7 @@ def version_view(session: Session, version: PlanVersion) -> dict[str, Any]:
         "reason": version.reason,
         "created_at": version.created_at.isoformat(),
         "created_by": version.created_by,
+        "planning_day": version.planning_day.isoformat() if version.planning_day else None,
         "current": state.head(session).version_id == version.id,
         "unschedulable": version.unschedulable,
         "solver": {"status": run.status, "stats": run.stats} if run else None,
@@ -563,7 +632,7 @@ def worklist(session: Session, settings: Settings, role: str) -> dict[str, Any]:
     risk_until = state.working_days_after(site, today, settings.at_risk_working_days)
     cat = state.catalogue(session)
     active = {r.id: r for r in session.scalars(select(PatientRow).where(PatientRow.status != "withdrawn"))}
-    booked = [b for b in state.current_rows(session) if b.patient_id in active]
+    booked = [b for b in state.current_rows(session, planned=True) if b.patient_id in active]
     bookings = [b for b in booked if b.first_day <= risk_until]
     records = state.latest_records(session, set(active))
     products: dict[str, list[dict[str, Any]]] = defaultdict(list)

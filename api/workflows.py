@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pathway.custody import CustodyKind
-
 from api import records, replanning, services, state, views
 from api.audit import Actor
 from api.db import CapacityChangeRow, PlanVersion
@@ -20,6 +18,7 @@ from api.runtime import Runtime
 from api.schemas import CapacityChangeIn, CustodyIn, ProductIn, ReferralEdit, ReferralIn, StepRecordIn
 from api.solving import SolverBusy
 from api.state import NotFound
+from pathway.custody import CustodyKind
 
 
 # -- patients -----------------------------------------------------------------------------------
@@ -70,10 +69,23 @@ def out_of_specification(runtime: Runtime, patient_id: str, redo: str, reason: s
     return _after_release(runtime, patient_id, version, who)
 
 
-def withdraw(runtime: Runtime, patient_id: str, reason: str, who: Actor) -> dict[str, Any]:
+def withdraw(runtime: Runtime, patient_id: str, reason: str, cause: str, who: Actor) -> dict[str, Any]:
     with runtime.database.plan_write() as work:
-        version = services.withdraw(work, patient_id, reason, runtime.settings, who)
+        version = services.withdraw(work, patient_id, reason, runtime.settings, who, cause)
     return _after_release(runtime, patient_id, version, who)
+
+
+def reinstate(runtime: Runtime, patient_id: str, reason: str, who: Actor) -> dict[str, Any]:
+    """Referred again; answered like a release, with a new proposal."""
+    with runtime.database.plan_write() as work:
+        version = services.reinstate(work, patient_id, reason, runtime.settings, who)
+    return _after_release(runtime, patient_id, version, who)
+
+
+def record_confirmation(runtime: Runtime, patient_id: str, note: str | None, who: Actor) -> dict[str, Any]:
+    """The current dates were confirmed with the patient (a plain write: the plan does not change)."""
+    with runtime.database.write() as work:
+        return services.record_confirmation(work, patient_id, note, runtime.settings, who)
 
 
 def _after_release(runtime: Runtime, patient_id: str, version: PlanVersion | None, who: Actor) -> dict[str, Any]:
@@ -104,7 +116,7 @@ def add_capacity_change(runtime: Runtime, change: CapacityChangeIn, who: Actor) 
 
 def withdraw_capacity_change(runtime: Runtime, change_id: int, who: Actor) -> dict[str, Any]:
     with runtime.database.plan_write() as work:
-        row = services.withdraw_capacity_change(work, change_id, who)
+        row = services.withdraw_capacity_change(work, change_id, runtime.settings, who)
         return views.change_view(row) | {"withdrawn": True}
 
 
@@ -115,12 +127,20 @@ def replan_capacity_change(runtime: Runtime, change_id: int, who: Actor) -> dict
         if row is None:
             raise NotFound(f"no capacity change {change_id}")
         patients = {b["patient"] for b in services.broken_by(work.session, row, runtime.settings)}
-    return replan(runtime, patients, f"capacity change {change_id}", who)
+        cause = f"re-planned after {state.change_words(views.change_view(row))}"
+    return replan(runtime, patients, cause, who)
+
+
+def replan_asked(runtime: Runtime, patients: set[str], reason: str | None, who: Actor) -> dict[str, Any]:
+    """A re-plan a coordinator or lab manager asked for, with their reason as the cause of every move."""
+    cause = f"re-plan asked for by {who.name}" + (f": {reason}" if reason else "")
+    return replan(runtime, patients, cause, who)
 
 
 def replan(runtime: Runtime, patients: set[str], reason: str, who: Actor) -> dict[str, Any]:
     """Re-plan these patients' bookings that have not started (read, solve, publish; again if the
-    plan moved meanwhile); answers with the plan diff."""
+    plan moved meanwhile); answers with the plan diff. ``reason``, the cause in words, is the new
+    version's reason, each new booking's ``fixed_by`` and each moved patient's event's cause."""
     if not patients:
         return {"plan_version": None, "patients": [], "diff": None}
     publication = Publication(kind="replan", reason=reason, actor=who)

@@ -48,18 +48,21 @@ class Load:
                 yield resource, day, booked, capacity, uses
 
 
-def step_cells(step: PatientStep, first_day: date):
-    """(resource, day or Monday, amount) for every resource cell ``step`` uses if it starts on ``first_day``."""
+def step_cells(step: PatientStep, first_day: date, last_day: date | None = None):
+    """(resource, day or Monday, amount) for every resource cell ``step`` uses if it starts on ``first_day``;
+    with ``last_day``, none after it (a booking ended early, e.g. a stay cut short, used only its own days)."""
+    length = None if last_day is None else (last_day - first_day).days + 1
     for resource, amount, days_used in step.resources:
         if resource.weekly:
             yield resource, resource.cell(first_day), amount
         else:
-            for i in range(days_used):
+            for i in range(days_used if length is None else min(days_used, length)):
                 yield resource, first_day + timedelta(days=i), amount
 
 
 def resource_load(problem: Problem, bookings: Iterable[Booking]) -> Load:
-    """The load of ``bookings`` (duplicates counted; bookings of unknown patients or steps ignored)."""
+    """The load of ``bookings`` on their own days (duplicates counted; bookings of unknown patients or
+    steps ignored)."""
     steps = {p.id: {ps.name: ps for ps in problem.steps(p)} for p in problem.patients}
     resources: dict[str, Resource] = {}
     cells: dict[tuple[str, date], list[Use]] = defaultdict(list)
@@ -67,7 +70,7 @@ def resource_load(problem: Problem, bookings: Iterable[Booking]) -> Load:
         step = steps.get(booking.patient, {}).get(booking.step)
         if step is None:
             continue
-        for resource, day, amount in step_cells(step, booking.first_day):
+        for resource, day, amount in step_cells(step, booking.first_day, booking.last_day):
             resources[resource.id] = resource
             cells[(resource.id, day)].append(Use(booking.patient, booking.step, amount))
     return Load(resources, cells)

@@ -93,4 +93,4 @@ def replan_change(change_id: RowId, who: Planner, running: Running) -> dict[str,
 @router.post("/replan", response_model=Replanned, response_model_exclude_unset=True)
 def replan(body: ReplanIn, who: Planner, running: Running) -> dict[str, Any]:
     """Re-plan these patients' bookings that have not started; everyone else stays where they are."""
-    return workflows.replan(running, set(body.patients), "requested re-plan", who)
+    return workflows.replan_asked(running, set(body.patients), body.reason, who)

@@ -1,5 +1,5 @@
 """Referrals and each patient's schedule: register, edit, propose, defer, out of specification,
-withdraw; the timeline and its calendar."""
+withdraw and reinstate, dates confirmed with the patient; the timeline and its calendar."""
 
 from __future__ import annotations
 
@@ -8,9 +8,28 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from api import calendar_feed, views, workflows
-from api.answers import EditedPatient, PatientPage, PatientStatus, PatientView, ProposalView, Released, Timeline
+from api.answers import (
+    ConfirmationView,
+    EditedPatient,
+    PatientPage,
+    PatientStatus,
+    PatientView,
+    ProposalView,
+    Released,
+    Timeline,
+)
 from api.deps import PATIENT_ID_PATTERN, Anyone, Configured, Coordinator, Db, PatientId, Running
-from api.schemas import Code, DeferIn, OutOfSpecificationIn, ReferralEdit, ReferralIn, Screened, WithdrawIn
+from api.schemas import (
+    Code,
+    ConfirmationIn,
+    DeferIn,
+    OutOfSpecificationIn,
+    ReferralEdit,
+    ReferralIn,
+    ReinstateIn,
+    Screened,
+    WithdrawIn,
+)
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 ID_PREFIX = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
@@ -78,7 +97,23 @@ def out_of_specification(
 
 @router.post("/{patient_id}/withdraw", response_model=Released, response_model_exclude_unset=True)
 def withdraw(patient_id: PatientId, body: WithdrawIn, who: Coordinator, running: Running) -> dict[str, Any]:
-    return workflows.withdraw(running, patient_id, body.reason, who)
+    """Withdrawn or deceased (``cause``): bookings from today on are released; what happened stays."""
+    return workflows.withdraw(running, patient_id, body.reason, body.cause, who)
+
+
+@router.post("/{patient_id}/reinstate", response_model=Released, response_model_exclude_unset=True)
+def reinstate(patient_id: PatientId, body: ReinstateIn, who: Coordinator, running: Running) -> dict[str, Any]:
+    """A withdrawn patient is referred again (409 if deceased, or if another referral now has their
+    NHS number); a new proposal is returned."""
+    return workflows.reinstate(running, patient_id, body.reason, who)
+
+
+@router.post(
+    "/{patient_id}/confirmations", status_code=201, response_model=ConfirmationView, response_model_exclude_unset=True
+)
+def confirmation(patient_id: PatientId, body: ConfirmationIn, who: Coordinator, running: Running) -> dict[str, Any]:
+    """The current dates were confirmed with the patient: recorded as a ``confirmation`` event."""
+    return workflows.record_confirmation(running, patient_id, body.note, who)
 
 
 @router.get("/{patient_id}/timeline", response_model=Timeline)

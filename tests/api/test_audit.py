@@ -138,7 +138,7 @@ def test_every_write_leaves_an_audit_row_with_who_what_before_and_after(client, 
     release = only(rows, "patient.withdrawal")
     assert (release["actor"], release["role"], release["entity_id"]) == ("test-coordinator", "coordinator", "S-AXI-1")
     assert {b["step"] for b in release["before"]["bookings"]} == booked_steps
-    assert release["after"] == {"reason": "patient's choice"}
+    assert release["after"] == {"reason": "patient's choice", "cause": "withdrawn"}
     status = only(rows, "patient.edit")
     assert (status["before"]["status"], status["after"]["status"]) == ("scheduled", "withdrawn")
 

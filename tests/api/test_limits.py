@@ -155,6 +155,21 @@ def test_a_reason_at_its_limit_is_kept_and_one_character_more_refused(client):
     assert any("w" * MAX_REASON in json.dumps(event) for event in events)
 
 
+def test_a_confirmation_note_and_a_replan_reason_at_their_limit_are_taken_and_one_character_more_refused(client):
+    coordinator = auth(client, "coordinator")
+    for path, body, field in (
+        ("/patients/S-AXI-1/confirmations", {"note": "n" * (MAX_REASON + 1)}, "body.note"),
+        ("/replan", {"patients": ["S-AXI-1"], "reason": "r" * (MAX_REASON + 1)}, "body.reason"),
+        ("/patients/S-AXI-1/reinstate", {"reason": "r" * (MAX_REASON + 1)}, "body.reason"),
+    ):
+        past = client.post(path, json=body, headers=coordinator)
+        assert past.status_code == 422 and past.json()["detail"][0]["field"] == field, (path, past.text)
+    at = client.post("/patients/S-AXI-1/confirmations", json={"note": "n" * MAX_REASON}, headers=coordinator)
+    assert at.status_code == 201 and at.json()["note"] == "n" * MAX_REASON, at.text
+    at = client.post("/replan", json={"patients": ["NOPE-1"], "reason": "r" * MAX_REASON}, headers=coordinator)
+    assert at.status_code == 404, at.text  # taken, then refused for the patient nobody referred
+
+
 @pytest.mark.parametrize(
     ("path", "methods"),
     [

@@ -125,6 +125,12 @@ ROUTES: dict[tuple[str, str], Probe] = {
     ("POST", "/patients/{patient_id}/withdraw"): Probe(
         COORDINATOR, "/patients/NOPE-1/withdraw", expect=404, body=lambda c, r: {"reason": "role test"}
     ),
+    ("POST", "/patients/{patient_id}/reinstate"): Probe(
+        COORDINATOR, "/patients/NOPE-1/reinstate", expect=404, body=lambda c, r: {"reason": "role test"}
+    ),
+    ("POST", "/patients/{patient_id}/confirmations"): Probe(
+        COORDINATOR, "/patients/NOPE-1/confirmations", expect=404, body=lambda c, r: {"note": "role test"}
+    ),
     ("POST", "/patients/{patient_id}/calendar-links"): Probe(COORDINATOR, "/patients/S-AXI-1/calendar-links", 201),
     ("GET", "/patients/{patient_id}/calendar-links"): Probe(COORDINATOR, "/patients/S-AXI-1/calendar-links"),
     ("DELETE", "/patients/{patient_id}/calendar-links/{link_id}"): Probe(
@@ -299,8 +305,9 @@ def test_what_each_role_may_do(client):
         for k in ROUTES
         if k[0] in ("POST", "PATCH") and k[1].startswith(("/patients", "/proposals")) and k not in recording
     ]
-    # register, edit, propose, confirm, defer, out-of-specification, withdraw, a calendar link, poor mobilisation
-    assert len(patient_edits) == 9
+    # register, edit, propose, confirm, defer, out-of-specification, withdraw, reinstate, dates confirmed,
+    # a calendar link, poor mobilisation
+    assert len(patient_edits) == 11
     for key in patient_edits:
         assert "lab_manager" not in ROUTES[key].allowed, key
         assert "coordinator" in ROUTES[key].allowed, key

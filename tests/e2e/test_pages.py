@@ -361,6 +361,49 @@ def test_lab_manager_sees_the_timeline_but_no_coordinator_action(open_page, serv
             assert reason in row.inner_text()  # the reason each date is what it is
 
 
+def _refer(server, patient_id: str) -> None:
+    with server.api("coordinator") as api:
+        body = {"id": patient_id, "centre": "liverpool", "pathway": "axi-cel", "approval_date": FIRST}
+        answer = api.post("/patients", json=body)
+        assert answer.status_code == 201, answer.text
+
+
+def _withdraw_on_the_page(page, cause: str) -> None:
+    form = page.locator("#withdraw-form")
+    page.select_option("#withdraw-cause", value=cause)
+    page.fill("#withdraw-reason", "moved to another centre")
+    form.get_by_role("button", name="Withdraw").click()
+    page.locator("#action-message.success").wait_for()
+
+
+def test_a_withdrawn_patient_offers_only_reinstating_and_a_deceased_one_nothing(open_page, server):
+    _refer(server, "E2E-WD-1")
+    page = open_page("coordinator", "/ui/patients/E2E-WD-1")
+    page.locator("#withdraw-form").wait_for()
+    _withdraw_on_the_page(page, "withdrawn")
+    page.locator("#reinstate-form").wait_for()
+    for selector in ("#propose", "#defer-form", "#oos-form", "#withdraw-form"):
+        assert page.locator(selector).count() == 0, selector
+    assert page.inner_text("#fact-status") == "withdrawn"
+    assert server.get("coordinator", "/patients/E2E-WD-1")["status"] == "withdrawn"
+
+    page.fill("#reinstate-reason", "patient changed their mind")
+    page.locator("#reinstate-form").get_by_role("button", name="Reinstate").click()
+    page.wait_for_selector("#options .option")  # reinstated: a new proposal to choose from
+    assert page.locator("#propose").is_visible() and page.locator("#withdraw-form").count() == 1
+    assert server.get("coordinator", "/patients/E2E-WD-1")["status"] == "referred"
+
+    _refer(server, "E2E-WD-2")
+    page = open_page("coordinator", "/ui/patients/E2E-WD-2")
+    page.locator("#withdraw-form").wait_for()
+    _withdraw_on_the_page(page, "deceased")
+    expect(page.locator("#no-actions")).to_contain_text("deceased")
+    for selector in ("#propose", "#reinstate-form", "#withdraw-form"):
+        assert page.locator(selector).count() == 0, selector
+    events = server.get("coordinator", "/patients/E2E-WD-2/timeline")["events"]
+    assert events[-1]["kind"] == "withdrawal" and events[-1]["details"]["cause"] == "deceased"
+
+
 # -- layout ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/ui/capacity", "/ui/patients", "/ui/patients/R-0002", "/ui/plan-changes"])
 def test_a_tablet_needs_no_sideways_scrolling(open_page, shoot, path):

@@ -1,6 +1,6 @@
 // One patient: a Gantt timeline of every step, the reason each date is what it is, the events,
 // and (coordinators and admins only) the actions: propose, confirm, defer, report out of
-// specification. Everything goes through the API; the page redraws from the API's answers.
+// specification, withdraw (or, for a withdrawn patient, reinstate). Everything goes through the API; the page redraws from the API's answers.
 
 import {
   addDays,
@@ -267,8 +267,9 @@ async function propose(button) {
   }
 }
 
-/** A form that POSTs its fields and then shows the new timeline and the new proposal the API returns. */
-function releaseForm({ id, title, help, path, fields, submit, done }) {
+/** A form that POSTs its fields and then shows the new timeline and the new proposal the API returns
+ * (``after``, if given, runs first: e.g. redrawing the actions for the patient's new status). */
+function releaseForm({ id, title, help, path, fields, submit, done, after }) {
   const box = el("div", { class: "message error", role: "alert", hidden: true });
   const form = el("form", { id, class: "inline panel", novalidate: true, "aria-labelledby": `${id}-title` }, el("h3", { id: `${id}-title` }, title), el("p", { class: "muted" }, help), fields, el("button", { type: "submit", class: "secondary" }, submit), box);
   form.addEventListener("submit", async (event) => {
@@ -280,6 +281,7 @@ function releaseForm({ id, title, help, path, fields, submit, done }) {
       hideMessage(box, form);
       form.reset();
       timeline = answer.timeline;
+      if (after) after();
       showProposal(answer.proposal, answer.proposal_error || null);
       showSuccess(document.getElementById("action-message"), done(answer));
       document.getElementById("action-message").focus();
@@ -298,6 +300,7 @@ function actions() {
   if (!can(who.role, "propose")) {
     return el("p", { class: "muted", id: "no-actions" }, `Coordinators propose, confirm, defer and report out-of-specification products; as a ${who.role.replace("_", " ")} you see the timeline only.`);
   }
+  if (timeline.status === "withdrawn") return withdrawnActions();
   const proposeButton = el("button", { type: "button", class: "primary", id: "propose" }, "Propose a schedule");
   proposeButton.addEventListener("click", () => propose(proposeButton));
   const defer = releaseForm({
@@ -329,8 +332,53 @@ function actions() {
     { id: "actions" },
     el("div", { class: "summary-line" }, proposeButton),
     el("div", { id: "proposal-area" }),
-    el("div", { class: "actions-grid" }, defer, oos),
+    el("div", { class: "actions-grid" }, defer, oos, withdrawForm()),
   );
+}
+
+// -- withdrawal and reinstatement -------------------------------------------------------------
+/** "withdrawn" or "deceased", as the patient's latest withdrawal event says. */
+function withdrawalCause() {
+  const withdrawal = [...timeline.events].reverse().find((e) => e.kind === "withdrawal");
+  return (withdrawal && withdrawal.details.cause) || "withdrawn";
+}
+
+function drawActions() {
+  clear(document.getElementById("actions-body"), actions());
+}
+
+function withdrawForm() {
+  return releaseForm({
+    id: "withdraw-form",
+    title: "Withdraw",
+    help: "The patient leaves the pathway: bookings from today on are released; what has happened stays in the history.",
+    path: "withdraw",
+    fields: [
+      field("withdraw-cause", "Cause", el("select", { id: "withdraw-cause", name: "cause" }, el("option", { value: "withdrawn" }, "withdrawn"), el("option", { value: "deceased" }, "deceased"))),
+      field("withdraw-reason", "Reason", el("input", { id: "withdraw-reason", name: "reason", type: "text", maxlength: "500", required: true })),
+    ],
+    submit: "Withdraw",
+    done: (a) => `Recorded as ${withdrawalCause()} (plan version ${a.plan_version ?? "unchanged"}).`,
+    after: drawActions,
+  });
+}
+
+/** A withdrawn patient: no action but reinstating them; none at all for a deceased one. */
+function withdrawnActions() {
+  if (withdrawalCause() === "deceased") {
+    return el("div", { id: "actions" }, el("p", { class: "muted", id: "no-actions" }, "The patient is recorded as deceased: nothing more can be planned."), el("div", { id: "proposal-area" }));
+  }
+  const reinstate = releaseForm({
+    id: "reinstate-form",
+    title: "Reinstate",
+    help: "The patient is referred again: steps done stay done, what the withdrawal interrupted is planned again.",
+    path: "reinstate",
+    fields: [field("reinstate-reason", "Reason", el("input", { id: "reinstate-reason", name: "reason", type: "text", maxlength: "500", required: true }))],
+    submit: "Reinstate",
+    done: () => "Reinstated. Choose a new schedule below.",
+    after: drawActions,
+  });
+  return el("div", { id: "actions" }, el("p", { class: "muted", id: "withdrawn-note" }, "The patient is withdrawn: reinstating them is the only action."), el("div", { id: "proposal-area" }), reinstate);
 }
 
 async function main() {
@@ -349,7 +397,7 @@ async function main() {
     el("p", { id: "status-line", class: "muted" }),
     el("section", { class: "panel", "aria-label": "Referral" }, facts(patient)),
     el("div", { id: "action-message", class: "message", role: "status", tabindex: "-1", hidden: true }),
-    el("section", { class: "panel", "aria-labelledby": "actions-title" }, el("h2", { id: "actions-title" }, "Actions"), actions()),
+    el("section", { class: "panel", "aria-labelledby": "actions-title" }, el("h2", { id: "actions-title" }, "Actions"), el("div", { id: "actions-body" }, actions())),
     el("section", { class: "panel", "aria-labelledby": "timeline-title" }, el("div", { class: "summary-line" }, el("h2", { id: "timeline-title", style: { margin: 0 } }, "Timeline"), calendar), el("div", { id: "timeline-area" })),
   );
   drawTimeline();
