@@ -138,7 +138,7 @@ class Unschedulable(Answer):
 
 
 StepStatus = Literal[
-    "planned", "confirmed", "due", "overdue", "in progress", "done", "missed", "cancelled", "not booked"
+    "planned", "confirmed", "due", "overdue", "in progress", "done", "missed", "cancelled", "ended", "not booked"
 ]
 
 
@@ -163,7 +163,8 @@ class TimelineStep(Answer):
     last_day: date | None
     status: StepStatus = Field(
         description="from the records: done, in progress, missed, cancelled; with none, due (starts today), "
-        "overdue (its first day has passed: never assumed done), else the booking's planned or confirmed"
+        "overdue (its first day has passed: never assumed done), else the booking's planned or confirmed; "
+        "ended: kept as history, cut short by a withdrawal or a restart"
     )
     fixed_by: str
     why: list[str] = Field(description="why the step is not earlier")
