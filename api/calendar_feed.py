@@ -92,7 +92,8 @@ def attempts(history: History) -> list[list[BookingRow]]:
     """The patient's bookings grouped into attempts, each attempt's bookings in order.
 
     An attempt of a step is the run of that step's bookings (by id) from one that follows no
-    attempt up to the first that took place or was recorded as missed or cancelled (``History.closes``):
+    attempt up to the first that took place or was recorded as missed or cancelled (``History.closes``),
+    with the copy a withdrawal or a restart keeps of it as history:
     every booking in between replaced the one before it (a move, a re-confirmation), or booked the
     step again after it had been taken out of the plan unused (a deferral). A booking after one
     that closes an attempt starts a new one: re-apheresis after an out-of-specification product,
@@ -101,11 +102,17 @@ def attempts(history: History) -> list[list[BookingRow]]:
     by_step: dict[str, list[list[BookingRow]]] = defaultdict(list)
     for booking in history.bookings:
         runs = by_step[booking.step]
-        if runs and not history.closes(runs[-1][-1]):
+        if runs and (not history.closes(runs[-1][-1]) or _kept_as_history(runs[-1][-1], booking)):
             runs[-1].append(booking)
         else:
             runs.append([booking])
     return sorted((run for runs in by_step.values() for run in runs), key=lambda run: run[0].id)
+
+
+def _kept_as_history(before: BookingRow, after: BookingRow) -> bool:
+    """``after`` carries ``before``'s days on in the plan (a withdrawal or a restart kept it, perhaps
+    ended yesterday): the same attempt, not a new one."""
+    return after.from_version == before.to_version and after.first_day == before.first_day
 
 
 def step_events(session: Session, patient_id: str) -> list[StepEvent]:
@@ -118,7 +125,8 @@ def _changes(run: list[BookingRow]) -> int:
     """The changes an attempt went through up to its last booking: each booking after the first is
     one, and so is each time the step was out of the plan in between (it was shown cancelled)."""
     gaps = sum(1 for before, after in pairwise(run) if before.to_version != after.from_version)
-    return len(run) - 1 + gaps
+    same = sum(1 for b, a in pairwise(run) if _kept_as_history(b, a) and a.last_day == b.last_day)  # no change
+    return len(run) - 1 + gaps - same
 
 
 def _record_changes(records: list[StepRecord]) -> int:

@@ -121,7 +121,7 @@ def record_step(
     if (first, planned_last) != (booking.first_day, booking.last_day):
         rebooked = _rebook(work, booking, first, planned_last, f"{_say(step)} {entry.outcome}", settings, actor)
         row.booking_id = rebooked.id
-        _release_dependents(session, template, patient_id, step, rebooked.from_version)
+        _release_dependents(session, template, patient_id, step, rebooked.from_version, settings.planning_day())
         booked = _span(booking.first_day, booking.last_day)
         replan = f"{_say(step)} recorded {entry.outcome} {_span(first, last)}, booked {booked}"
     session.add(row)
@@ -208,11 +208,11 @@ def _not_done(
         raise InputError("", "first_day", f"a step {entry.outcome} has no days of its own")
     session, today = work.session, settings.planning_day()
     version = services._new_version(
-        session, work.head, "record", f"{patient.id}: {_say(booking.step)} {entry.outcome}", actor
+        session, work.head, "record", f"{patient.id}: {_say(booking.step)} {entry.outcome}", actor, today
     )
     booking.to_version = version.id
     template = state.catalogue(session).template(patient.pathway)
-    _release_dependents(session, template, patient.id, booking.step, version.id)
+    _release_dependents(session, template, patient.id, booking.step, version.id, settings.planning_day())
     if entry.outcome == "missed" and (patient.earliest_start is None or patient.earliest_start <= today):
         before = patient.earliest_start
         patient.earliest_start = today + timedelta(days=1)  # what was missed today is not booked again today
@@ -263,14 +263,18 @@ def _dependents(template: Template, step: str) -> set[str]:
     return found
 
 
-def _release_dependents(session: Session, template: Template, patient_id: str, step: str, version: int) -> None:
-    """Take out of the plan (from ``version``) the unrecorded steps tied to ``step``, whose days
-    followed from its booked ones: the re-plan that follows books them after its real days. (A tied
-    step that has happened is held with it again by the planning, ``pathway.inflight``.)"""
+def _release_dependents(
+    session: Session, template: Template, patient_id: str, step: str, version: int, today: date
+) -> None:
+    """Take out of the plan (from ``version``) the steps tied to ``step`` whose first day has passed
+    with nothing recorded: their days followed from its booked ones, so they are not facts, yet every
+    re-plan would hold them as under way. The re-plan that follows books them after its real days
+    (one that did happen is held with it again, ``pathway.inflight``); the tied steps still ahead are
+    simply moved by it, each move an event naming the cause."""
     tied = _dependents(template, step)
     records = state.latest_records(session, {patient_id})
     for b in state.current_rows(session, patient_id, planned=True):
-        if b.step in tied and b.id not in records:
+        if b.step in tied and b.id not in records and b.first_day < today:
             b.to_version = version
 
 
@@ -279,7 +283,9 @@ def _rebook(
 ) -> BookingRow:
     """Put the booking on the days it really took (a new plan version; the old row stays in history)."""
     session = work.session
-    version = services._new_version(session, work.head, "record", f"{booking.patient_id}: {what}", actor)
+    version = services._new_version(
+        session, work.head, "record", f"{booking.patient_id}: {what}", actor, settings.planning_day()
+    )
     booking.to_version = version.id
     new = BookingRow(
         patient_id=booking.patient_id,
@@ -560,7 +566,7 @@ def _expected_back(work: UnitOfWork, patient: PatientRow, day: date, settings: S
         session.flush()
     longer = _rebook(work, manufacture, manufacture.first_day, day - timedelta(days=1), cause, settings, actor)
     template = state.catalogue(session).template(patient.pathway)
-    _release_dependents(session, template, patient.id, manufacture.step, longer.from_version)
+    _release_dependents(session, template, patient.id, manufacture.step, longer.from_version, settings.planning_day())
     return cause
 
 
@@ -614,7 +620,7 @@ def poor_mobilisation(work: UnitOfWork, patient_id: str, reason: str, settings: 
     if extra is not None:
         cause = f"poor mobilisation ({reason}): a second harvest day on {say_day(extra)}"
         row = _rebook(work, booking, booking.first_day, extra, cause, settings, actor)
-        _release_dependents(session, template, patient_id, harvest.name, row.from_version)
+        _release_dependents(session, template, patient_id, harvest.name, row.from_version, settings.planning_day())
         return Recorded(row.id, cause)
     cause = f"poor mobilisation ({reason}): mobilisation starts again (no second harvest day)"
     services.release_bookings(

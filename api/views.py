@@ -668,7 +668,12 @@ def worklist(session: Session, settings: Settings, role: str) -> dict[str, Any]:
         "overdue": sorted(overdue, key=lambda i: (i["first_day"], i["patient"])),
         "products_awaited": sorted(awaited, key=lambda p: (p["state"]["expected_on"] or "9999", p["patient"])),
         "at_risk": sorted(at_risk, key=lambda i: (i["first_day"], i["patient"])),
-        "moved": [],
+        "moved": []
+        if role == "lab_manager"
+        else [
+            {"patient": patient, "moves": events}
+            for patient, events in sorted(moved_since_confirmation(session).items())
+        ],
     }
     return out
 

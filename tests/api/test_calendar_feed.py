@@ -271,9 +271,11 @@ def test_re_apheresis_after_a_collection_that_took_place_is_a_new_event(small_si
         assert after[collected.uid] == collected
         again = [e for e in after.values() if e.step == "apheresis" and e.uid != collected.uid]
         assert len(again) == 1 and again[0].first_day >= later.today and again[0].sequence == 0
+        # the infusion booked for 8 Feb had taken place by its day, so it stays; the new one is another event
         infusion = by_step(before)["infusion"]
-        assert after[infusion.uid].first_day > infusion.first_day
-        assert after[infusion.uid].sequence > infusion.sequence
+        assert infusion.first_day < later.today and after[infusion.uid] == infusion
+        new = [e for e in after.values() if e.step == "infusion" and e.uid != infusion.uid]
+        assert len(new) == 1 and new[0].first_day > later.today
     assert_plan_valid(later)
 
 

@@ -359,3 +359,20 @@ def test_a_remanufacture_after_conditioning_started_keeps_the_doses_given_in_the
     gate = record(at(day_of(new["conditioning"])), "N-AXI-1", "conditioning", outcome="started")
     assert gate.status_code == 409 and gate.json()["field"] == "outcome"
     assert_plan_valid(small_site.model_copy(update={"today": day2}))
+
+
+def test_a_patient_moved_by_a_late_product_is_on_the_worklist_until_the_dates_are_confirmed(client, at):
+    steps = scheduled(client, "N-AXI-1")
+    clinic = at(day_of(steps["apheresis"]))
+    product = collected_and_shipped(clinic, "N-AXI-1", steps)
+    expected = day_of(steps["release"]) + timedelta(days=9)
+    assert custody(clinic, product, "expected_back", expected).status_code == 201
+    moved = clinic.get("/worklist", headers=auth(clinic, "coordinator")).json()["moved"]
+    mine = next(m for m in moved if m["patient"] == "N-AXI-1")
+    assert all("expected back" in m["details"]["cause"] for m in mine["moves"])
+    lab = clinic.get("/worklist", headers=auth(clinic, "lab_manager")).json()
+    assert lab["moved"] == [] and any(p["patient"] == "N-AXI-1" for p in lab["products_awaited"])
+    told = clinic.post("/patients/N-AXI-1/confirmations", json={"note": "phoned"}, headers=auth(clinic, "coordinator"))
+    assert told.status_code in (200, 201), told.text
+    moved = clinic.get("/worklist", headers=auth(clinic, "coordinator")).json()["moved"]
+    assert "N-AXI-1" not in {m["patient"] for m in moved}
