@@ -144,6 +144,9 @@ def _event(run: list[BookingRow], history: History) -> StepEvent:
     taken to be made on bookings of the current plan (a record on a booking already taken out of
     the plan unused could bring its SEQUENCE back down)."""
     last = run[-1]
+    # a copy kept as history on the same days changes nothing: the event, its records and its moment are the original's
+    while len(run) > 1 and _kept_as_history(run[-2], last) and last.last_day == run[-2].last_day:
+        run, last = run[:-1], run[-2]
     records = history.records.get(last.id, [])
     sequence = _changes(run) + _record_changes(records)
     changed_at = history.made_at(last.from_version)
