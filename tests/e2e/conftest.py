@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.builders import DESKTOP, ROLES, TODAY, free_port, make_settings, wait_until_serving
+from tests.builders import DESKTOP, ROLES, TODAY, din_text, free_port, make_settings, wait_until_serving
 from tests.paths import COHORTS, ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -191,13 +191,6 @@ RECORDED = ("REC-AXI-1", "GATE-AXI-1", "AWAIT-AXI-1")
 GATE's conditioning is refused by the gate, AWAIT's product is in manufacture (expected back)."""
 
 
-def din_text(number: str) -> str:
-    """An ISBT 128 donation identification number with its check character, as a label prints it."""
-    from pathway.isbt import check_character
-
-    return number + check_character(number)
-
-
 class RecordingSite:
     """A server on the day GATE-AXI-1's conditioning is due, with the referrals' timelines as
     confirmed on TODAY (``booked[patient][step]``: the step's first and last day)."""
@@ -275,3 +268,73 @@ def recording_site(tmp_path_factory) -> Iterator[RecordingSite]:
     day = date.fromisoformat(booked["GATE-AXI-1"]["conditioning"]["first_day"])
     with serving(directory, url, day, tokens) as served:
         yield RecordingSite(served, booked, day)
+
+
+class InfusionSite:
+    """A server on the infusion day of ``patient``, whose product (``din``, ``chain_of_identity``) is
+    issued; ``other_din`` is a valid number of another bag."""
+
+    patient = "INF-AXI-1"
+    din = "W000027000005"
+    other_din = "W000027000006"
+    chain_of_identity = "COI-INF-1"
+
+    def __init__(self, server: Server, day: date):
+        self.server = server
+        self.day = day
+
+
+@pytest.fixture(scope="session")
+def infusion_site(tmp_path_factory) -> Iterator[InfusionSite]:
+    """A database of its own with one axi-cel patient whose product was released, conditioning given and
+    product issued (each recorded through the API on its day); served on the infusion day."""
+    _require_browser()
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.setup import init_database, new_token
+    from tests.builders import auth, confirm, propose, refer
+
+    directory = tmp_path_factory.mktemp("e2e-infusion")
+    url = f"sqlite:///{directory / 'infusion.db'}"
+    settings = make_settings(url, horizon_days=365)
+    init_database(settings)
+    tokens = {role: new_token(settings, f"e2e-{role}", role) for role in ROLES}
+    site = InfusionSite
+
+    def on(day: date) -> TestClient:
+        client = TestClient(create_app(settings.model_copy(update={"today": day})))
+        client.tokens = tokens
+        return client
+
+    def post(client, path: str, body: dict) -> dict:
+        answer = client.post(path, json=body, headers=auth(client, "coordinator"))
+        assert answer.status_code == 201, answer.text
+        return answer.json()
+
+    with on(TODAY) as api:
+        refer(api, site.patient)
+        answer = confirm(api, propose(api, site.patient)["id"])
+        booked = {s["step"]: s for s in answer.json()["timeline"]["steps"]}
+    day = {step: date.fromisoformat(s["first_day"]) for step, s in booked.items()}
+    collection, release = day["apheresis"].isoformat(), day["release"].isoformat()
+    with on(day["apheresis"]) as api:
+        post(api, f"/patients/{site.patient}/steps/apheresis/records", {"outcome": "done"})
+        product = {
+            "collection_step": "apheresis",
+            "din": din_text(site.din),
+            "chain_of_identity": site.chain_of_identity,
+        }
+        pid = post(api, f"/patients/{site.patient}/products", product)["id"]
+        for kind, details in (("collected", {}), ("shipped", {"courier_reference": "CR-INF-1"}), ("received", {})):
+            post(api, f"/products/{pid}/custody", {"kind": kind, "day": collection, **details})
+    with on(day["release"]) as api:
+        for kind, details in (("shipped_back", {}), ("received_at_centre", {"storage_location": "LN2 tank 1"})):
+            post(api, f"/products/{pid}/custody", {"kind": kind, "day": release, **details})
+        assert post(api, f"/products/{pid}/custody", {"kind": "released", "day": release})["replan"] is None
+    with on(date.fromisoformat(booked["conditioning"]["last_day"])) as api:
+        post(api, f"/patients/{site.patient}/steps/conditioning/records", {"outcome": "done"})
+    with on(day["infusion"]) as api:
+        post(api, f"/products/{pid}/custody", {"kind": "issued", "day": day["infusion"].isoformat()})
+    with serving(directory, url, day["infusion"], tokens) as served:
+        yield InfusionSite(served, day["infusion"])

@@ -293,7 +293,7 @@ function field(id, label, input) {
 
 function actions() {
   if (!can(who.role, "propose")) {
-    return el("p", { class: "muted", id: "no-actions" }, `Coordinators propose, confirm, defer and report out-of-specification products; as a ${who.role.replace("_", " ")} you see the timeline only.`);
+    return el("p", { class: "muted", id: "no-actions" }, `Coordinators propose, confirm, defer and report out-of-specification products; as a ${who.role.replace("_", " ")} you record what happened in the steps and products below.`);
   }
   const proposeButton = el("button", { type: "button", class: "primary", id: "propose" }, "Propose a schedule");
   proposeButton.addEventListener("click", () => propose(proposeButton));

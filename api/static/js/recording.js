@@ -137,7 +137,7 @@ export function stepsTable(timeline, ctx) {
     const row = el(
       "tr",
       { id: `step-${s.step}`, class: s.status === "overdue" ? "overdue" : null, dataset: { step: s.step, status: s.status, first: s.first_day || "" } },
-      el("th", { scope: "row" }, stepName(s.step), el("div", { class: "muted" }, s.kind)),
+      el("th", { scope: "row" }, stepName(s.step), s.kind !== s.step ? el("div", { class: "muted" }, s.kind) : null),
       el("td", { class: "dates" }, dayRange(s.first_day, s.last_day)),
       el("td", { class: "status" }, statusBadge(s.status)),
       el("td", { class: "recorded" }, recordText(s.recorded)),
@@ -160,7 +160,7 @@ export function stepsTable(timeline, ctx) {
     const open = (outcome, opener) => {
       const next = row.nextElementSibling;
       if (next && next.classList.contains("record-row")) next.remove();
-      const formRow = el("tr", { class: "record-row", dataset: { step: s.step } });
+      const formRow = el("tr", { class: "record-row", dataset: { recordStep: s.step } });
       const close = () => {
         formRow.remove();
         opener.focus();
@@ -314,8 +314,9 @@ function custodyTable(product) {
 function productBadge(state) {
   if (state.infused) return el("span", { class: "badge infused" }, "infused");
   if (state.lost) return el("span", { class: "badge lost" }, "lost");
+  if (state.out_of_specification && !state.exceptional) return el("span", { class: "badge out-of-specification" }, "out of specification");
+  if (state.last === "issued") return el("span", { class: "badge released" }, "issued");
   if (state.exceptional) return el("span", { class: "badge released" }, "released by exception");
-  if (state.out_of_specification) return el("span", { class: "badge out-of-specification" }, "out of specification");
   if (state.released_on) return el("span", { class: "badge released" }, "released");
   if (state.awaited) return el("span", { class: "badge awaited" }, "awaited");
   return el("span", { class: "badge not-booked" }, "registered");
@@ -411,8 +412,8 @@ function registerForm(timeline, ctx) {
   const submit = el("button", { type: "submit", class: "secondary" }, "Register product");
   const form = el(
     "form",
-    { id, class: "record-form panel", novalidate: true, "aria-labelledby": `${id}-title` },
-    el("h3", { id: `${id}-title` }, "Register a product"),
+    { id, class: "record-form", novalidate: true, "aria-labelledby": `${id}-title` },
+    el("h3", { id: `${id}-title`, class: "visually-hidden" }, "Register a product"),
     el("p", { class: "help muted" }, "The identifiers on its labels, as the lab or the manufacturer issued them (nothing here is made up)."),
     fieldBox(`${id}-collection-step`, "Collected at", el("select", { id: `${id}-collection-step`, name: "collection_step" }, collections.map((s) => el("option", { value: s.step }, `${stepName(s.step)}${s.first_day ? ` (${shortDay(s.first_day)})` : ""}`)))),
     fieldBox(`${id}-din`, "DIN", text("din", { maxlength: "24" }), "ISBT 128 donation identification number: 13 characters and the check character"),
@@ -441,7 +442,13 @@ function registerForm(timeline, ctx) {
       showError(box, error, form);
     }
   });
-  return form;
+  // open at first; once a product is recorded, another (a second collection) is one click away
+  return el(
+    "details",
+    { class: "panel register-product", open: !timeline.products.length },
+    el("summary", {}, timeline.products.length ? "Register another product" : "Register a product"),
+    form,
+  );
 }
 
 /** The products section: each product with its state and custody, the next-event form, and registering one. */
