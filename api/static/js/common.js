@@ -186,7 +186,8 @@ function inputFor(form, field) {
 function markField(form, field, problem) {
   const input = inputFor(form, field);
   if (!input) return;
-  const id = `${form.id || "form"}-${input.name.replace(/[^A-Za-z0-9_-]/g, "-")}-error`;
+  // getAttribute: a control named "id" (the referral's) hides the form's own id property
+  const id = `${form.getAttribute("id") || "form"}-${input.name.replace(/[^A-Za-z0-9_-]/g, "-")}-error`;
   const already = document.getElementById(id);
   if (already) {
     already.append(`; ${problem}`); // two problems with one field: both said

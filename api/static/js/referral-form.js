@@ -9,7 +9,6 @@ const URGENCIES = [
   ["soon", "soon"],
   ["urgent", "urgent"],
 ];
-const OPTIONAL_DATES = ["earliest_start", "target_infusion_date"];
 
 function field(id, label, input, hint, wide = false) {
   const hintId = hint ? `${id}-hint` : null;
@@ -107,7 +106,7 @@ function newReferralBody(form) {
 /** An edit's body: only the fields changed from `patient` (an emptied optional date is removed: null). */
 function editBody(form, patient) {
   const body = {};
-  for (const name of ["centre", "pathway", "approval_date", "urgency", ...OPTIONAL_DATES]) {
+  for (const name of ["centre", "pathway", "approval_date", "earliest_start", "urgency", "target_infusion_date"]) {
     const v = value(form, name);
     const before = patient[name] || "";
     if (v !== before) body[name] = v === "" ? null : v; // an emptied approval date: the API says it cannot be removed

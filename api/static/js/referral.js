@@ -29,8 +29,8 @@ async function main() {
   clear(
     page,
     el("p", { class: "muted" }, "A patient approved for a pathway. Only the pseudonymous id identifies them here; the NHS number, if given, is stored and never shown."),
-    done,
     el("section", { class: "panel", "aria-label": "Referral" }, form, box),
+    done,
   );
   form.querySelector("input")?.focus();
 }
