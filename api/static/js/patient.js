@@ -174,19 +174,18 @@ function afterRecord(answer, said) {
   box.focus();
 }
 
-/** The referral panel: its facts and, for coordinators, the "Edit referral" form (referral-form.js). */
-function referralPanel(patient, catalogue) {
-  const panel = el("section", { class: "panel", "aria-label": "Referral" }, facts(patient));
-  if (catalogue && patient.status !== "withdrawn") {
-    panel.append(
-      editReferralSection(catalogue, patient, async (saved) => {
-        document.getElementById("facts").replaceWith(facts(saved));
-        timeline = await api("GET", `/patients/${encodeURIComponent(patientId)}/timeline`); // the rules' reasons may have changed
-        drawTimeline();
-      }),
-    );
-  }
-  return panel;
+/** Coordinators' "Edit referral" panel (referral-form.js), after the actions: proposing stays the first action. */
+function editReferralPanel(patient, catalogue) {
+  if (!catalogue || patient.status === "withdrawn") return null;
+  return el(
+    "section",
+    { class: "panel", "aria-label": "Edit referral" },
+    editReferralSection(catalogue, patient, async (saved) => {
+      document.getElementById("facts").replaceWith(facts(saved));
+      timeline = await api("GET", `/patients/${encodeURIComponent(patientId)}/timeline`); // the rules' reasons may have changed
+      drawTimeline();
+    }),
+  );
 }
 
 // -- actions ----------------------------------------------------------------------------------
@@ -345,9 +344,10 @@ async function main() {
   clear(
     document.getElementById("page"),
     el("p", { id: "status-line", class: "muted" }),
-    referralPanel(patient, catalogue),
+    el("section", { class: "panel", "aria-label": "Referral" }, facts(patient)),
     el("div", { id: "action-message", class: "message", role: "status", tabindex: "-1", hidden: true }),
     el("section", { class: "panel", "aria-labelledby": "actions-title" }, el("h2", { id: "actions-title" }, "Actions"), actions()),
+    editReferralPanel(patient, catalogue),
     el("section", { class: "panel", "aria-labelledby": "timeline-title" }, el("div", { class: "summary-line" }, el("h2", { id: "timeline-title", style: { margin: 0 } }, "Timeline"), calendar), el("div", { id: "record-message", class: "message", role: "status", tabindex: "-1", hidden: true }), el("div", { id: "timeline-area" })),
   );
   drawTimeline();
