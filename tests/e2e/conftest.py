@@ -186,9 +186,10 @@ def shoot() -> Callable:
 
 
 # -- a site a month on, for the worklist and recording pages ------------------------------------------
-RECORDED = ("REC-AXI-1", "GATE-AXI-1", "AWAIT-AXI-1")
-"""Three axi-cel patients referred on TODAY: REC's product release is recorded through the pages,
-GATE's conditioning is refused by the gate, AWAIT's product is in manufacture (expected back)."""
+RECORDED = ("REC-AXI-1", "GATE-AXI-1", "AWAIT-AXI-1", "MISS-AXI-1")
+"""Four axi-cel patients referred on TODAY: REC's product release is recorded through the pages,
+GATE's conditioning is refused by the gate, AWAIT's product is in manufacture (expected back),
+MISS's apheresis is recorded as missed."""
 
 
 class RecordingSite:
@@ -203,7 +204,7 @@ class RecordingSite:
 
 @pytest.fixture(scope="session")
 def recording_site(tmp_path_factory) -> Iterator[RecordingSite]:
-    """Its own database (no cohort): the three referrals planned and confirmed on TODAY; AWAIT-AXI-1's
+    """Its own database (no cohort): the four referrals planned and confirmed on TODAY; AWAIT-AXI-1's
     apheresis recorded done and its product collected, shipped, received and in manufacture, expected
     back on the day its manufacture ends; then served on the day GATE-AXI-1's conditioning starts."""
     _require_browser()

@@ -212,3 +212,34 @@ def test_an_infusion_with_another_patients_bag_is_refused_at_the_scanned_din_and
     assert f"done {long_day(day)}" in row.locator(".recorded").inner_text()
     assert "infused" in page.locator("article.product h3 .badge").inner_text()
     assert page.locator('article.product tr[data-kind="infused"]').count() == 1
+
+
+def test_a_missed_step_needs_a_reason_at_its_field_and_its_event_names_the_cause(open_page, recording_site):
+    site, server = recording_site, recording_site.server
+    booked = site.booked["MISS-AXI-1"]["apheresis"]
+    assert booked["first_day"] < site.day.isoformat()
+    page = open_page("coordinator", "/ui/patients/MISS-AXI-1", at=server)
+    row = page.locator("#steps tr[data-step=apheresis]")
+    row.wait_for()
+    assert row.get_attribute("data-status") == "overdue"
+    page.get_by_role("button", name="Record apheresis missed").click()
+    form = page.locator("#record-apheresis")
+    for name in ("first_day", "last_day"):  # a step not done has no days of its own
+        expect(form.locator(f"input[name={name}]")).to_be_hidden()
+    form.get_by_role("button", name="Record missed").click()
+    reason = form.locator("input[name=reason]")
+    expect(reason).to_have_attribute("aria-invalid", "true")
+    assert "say why the step was missed" in form.locator(".field-error").inner_text()
+    assert server.get("coordinator", "/patients/MISS-AXI-1/timeline")["events"][-1]["kind"] == "referral"
+
+    reason.fill("patient admitted with an infection")
+    form.get_by_role("button", name="Record missed").click()
+    page.locator("#record-message #replan").wait_for()
+    timeline = server.get("coordinator", "/patients/MISS-AXI-1/timeline")
+    apheresis = next(s for s in timeline["steps"] if s["step"] == "apheresis")
+    assert apheresis["first_day"] > site.day.isoformat()  # booked again, after today
+    assert long_day(apheresis["first_day"]) in row.locator(".dates").inner_text()
+    assert long_day(apheresis["first_day"]) in page.inner_text("#replan li[data-step=apheresis]")
+    cause = f"apheresis missed (on {long_day(booked['first_day'])}): patient admitted with an infection"
+    event = page.locator("#events tbody tr", has_text="step missed")
+    assert f"Cause: {cause}" in event.inner_text()
