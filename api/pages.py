@@ -5,14 +5,20 @@ Each page is a static HTML shell under ``/ui/...`` with one ES module of its own
 read everything from the JSON API with the bearer token kept in the browser's
 ``sessionStorage`` (never in a URL).
 
-| URL                     | page                                                     |
-|-------------------------|----------------------------------------------------------|
-| ``/ui/sign-in``         | paste a token; ``GET /me`` tells the name and role       |
-| ``/ui/capacity``        | heatmap of resources x days, closures, bottleneck        |
-| ``/ui/patients``        | every referral: pathway, status, next step               |
-| ``/ui/patients/{id}``   | one patient's timeline and the coordinator's actions     |
-| ``/ui/plan-changes``    | the last nightly run's diff, unschedulable patients first |
-| ``/docs``, ``/redoc``   | the API's documentation (Swagger UI, ReDoc; assets served by the app) |
+| URL                     | page                                                                   |
+|-------------------------|------------------------------------------------------------------------|
+| ``/ui/sign-in``         | paste a token; ``GET /me`` tells the name and role                     |
+| ``/ui/worklist``        | the first page (``/`` and ``/ui`` lead here): due today and the next   |
+|                         | working days, overdue to record, products awaited, conditioning at     |
+|                         | risk, patients moved since confirmed; coordinator or lab manager view  |
+| ``/ui/capacity``        | heatmap of resources x days, closures, bottleneck                      |
+| ``/ui/patients``        | every referral: pathway, status, next step                             |
+| ``/ui/referral``        | a new referral (coordinators), each problem shown at its field         |
+| ``/ui/patients/{id}``   | one patient's timeline and the coordinator's actions; the referral's   |
+|                         | edit; recording steps (started, done, missed, cancelled; an infusion's |
+|                         | scanned identifiers), products and their chain of custody              |
+| ``/ui/plan-changes``    | the last nightly run's diff, unschedulable patients first              |
+| ``/docs``, ``/redoc``   | the API's documentation (Swagger UI, ReDoc; assets served by the app)  |
 
 No page has an inline script or style: the Content-Security-Policy (``api.security_headers``)
 allows none. The docs' shells are files here too: Swagger UI is started by ``js/swagger.js``;
@@ -32,10 +38,13 @@ from api import security_headers
 STATIC = Path(__file__).resolve().parent / "static"
 PAGES = {
     "sign-in": "sign-in.html",
+    "worklist": "worklist.html",
+    "referral": "referral.html",
     "capacity": "capacity.html",
     "patients": "patients.html",
     "plan-changes": "plan-changes.html",
 }
+HOME = "/ui/worklist"  # the coordinators' first page: what is due today (js/common.js says the same)
 NONCE_MARK = "__STYLE_NONCE__"  # where redoc.html takes this answer's style nonce
 
 
@@ -45,17 +54,17 @@ def _page(name: str) -> FileResponse:
 
 
 def mount(app: FastAPI) -> None:
-    """Add the pages' routes (``/ui/...``, ``/`` redirects there) and the static files (``/static``)."""
+    """Add the pages' routes (``/ui/...``; ``/`` and ``/ui`` lead to the worklist) and the static files."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
-        return RedirectResponse("/ui/capacity", status_code=307)
+        return RedirectResponse(HOME, status_code=307)
 
     @app.get("/ui", include_in_schema=False)
     @app.get("/ui/", include_in_schema=False)
     def ui_home() -> RedirectResponse:
-        return RedirectResponse("/ui/capacity", status_code=307)
+        return RedirectResponse(HOME, status_code=307)
 
     for slug, filename in PAGES.items():
         app.add_api_route(f"/ui/{slug}", _shell(filename), methods=["GET"], include_in_schema=False)

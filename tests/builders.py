@@ -106,6 +106,13 @@ def confirm(client, proposal_id: str, option: int = 0):
     )
 
 
+def din_text(number: str) -> str:
+    """An ISBT 128 donation identification number with its check character, as a label prints it."""
+    from pathway.isbt import check_character
+
+    return number + check_character(number)
+
+
 def assert_complete_and_clean(problem, plan) -> None:
     """The plan breaks no rule, and every patient is either scheduled or listed unschedulable, with a reason."""
     assert check_plan(problem, plan) == []

@@ -59,6 +59,10 @@ def test_every_page_works_under_the_csp_with_no_violation(watched, server):
     page.wait_for_url(f"**/ui/patients/{scheduled}")
     page.locator(".gantt-bar").first.wait_for()
     assert page.locator("#steps tbody tr").count() > 0
+    # a step's record form, opened and closed by the page's module (its fields shown and hidden)
+    page.locator('#steps button[aria-label^="Record"]').first.click()
+    page.locator("#steps .record-row form").wait_for()
+    page.locator("#steps .record-row").get_by_role("button", name="Close").click()
     assert page.violations == []
 
     # capacity: the heatmap, its tooltip (placed by style) and a cell's patients on a click
@@ -69,6 +73,22 @@ def test_every_page_works_under_the_csp_with_no_violation(watched, server):
     page.locator("#heatmap-tooltip").wait_for()
     cell.click()
     page.locator("#cell-detail").wait_for()
+    assert page.violations == []
+
+    # the worklist, the first page: every section, and its switch to the lab manager's view
+    page.goto(f"{server.url}/")
+    page.wait_for_url("**/ui/worklist")
+    page.locator("#worklist #moved").wait_for()
+    page.get_by_label("Lab manager").check()
+    page.wait_for_url("**/ui/worklist?role=lab_manager")
+    expect(page.locator("#worklist-summary")).to_contain_text("lab manager's worklist")
+    assert page.violations == []
+
+    # the referral form: its fields from the catalogue, and a problem shown at its field
+    page.goto(f"{server.url}/ui/referral")
+    page.locator("#referral-form").wait_for()
+    page.get_by_role("button", name="Register referral").click()
+    page.locator("#referral-id[aria-invalid=true]").wait_for()
     assert page.violations == []
 
     # plan changes: the nightly run's report, or the empty state before the first run

@@ -405,7 +405,9 @@ def test_a_withdrawn_patient_offers_only_reinstating_and_a_deceased_one_nothing(
 
 
 # -- layout ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("path", ["/ui/capacity", "/ui/patients", "/ui/patients/R-0002", "/ui/plan-changes"])
+@pytest.mark.parametrize(
+    "path", ["/ui/worklist", "/ui/capacity", "/ui/patients", "/ui/patients/R-0002", "/ui/referral", "/ui/plan-changes"]
+)
 def test_a_tablet_needs_no_sideways_scrolling(open_page, shoot, path):
     page = open_page("admin", path, viewport=TABLET)
     page.wait_for_selector("#page > :not(.muted)")

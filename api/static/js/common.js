@@ -9,8 +9,8 @@ const WHO_KEY = "v2v.who";
 
 /** What each role may do in the pages (admin may do everything, as in the API). */
 const ACTIONS = {
-  coordinator: new Set(["propose", "confirm", "defer", "out-of-specification", "replan"]),
-  lab_manager: new Set(["capacity-change", "replan"]),
+  coordinator: new Set(["propose", "confirm", "defer", "out-of-specification", "replan", "refer", "edit-referral", "record"]),
+  lab_manager: new Set(["capacity-change", "replan", "record"]),
   admin: null,
 };
 
@@ -20,12 +20,16 @@ export function can(role, action) {
   return Boolean(allowed && allowed.has(action));
 }
 
-/** An answer of the API other than 2xx: the status and its detail (a string, or a list of {field, problem}). */
+/**
+ * An answer of the API other than 2xx: the status and its detail (a string, or a list of {field, problem}).
+ * A rule's refusal (409) also names the field it concerns (`field`), e.g. "outcome" or "scanned.din".
+ */
 export class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, field = null) {
     super(describeDetail(status, detail));
     this.status = status;
     this.detail = detail;
+    this.field = field;
   }
 
   /** The 422 problems as [{field, problem}] (empty for other errors). */
@@ -88,7 +92,10 @@ export async function api(method, path, body) {
     location.assign(`/ui/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`);
     throw new ApiError(401, "please sign in again");
   }
-  if (!response.ok) throw new ApiError(response.status, data && typeof data === "object" ? data.detail : data);
+  if (!response.ok) {
+    const answer = data && typeof data === "object" ? data : { detail: data };
+    throw new ApiError(response.status, answer.detail, typeof answer.field === "string" ? answer.field : null);
+  }
   return data;
 }
 
@@ -135,28 +142,23 @@ export function clear(node, ...children) {
 
 /**
  * Show an error in `box` (a role="alert" element). For a 422, each problem names its field, and
- * the input of that name in `form` (if any) is marked invalid with the problem beside it.
+ * the input of that name in `form` (if any) is marked invalid with the problem beside it. A rule's
+ * refusal (409 naming a field, e.g. the release gate's "outcome") is shown at its field the same way.
  */
 export function showError(box, error, form) {
   if (form) clearFieldErrors(form);
   const problems = error instanceof ApiError ? error.problems : [];
+  const refusal = error instanceof ApiError && error.status === 409 && error.field;
   if (problems.length) {
     clear(
       box,
       el("p", {}, "Please correct:"),
       el("ul", {}, problems.map((p) => el("li", {}, el("strong", {}, fieldName(p.field)), `: ${p.problem}`))),
     );
-    if (form) {
-      for (const p of problems) {
-        const name = fieldName(p.field).split(".")[0];
-        const input = form.elements.namedItem(name);
-        if (!input || !input.setAttribute) continue;
-        const note = el("span", { class: "field-error", id: `${form.id || "form"}-${name}-error` }, p.problem);
-        input.setAttribute("aria-invalid", "true");
-        input.setAttribute("aria-describedby", note.id);
-        input.insertAdjacentElement("afterend", note);
-      }
-    }
+    if (form) for (const p of problems) markField(form, p.field, p.problem);
+  } else if (refusal) {
+    clear(box, el("p", {}, el("strong", {}, "Refused: "), error.message));
+    if (form) markField(form, error.field, error.message);
   } else {
     const prefix = error instanceof ApiError && error.status === 409 ? "Not done, the plan changed: " : "";
     clear(box, el("p", {}, prefix + (error && error.message ? error.message : String(error))));
@@ -164,6 +166,38 @@ export function showError(box, error, form) {
   box.hidden = false;
   box.classList.remove("success");
   box.classList.add("error");
+}
+
+/**
+ * The input a field path names: the whole name first ("scanned.din"), then shorter ones
+ * ("blackouts[0].first_day" -> "blackouts[0]" -> "blackouts").
+ */
+function inputFor(form, field) {
+  let name = fieldName(field);
+  while (name) {
+    const input = form.elements.namedItem(name);
+    if (input && input.setAttribute) return input;
+    const cut = Math.max(name.lastIndexOf("."), name.lastIndexOf("["));
+    name = cut > 0 ? name.slice(0, cut) : "";
+  }
+  return null;
+}
+
+function markField(form, field, problem) {
+  const input = inputFor(form, field);
+  if (!input) return;
+  // getAttribute: a control named "id" (the referral's) hides the form's own id property
+  const id = `${form.getAttribute("id") || "form"}-${input.name.replace(/[^A-Za-z0-9_-]/g, "-")}-error`;
+  const already = document.getElementById(id);
+  if (already) {
+    already.append(`; ${problem}`); // two problems with one field: both said
+    return;
+  }
+  const note = el("span", { class: "field-error", id }, problem);
+  if (!input.hasAttribute("aria-invalid")) input.dataset.describedBy = input.getAttribute("aria-describedby") || "";
+  input.setAttribute("aria-invalid", "true");
+  input.setAttribute("aria-describedby", `${input.dataset.describedBy} ${id}`.trim());
+  input.insertAdjacentElement("afterend", note);
 }
 
 export function showSuccess(box, ...children) {
@@ -183,7 +217,10 @@ function clearFieldErrors(form) {
   for (const note of form.querySelectorAll(".field-error")) note.remove();
   for (const input of form.querySelectorAll("[aria-invalid]")) {
     input.removeAttribute("aria-invalid");
-    input.removeAttribute("aria-describedby");
+    // back to the help the field had before (if any)
+    if (input.dataset.describedBy) input.setAttribute("aria-describedby", input.dataset.describedBy);
+    else input.removeAttribute("aria-describedby");
+    delete input.dataset.describedBy;
   }
 }
 
@@ -264,11 +301,17 @@ export function percent(value) {
 
 // -- the page frame ---------------------------------------------------------------------------
 
+/** The pages in the header: [key, label, address, the action a role needs to see it (none: everyone)]. */
 const NAV = [
-  ["capacity", "Capacity", "/ui/capacity"],
+  ["worklist", "Worklist", "/ui/worklist"],
   ["patients", "Patients", "/ui/patients"],
+  ["referral", "New referral", "/ui/referral", "refer"],
+  ["capacity", "Capacity", "/ui/capacity"],
   ["plan-changes", "Plan changes", "/ui/plan-changes"],
 ];
+
+/** Where a signed-in user starts: the worklist (what is due today). */
+export const HOME = "/ui/worklist";
 
 /**
  * Every page but sign-in starts here: without a token go to sign-in (and come back); with one, ask
@@ -296,12 +339,12 @@ export async function startPage(active) {
 
 function drawHeader(active, who, today) {
   const header = document.getElementById("site-header");
-  const links = NAV.map(([key, label, href]) =>
+  const links = NAV.filter(([, , , action]) => !action || can(who.role, action)).map(([key, label, href]) =>
     el("li", {}, el("a", { href, "aria-current": key === active ? "page" : null }, label)),
   );
   clear(
     header,
-    el("a", { class: "brand", href: "/ui/capacity" }, "vein2vein"),
+    el("a", { class: "brand", href: HOME }, "vein2vein"),
     el("nav", { "aria-label": "Pages" }, el("ul", {}, links)),
     el(
       "div",

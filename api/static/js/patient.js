@@ -23,6 +23,8 @@ import {
   stepName,
   timestamp,
 } from "./common.js";
+import { editReferralSection } from "./referral-form.js";
+import { eventDetails, productsSection, replanNodes, stepsTable } from "./recording.js";
 
 const patientId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
 let who;
@@ -117,51 +119,14 @@ function ganttLegend() {
   return el(
     "ul",
     { class: "legend", "aria-label": "Timeline legend" },
-    [["done", "done"], ["in-progress", "in progress"], ["confirmed", "confirmed"], ["planned", "planned (not confirmed)"], ["proposed", "proposed"]].map(([cls, text]) =>
+    [["done", "done"], ["in-progress", "in progress"], ["due", "due"], ["overdue", "overdue"], ["confirmed", "confirmed"], ["planned", "planned (not confirmed)"], ["proposed", "proposed"]].map(([cls, text]) =>
       el("li", {}, el("span", { class: `swatch gantt-bar ${cls}`, style: { position: "static", display: "inline-block" }, "aria-hidden": "true" }), text),
-    ),
-  );
-}
-
-function stepsTable(steps) {
-  return el(
-    "div",
-    { class: "table-scroll" },
-    el(
-      "table",
-      { class: "data", id: "steps" },
-      el("caption", { class: "visually-hidden" }, "Every step, its dates and why they are what they are"),
-      el("thead", {}, el("tr", {}, ["Step", "Dates", "Status", "Why this date"].map((h) => el("th", { scope: "col" }, h)))),
-      el(
-        "tbody",
-        {},
-        steps.map((s) =>
-          el(
-            "tr",
-            { dataset: { step: s.step, status: s.status, first: s.first_day || "" } },
-            el("th", { scope: "row" }, stepName(s.step), el("div", { class: "muted" }, s.kind)),
-            el("td", { class: "dates" }, dayRange(s.first_day, s.last_day)),
-            el("td", {}, el("span", { class: `badge ${s.status.replace(/ /g, "-")}` }, s.status)),
-            el(
-              "td",
-              {},
-              s.fixed_by ? el("div", { class: "muted" }, s.fixed_by) : null,
-              s.why.length ? el("ul", { class: "why" }, s.why.map((w) => el("li", {}, w))) : s.first_day ? null : "not booked in the current plan",
-            ),
-          ),
-        ),
-      ),
     ),
   );
 }
 
 function eventsTable(events) {
   if (!events.length) return el("p", { class: "muted" }, "No events.");
-  const describe = (details) =>
-    Object.entries(details || {})
-      .filter(([, v]) => v !== null && v !== "" && typeof v !== "object")
-      .map(([k, v]) => `${k.replace(/_/g, " ")}: ${v}`)
-      .join("; ");
   return el(
     "div",
     { class: "table-scroll" },
@@ -169,7 +134,7 @@ function eventsTable(events) {
       "table",
       { class: "data", id: "events" },
       el("thead", {}, el("tr", {}, ["When", "Event", "By", "Details"].map((h) => el("th", { scope: "col" }, h)))),
-      el("tbody", {}, [...events].reverse().map((e) => el("tr", {}, el("td", {}, timestamp(e.at)), el("td", {}, e.kind.replace(/_/g, " ")), el("td", {}, e.by), el("td", {}, describe(e.details))))),
+      el("tbody", {}, [...events].reverse().map((e) => el("tr", {}, el("td", {}, timestamp(e.at)), el("td", {}, e.kind.replace(/_/g, " ")), el("td", {}, e.by), el("td", {}, eventDetails(e.details))))),
     ),
   );
 }
@@ -183,13 +148,44 @@ function drawTimeline() {
       : null,
     ganttLegend(),
     gantt(timeline.steps, who.today),
-    el("h2", {}, "Steps and why each date is what it is"),
-    stepsTable(timeline.steps),
+    el("h2", {}, "Steps: what happened and why each date is what it is"),
+    stepsTable(timeline, recordingContext()),
+    el("h2", { id: "products-title" }, "Products and chain of custody"),
+    productsSection(timeline, recordingContext()),
     el("h2", {}, "Events"),
     eventsTable(timeline.events),
   );
   document.getElementById("status-line").textContent = `${timeline.pathway} · ${timeline.status}`;
   document.getElementById("fact-status").textContent = timeline.status; // a confirm or a release changes it
+}
+
+// -- recording what happened (recording.js) ---------------------------------------------------
+function recordingContext() {
+  return { who, patientId, today: who.today, after: afterRecord };
+}
+
+/** After a record: the answer's timeline redrawn, what was recorded and the re-plan it caused said. */
+function afterRecord(answer, said) {
+  timeline = answer.timeline;
+  drawTimeline();
+  const box = document.getElementById("record-message");
+  showSuccess(box, said);
+  box.append(...replanNodes(answer, patientId));
+  box.focus();
+}
+
+/** Coordinators' "Edit referral" panel (referral-form.js), after the actions: proposing stays the first action. */
+function editReferralPanel(patient, catalogue) {
+  if (!catalogue || patient.status === "withdrawn") return null;
+  return el(
+    "section",
+    { class: "panel", "aria-label": "Edit referral" },
+    editReferralSection(catalogue, patient, async (saved) => {
+      document.getElementById("facts").replaceWith(facts(saved));
+      timeline = await api("GET", `/patients/${encodeURIComponent(patientId)}/timeline`); // the rules' reasons may have changed
+      drawTimeline();
+    }),
+  );
 }
 
 // -- actions ----------------------------------------------------------------------------------
@@ -298,7 +294,7 @@ function field(id, label, input) {
 
 function actions() {
   if (!can(who.role, "propose")) {
-    return el("p", { class: "muted", id: "no-actions" }, `Coordinators propose, confirm, defer and report out-of-specification products; as a ${who.role.replace("_", " ")} you see the timeline only.`);
+    return el("p", { class: "muted", id: "no-actions" }, `Coordinators propose, confirm, defer and report out-of-specification products; as a ${who.role.replace("_", " ")} you record what happened in the steps and products below.`);
   }
   if (timeline.status === "withdrawn") return withdrawnActions();
   const proposeButton = el("button", { type: "button", class: "primary", id: "propose" }, "Propose a schedule");
@@ -383,9 +379,10 @@ function withdrawnActions() {
 
 async function main() {
   who = await startPage("patients");
-  const [patient, loaded] = await Promise.all([
+  const [patient, loaded, catalogue] = await Promise.all([
     api("GET", `/patients/${encodeURIComponent(patientId)}`),
     api("GET", `/patients/${encodeURIComponent(patientId)}/timeline`),
+    can(who.role, "edit-referral") ? api("GET", "/catalogue") : null,
   ]);
   timeline = loaded;
   document.title = `${patient.id} · vein2vein`;
@@ -398,9 +395,12 @@ async function main() {
     el("section", { class: "panel", "aria-label": "Referral" }, facts(patient)),
     el("div", { id: "action-message", class: "message", role: "status", tabindex: "-1", hidden: true }),
     el("section", { class: "panel", "aria-labelledby": "actions-title" }, el("h2", { id: "actions-title" }, "Actions"), el("div", { id: "actions-body" }, actions())),
-    el("section", { class: "panel", "aria-labelledby": "timeline-title" }, el("div", { class: "summary-line" }, el("h2", { id: "timeline-title", style: { margin: 0 } }, "Timeline"), calendar), el("div", { id: "timeline-area" })),
+    editReferralPanel(patient, catalogue),
+    el("section", { class: "panel", "aria-labelledby": "timeline-title" }, el("div", { class: "summary-line" }, el("h2", { id: "timeline-title", style: { margin: 0 } }, "Timeline"), calendar), el("div", { id: "record-message", class: "message", role: "status", tabindex: "-1", hidden: true }), el("div", { id: "timeline-area" })),
   );
   drawTimeline();
+  // a link to a step (from the worklist: #step-conditioning) lands on it once it is drawn
+  if (location.hash) document.getElementById(decodeURIComponent(location.hash.slice(1)))?.scrollIntoView();
 }
 
 run(main);

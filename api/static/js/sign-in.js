@@ -1,12 +1,12 @@
 // Sign-in: paste a bearer token (from `v2v token create` or `v2v demo`). GET /me checks it and
 // tells the name and role; the token is then kept in sessionStorage for this tab only.
 
-import { ApiError, api, clear, el, showError } from "./common.js";
+import { ApiError, HOME, api, clear, el, showError } from "./common.js";
 
 function safeNext() {
   // only a page of this site, never another origin
   const next = new URLSearchParams(location.search).get("next") || "";
-  return next.startsWith("/ui/") ? next : "/ui/capacity";
+  return next.startsWith("/ui/") ? next : HOME;
 }
 
 function main() {
