@@ -346,7 +346,10 @@ def _check_infusion(
         raise InputError("", "scanned.din", "scan the donation identification number on the bag")
     if product.din is None:
         raise Refused("scanned.din", "the product has no donation identification number recorded: record it first")
-    scanned = parse_din(entry.scanned_din)
+    try:
+        scanned = parse_din(entry.scanned_din)
+    except InputError as exc:
+        raise InputError("", "scanned.din", exc.problem) from None
     if scanned.number != product.din:
         raise IdentityMismatch(
             patient_id,
@@ -473,6 +476,8 @@ def record_custody(
         raise NotFound(f"no product {product_id}")
     patient = _active(session, product.patient_id)
     today = settings.planning_day()
+    if kind == CustodyKind.infused:
+        raise InputError("", "kind", "an infusion is recorded at its step, with the bag's scanned identifiers")
     problem = next_problem(_history(session, product_id), kind, day, details, today)
     if problem is not None:
         field, why = problem
@@ -571,18 +576,36 @@ def _expected_back(work: UnitOfWork, patient: PatientRow, day: date, settings: S
 
 
 def _released(work: UnitOfWork, patient: PatientRow, day: date, settings: Settings, actor: Actor) -> str | None:
-    """The release step is done on the day the product is released (booked or not on that day)."""
+    """The product is released on ``day``: the steps that made it (processing, manufacture) are done,
+    by then at the latest, and the release step is done that day (booked or not on that day)."""
     session = work.session
     template = state.catalogue(session).template(patient.pathway)
     release = next((s for s in template.steps if s.kind == StepKind.release), None)
-    if release is None:
-        return None
-    booking = next((b for b in state.current_rows(session, patient.id, planned=True) if b.step == release.name), None)
-    if booking is None or booking.id in state.latest_records(session, {patient.id}):
-        return None
-    first = day if release.duration_days == 1 or booking.first_day > day else booking.first_day
-    entry = StepEntry(outcome="done", first_day=first, last_day=day, note="the product was released")
-    return record_step(work, patient.id, release.name, entry, settings, actor).replan
+    causes = []
+    for step in template.steps:
+        if step.kind not in (StepKind.processing, StepKind.manufacture, StepKind.release):
+            continue
+        booking = next((b for b in state.current_rows(session, patient.id, planned=True) if b.step == step.name), None)
+        record_ = state.latest_records(session, {patient.id}).get(booking.id) if booking else None
+        if booking is None or (record_ is not None and record_.outcome == "done") or booking.first_day > day:
+            continue
+        if step is release:
+            first = day if release.duration_days == 1 else booking.first_day
+            last = day
+        else:
+            first, last = booking.first_day, max(booking.first_day, min(booking.last_day, day))
+        entry = StepEntry(outcome="done", first_day=first, last_day=last, note="the product was released")
+        cause = record_step(work, patient.id, step.name, entry, settings, actor).replan
+        if cause:
+            causes.append(cause)
+    if release is not None and not any(c.startswith(_say(release.name)) for c in causes):
+        booking = next(
+            (b for b in state.current_rows(session, patient.id, planned=True) if b.step == release.name), None
+        )
+        if booking is not None and booking.first_day > day:  # released before its booked day
+            entry = StepEntry(outcome="done", first_day=day, last_day=day, note="the product was released")
+            causes.append(record_step(work, patient.id, release.name, entry, settings, actor).replan or "")
+    return "; ".join(c for c in causes if c) or None
 
 
 def _say(step: str) -> str:

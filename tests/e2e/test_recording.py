@@ -168,6 +168,8 @@ def test_recording_a_products_release_takes_the_conditioning_off_the_at_risk_lis
     page.wait_for_selector("#at-risk")
     assert page.locator('#at-risk tr[data-patient="REC-AXI-1"]').count() == 0
     assert page.locator('#at-risk tr[data-patient="GATE-AXI-1"]').count() == 1
+    # moved by its late product, with the cause, until its new dates are confirmed with the patient
+    assert cause in page.locator('#moved-list li[data-patient="REC-AXI-1"]').inner_text()
 
 
 def test_the_patient_page_with_its_recording_forms_fits_a_tablet(open_page, recording_site):
@@ -230,7 +232,7 @@ def test_a_missed_step_needs_a_reason_at_its_field_and_its_event_names_the_cause
     reason = form.locator("input[name=reason]")
     expect(reason).to_have_attribute("aria-invalid", "true")
     assert "say why the step was missed" in form.locator(".field-error").inner_text()
-    assert server.get("coordinator", "/patients/MISS-AXI-1/timeline")["events"][-1]["kind"] == "referral"
+    assert server.get("coordinator", "/patients/MISS-AXI-1/timeline")["events"][-1]["kind"] == "confirmation"
 
     reason.fill("patient admitted with an infection")
     form.get_by_role("button", name="Record missed").click()
