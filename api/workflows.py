@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pathway.custody import CustodyKind
-
 from api import records, replanning, services, state, views
 from api.audit import Actor
 from api.db import CapacityChangeRow, PlanVersion
@@ -20,6 +18,7 @@ from api.runtime import Runtime
 from api.schemas import CapacityChangeIn, CustodyIn, ProductIn, ReferralEdit, ReferralIn, StepRecordIn
 from api.solving import SolverBusy
 from api.state import NotFound
+from pathway.custody import CustodyKind
 
 
 # -- patients -----------------------------------------------------------------------------------
