@@ -313,13 +313,15 @@ class _Clerk:
 
     def _plan(self) -> dict[tuple[str, str], tuple[date, date, str, bool]]:
         """(patient, step) -> first and last day, fixed_by, and whether it has started (under way)."""
+        columns = (BookingRow.id, *state.BOOKED, BookingRow.fixed_by)
         with self.runtime.database.read() as work:
-            rows = state.current_rows(work.session)
-            recorded = state.latest_records(work.session)
-            return {
-                (b.patient_id, b.step): (b.first_day, b.last_day, b.fixed_by, state.under_way(b, self.today, recorded))
-                for b in rows
-            }
+            rows = work.session.execute(select(*columns).where(BookingRow.to_version.is_(None))).all()
+            happened = select(StepRecord.booking_id).where(StepRecord.outcome.in_(("started", "done")))
+            started = set(work.session.scalars(happened))
+        return {
+            (b.patient_id, b.step): (b.first_day, b.last_day, b.fixed_by, b.first_day < self.today or b.id in started)
+            for b in rows
+        }
 
     def _last_event(self) -> int:
         with self.runtime.database.read() as work:
@@ -395,23 +397,27 @@ class _Clerk:
                     self._late(d)
                 elif isinstance(d, OutOfSpecification):
                     self._out_of_specification(d)
+                else:
+                    continue
+                self._patient_day(patient, [])  # what the new plan books from today on
 
     def _patient_day(self, patient: str, disruptions: list[Disruption]) -> None:
-        """The patient's steps booked for today, in their pathway's order (read again after each one:
-        an action may re-plan the patient)."""
-        row, template = self._template(patient)
-        if row.status == "withdrawn":
-            return
-        order = {s.name: i for i, s in enumerate(template.steps)}
-        handled: set[str] = set()
+        """The patient's bookings that start or end today, in their pathway's order, read again after
+        each one (an action may re-plan the patient: a booking it puts on today is done today too).
+        Doing a booking twice does nothing the second time: what is recorded is not recorded again."""
+        handled: set[int] = set()
         while True:
+            row, template = self._template(patient)
+            if row.status == "withdrawn":
+                return
+            order = {s.name: i for i, s in enumerate(template.steps)}
             today = [
-                b for b in self._bookings(patient) if b.step not in handled and self.today in (b.first_day, b.last_day)
+                b for b in self._bookings(patient) if b.id not in handled and self.today in (b.first_day, b.last_day)
             ]
             if not today:
                 return
-            booking = min(today, key=lambda b: (order.get(b.step, len(order)), b.first_day))
-            handled.add(booking.step)
+            booking = min(today, key=lambda b: (order.get(b.step, len(order)), b.first_day, b.id))
+            handled.add(booking.id)
             if (patient, booking.step) not in self.unrecorded:
                 self._step(patient, template, booking, disruptions)
 
@@ -465,6 +471,8 @@ class _Clerk:
         """What the lab records of the product on the first day of a step, before the step itself."""
         product = self._current_product(patient)
         if product is None:
+            if kind == StepKind.manufacture:
+                self._remade(patient)
             return
         done, pid, day = self._kinds(product), product["id"], self.today
         if kind == StepKind.processing:
@@ -521,6 +529,32 @@ class _Clerk:
         self.custody(patient, product["id"], "collected", collection.first_day)
         if template.family == "allogeneic_sct":  # the donor centre sends the graft by courier
             self.custody(patient, product["id"], "shipped", self.today, courier_reference=self._courier(patient, "in"))
+
+    def _remade(self, patient: str) -> None:
+        """Manufacture starts again from the cells retained of a product that failed its release: a new
+        product of the same donation (the same labels, a new order), where the cells are."""
+        failed = next((p for p in reversed(self._products(patient)) if p["state"]["out_of_specification"]), None)
+        if failed is None:
+            return
+        self.labels += 1
+        body = ProductIn(
+            collection_step=failed["collection_step"],
+            din=failed["din"],
+            product_code=failed["product_code"],
+            chain_of_identity=failed["chain_of_identity"],
+            order_reference=f"EX-ORDER-{self.labels:05d}",
+            bags=failed["bags"],
+        )
+        product = self.act(
+            patient,
+            "product registered (re-manufacture)",
+            lambda: workflows.register_product(self.runtime, patient, body, COORDINATOR),
+        )
+        self.diary.products += 1
+        collected = next(e["day"] for e in failed["custody"] if e["kind"] == "collected")
+        self.custody(patient, product["id"], "collected", date.fromisoformat(collected))
+        self.custody(patient, product["id"], "received", self.today)
+        self.custody(patient, product["id"], "manufacture_started", self.today)
 
     def _released(self, patient: str, template: Template) -> None:
         """The release booking's day: the product is received at the centre (if it was away) and released."""
@@ -585,18 +619,16 @@ class _Clerk:
                 oos.patient, product["id"], "exceptional_release", oos.day, clinician=oos.clinician, reason=reason
             )
             return
-        answer = self.act(
-            oos.patient,
-            f"out of specification: {oos.choice}",
-            lambda: workflows.out_of_specification(self.runtime, oos.patient, oos.choice, oos.reason, COORDINATOR),
-        )
-        proposal = answer and answer.get("proposal")
-        if proposal:
-            self.act(
-                oos.patient,
-                "new dates confirmed",
-                lambda: workflows.confirm(self.runtime, proposal["id"], 0, COORDINATOR),
-            )
+
+        def redo() -> Any:
+            """The workflow takes the product's bookings out and proposes new dates; the coordinator
+            confirms the first option straight away (one action: the plan is whole again after it)."""
+            answer = workflows.out_of_specification(self.runtime, oos.patient, oos.choice, oos.reason, COORDINATOR)
+            if answer.get("proposal") is None:
+                raise RuntimeError(f"{say(oos)}: no proposal ({answer.get('proposal_error')})")
+            return workflows.confirm(self.runtime, answer["proposal"]["id"], 0, COORDINATOR)
+
+        self.act(oos.patient, f"out of specification: {oos.choice}, new dates confirmed", redo)
 
     def _withdraw(self, withdrawal: Withdrawal) -> None:
         self.diary.disruptions.append(say(withdrawal))
