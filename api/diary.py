@@ -231,12 +231,11 @@ def play(
     script: tuple[Disruption, ...] = (),
     observe: Observer | None = None,
     evening: Callable[[Settings], None] | None = None,
-    nights: Callable[[date], bool] = lambda night: True,
 ) -> Diary:
     """Record every day from ``first`` to ``last`` as the people would, with ``script``'s disruptions,
-    and run the nightly re-solve after each day (for the night of the next day; ``nights`` may leave
-    some out). ``observe(settings of the day, action)`` is called after every action, ``evening(settings
-    of the day)`` at the end of each day, before its night."""
+    and run the nightly re-solve after each day (for the night of the next day, as the service's
+    scheduler runs it at 02:30). ``observe(settings of the day, action)`` is called after every
+    action, ``evening(settings of the day)`` at the end of each day, before its night."""
     started = time.perf_counter()
     diary = Diary(first, last)
     with _service(settings) as runtime:
@@ -246,9 +245,7 @@ def play(
             clerk.keep(day)
             if evening is not None:
                 evening(runtime.settings)
-            night = day + timedelta(days=1)
-            if nights(night):
-                clerk.run_nightly(night)
+            clerk.run_nightly(day + timedelta(days=1))
         diary.plan_versions = clerk.count(PlanVersion.id) - versions_before
     diary.seconds = time.perf_counter() - started
     return diary

@@ -146,7 +146,9 @@ def month(request, tmp_path_factory):
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         client.tokens = {"coordinator": new_token(settings, "month-coordinator", "coordinator")}
         witness = Witness(settings, client)
-        for patient in sorted({d.patient for d in script}):
+        with witness.sessions() as session:  # every calendar as its patient's coordinator imported it
+            planned = sorted({b.patient_id for b in state.current_rows(session)})
+        for patient in planned:
             witness.import_calendar(patient)
         played = diary.play(settings, FIRST, LAST, script, observe=witness.after, evening=witness.evening)
         print(f"\nthe month on {request.param}:\n{played.summary()}")
