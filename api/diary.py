@@ -206,7 +206,7 @@ class Diary:
         lines = [
             f"{days} days played, {say_day(self.first)} to {say_day(self.last)}, in {self.seconds:.1f} s "
             f"(nightly runs {self.nightly_seconds:.1f} s of it)",
-            f"step records: {sum(self.step_records.values())} ({records})",
+            f"actions: {self.actions}; step records: {sum(self.step_records.values())} ({records})",
             f"products registered: {self.products}; custody events: {sum(self.custody_events.values())}",
             f"plan versions made: {self.plan_versions}; nightly runs: {sum(self.nightly_runs.values())} ({runs})",
             f"bookings moved: {len(self.moves)} of {len({m.patient for m in self.moves})} patient(s)",
