@@ -5,7 +5,8 @@ v2v check COHORT PLAN            exit 0 clean, 1 violations listed, 2 bad input
 v2v explain COHORT PLAN --patient ID
 v2v schema [cohort|plan|catalogue|site]
 v2v serve [--host H] [--port P]          the API on the configured database
-v2v demo [--port P]                      fresh SQLite database, regional cohort planned and confirmed, served
+v2v demo [--port P] [--past-days N]     fresh SQLite database, regional cohort planned and confirmed, its first
+                                         N days (21) recorded as they happened, served on the day after
 v2v db init [--roles]                    migrate the schema, load the catalogue and site
                                          (--roles, PostgreSQL: owner and service roles first)
 v2v token create NAME --role ROLE        print a new bearer token (shown once)
@@ -44,6 +45,12 @@ def _iso_date(value: str):
         return date.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _days(value: str) -> int:
+    if not value.isdigit() or int(value) > 120:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of days from 0 to 120")
+    return int(value)
 
 
 def _positive(value: str) -> float:
@@ -95,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
         "--cohort", type=Path, default=DEMO_COHORT, help="cohort file (default: the packaged regional cohort)"
     )
     demo.add_argument("--time-limit", type=_positive, default=10.0, help="seconds for the cohort solve (default 10)")
+    demo.add_argument(
+        "--past-days",
+        type=_days,
+        default=21,
+        help="days from the cohort's first day recorded as they happened before today (default 21; 0: none)",
+    )
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--workers", type=int, help="server processes, default 1 (V2V_WORKERS)")
     demo.add_argument("--no-serve", action="store_true", help="prepare the database and exit")
@@ -294,6 +307,9 @@ def _run_server(settings) -> int:
 
 
 def _demo(args) -> int:
+    from datetime import timedelta
+
+    from api import diary
     from api.setup import init_database, load_cohort, new_token
     from pathway.cohort import load_problem
 
@@ -301,7 +317,7 @@ def _demo(args) -> int:
     database = args.database.resolve()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
-    # the demo's "today" is the cohort's first day, so the demo reads the same on any date
+    # the demo's days are the cohort's, so the demo reads the same on any date
     settings = _settings(
         database_url=f"sqlite:///{database}", today=horizon.start, port=args.port, workers=args.workers
     )
@@ -310,11 +326,20 @@ def _demo(args) -> int:
     s = plan.stats
     print(
         f"demo database {database}: {s['patients']} patients, {s['scheduled']} scheduled and confirmed, "
-        f"{s['unschedulable']} unschedulable; today is {say_day(horizon.start)}"
+        f"{s['unschedulable']} unschedulable on {say_day(horizon.start)}"
     )
+    if args.past_days:
+        # its first weeks recorded as they happened (a product late, a step left unrecorded), so that
+        # today's worklist has something on it
+        last = horizon.start + timedelta(days=args.past_days - 1)
+        played = diary.play(settings, horizon.start, last, diary.demo_script(settings, horizon.start, last))
+        print(played.summary())
+        settings = settings.model_copy(update={"today": last + timedelta(days=1)})
+    today = settings.planning_day()
+    print(f"today is {say_day(today)}")
     for role in ("coordinator", "lab_manager", "admin"):
         print(f"token for {role}: {new_token(settings, f'demo-{role}', role)}")
-    print(f"environment for another shell: DATABASE_URL=sqlite:///{database} V2V_TODAY={horizon.start}")
+    print(f"environment for another shell: DATABASE_URL=sqlite:///{database} V2V_TODAY={today}")
     if args.no_serve:
         return EXIT_OK
     return _run_server(settings)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import jsonschema
@@ -32,8 +34,11 @@ def small_plan(tmp_path_factory) -> Path:
     return out
 
 
-def test_demo_runs_from_any_directory_on_the_packaged_data(tmp_path):
-    """The catalogue, the site and the regional cohort are package data, not files of the working directory."""
+def test_demo_runs_from_any_directory_on_the_packaged_data_and_starts_with_a_worklist(tmp_path):
+    """The catalogue, the site and the regional cohort are package data, not files of the working directory.
+    The demo's first three weeks are recorded as they happened (api.diary), so the first worklist a new
+    user opens, on the day after, has something on it: a step left unrecorded, a product late, a
+    product awaiting release whose conditioning is at risk, and what is due."""
     result = subprocess.run(
         [sys.executable, "-m", "api.cli", "demo", "--no-serve", "--time-limit", "1"],
         capture_output=True,
@@ -44,6 +49,34 @@ def test_demo_runs_from_any_directory_on_the_packaged_data(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "100 patients" in result.stdout
     assert (tmp_path / "vein2vein-demo.db").exists()
+    assert "21 days played" in result.stdout and "refused" not in result.stdout
+    today = date.fromisoformat(re.search(r"V2V_TODAY=(\S+)", result.stdout).group(1))
+    assert today == date(2027, 1, 25)  # three weeks after the regional cohort's first day
+    unrecorded = re.search(r"disruption: (\S+): (.+) left unrecorded", result.stdout)
+    late = re.search(r"disruption: (\S+): product (\d+) days late", result.stdout)
+    assert unrecorded and late, result.stdout
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import Settings
+    from api.setup import new_token
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'vein2vein-demo.db'}", _env_file=None, today=today, nightly_enabled=False
+    )
+    headers = {"Authorization": f"Bearer {new_token(settings, 'first-user', 'coordinator')}"}
+    with TestClient(create_app(settings)) as client:
+        worklist = client.get("/worklist", headers=headers).json()
+    assert [(i["patient"], i["step"].replace("_", " ")) for i in worklist["overdue"]] == [unrecorded.groups()]
+    assert worklist["due"]
+    awaited = {p["patient"]: p for p in worklist["products_awaited"]}
+    assert awaited[late.group(1)]["state"]["expected_on"] > today.isoformat()
+    awaiting_release = [
+        p for p in awaited.values() if p["next_step"] and p["next_step"]["first_day"] <= today.isoformat()
+    ]
+    at_risk = {i["patient"] for i in worklist["at_risk"]}
+    assert any(p["patient"] in at_risk for p in awaiting_release), (awaiting_release, at_risk)
 
 
 @pytest.mark.parametrize(
