@@ -59,7 +59,7 @@ class History:
             session.scalars(select(BookingRow).where(BookingRow.patient_id == patient_id).order_by(BookingRow.id))
         )
         ids = {b.from_version for b in self.bookings} | {b.to_version for b in self.bookings if b.to_version}
-        moments = select(PlanVersion.id, PlanVersion.created_at, PlanVersion.planning_day)
+        moments = select(PlanVersion.id, PlanVersion.created_at, PlanVersion.planning_day, PlanVersion.kind)
         self.versions = {v.id: v for v in session.execute(moments.where(PlanVersion.id.in_(ids)))} if ids else {}
         self.records: dict[int, list[StepRecord]] = defaultdict(list)
         query = select(StepRecord).where(StepRecord.patient_id == patient_id).order_by(StepRecord.id)
@@ -82,6 +82,14 @@ class History:
             return records[-1].outcome not in NOT_HELD
         return booking.to_version is not None and booking.first_day < self.made_on(booking.to_version)
 
+    def carries_on(self, before: BookingRow, after: BookingRow) -> bool:
+        """Whether ``after`` took ``before``'s place in the same plan version as the same attempt: put on
+        the days it really took by a record (a version of kind ``record``), or kept as history on the
+        days it had (a withdrawal, a restart)."""
+        if after.from_version != before.to_version:
+            return False
+        return self.versions[after.from_version].kind == "record" or _kept_as_history(before, after)
+
     def closes(self, booking: BookingRow) -> bool:
         """Whether a later booking of the same step is a new attempt: this one took place, or it was
         recorded as missed or cancelled."""
@@ -102,7 +110,7 @@ def attempts(history: History) -> list[list[BookingRow]]:
     by_step: dict[str, list[list[BookingRow]]] = defaultdict(list)
     for booking in history.bookings:
         runs = by_step[booking.step]
-        if runs and (not history.closes(runs[-1][-1]) or _kept_as_history(runs[-1][-1], booking)):
+        if runs and (not history.closes(runs[-1][-1]) or history.carries_on(runs[-1][-1], booking)):
             runs[-1].append(booking)
         else:
             runs.append([booking])

@@ -632,7 +632,7 @@ class _Clerk:
         self.act(
             withdrawal.patient,
             "withdrawn",
-            lambda: workflows.withdraw(self.runtime, withdrawal.patient, withdrawal.reason, COORDINATOR),
+            lambda: workflows.withdraw(self.runtime, withdrawal.patient, withdrawal.reason, "withdrawn", COORDINATOR),
         )
 
     # -- the night ------------------------------------------------------------------------------
