@@ -39,6 +39,8 @@ from pathway.custody import (
 from pathway.dates import say_day
 from pathway.errors import InputError
 from pathway.isbt import parse_chain_of_identity, parse_din, parse_product_code
+from pathway.plan import Plan
+from pathway.rules import check_plan
 from pathway.usage import resource_load
 
 COLLECTION_KINDS = (StepKind.apheresis, StepKind.donor_collection)
@@ -98,9 +100,9 @@ def record_step(
         return _not_done(work, patient, booking, entry, settings, actor)
     first, last = _actual_days(entry, previous, booking, today)
     if previous is None and kind == StepKind.conditioning:
-        gate = conditioning_gate(template, product_states(session, patient_id))
+        gate = conditioning_gate(template, product_states(session, patient_id), first)
         if gate:
-            raise Refused("outcome", f"conditioning cannot start: {gate}")
+            raise Refused("outcome", f"conditioning cannot start on {say_day(first)}: {gate}")
     product = None
     if previous is None and kind == StepKind.infusion:
         product = _check_infusion(session, patient_id, template, entry, first)
@@ -214,17 +216,7 @@ def _not_done(
     template = state.catalogue(session).template(patient.pathway)
     _release_dependents(session, template, patient.id, booking.step, version.id, settings.planning_day())
     if entry.outcome == "missed" and (patient.earliest_start is None or patient.earliest_start <= today):
-        before = patient.earliest_start
-        patient.earliest_start = today + timedelta(days=1)  # what was missed today is not booked again today
-        record(
-            session,
-            actor,
-            "patient.edit",
-            "patient",
-            patient.id,
-            {"earliest_start": before.isoformat() if before else None},
-            {"earliest_start": patient.earliest_start.isoformat()},
-        )
+        _edit(session, patient, "earliest_start", today + timedelta(days=1), actor)  # not booked again today
     row = StepRecord(
         patient_id=patient.id,
         step=booking.step,
@@ -298,9 +290,9 @@ def _rebook(
     )
     session.add(new)
     session.flush()
-    started = state.latest_records(session, {booking.patient_id}).get(booking.id)
-    if started is not None and started.outcome == "started":  # still under way, on its new days
-        session.add(_started(new, started.first_day, f"carried over: {what}", settings, actor))
+    before = state.latest_records(session, {booking.patient_id}).get(booking.id)
+    if before is not None and before.outcome in ("started", "done"):  # under way (again), on its new days
+        session.add(_started(new, before.first_day, f"carried over: {what}", settings, actor))
     return new
 
 
@@ -333,7 +325,7 @@ def _check_infusion(
     session: Session, patient_id: str, template: Template, entry: StepEntry, day: date
 ) -> ProductRow | None:
     """The product to infuse: gate open, issued, and the scanned identifiers its own."""
-    products = _products(session, patient_id)
+    products = state.current_products(session, patient_id)
     states = {p.id: product_state(_history(session, p.id)) for p in products}
     gate = infusion_gate(template, list(states.values()), day)
     if gate:
@@ -360,7 +352,11 @@ def _check_infusion(
     if product.chain_of_identity is not None:
         if not entry.scanned_chain_of_identity:
             raise InputError("", "scanned.chain_of_identity", "scan the chain-of-identity identifier on the cassette")
-        if parse_chain_of_identity(entry.scanned_chain_of_identity) != product.chain_of_identity:
+        try:
+            scanned_identity = parse_chain_of_identity(entry.scanned_chain_of_identity)
+        except InputError as exc:
+            raise InputError("", "scanned.chain_of_identity", exc.problem) from None
+        if scanned_identity != product.chain_of_identity:
             raise IdentityMismatch(
                 patient_id,
                 product.id,
@@ -439,10 +435,6 @@ def product_json(row: ProductRow) -> dict[str, Any]:
     }
 
 
-def _products(session: Session, patient_id: str) -> list[ProductRow]:
-    return list(session.scalars(select(ProductRow).where(ProductRow.patient_id == patient_id).order_by(ProductRow.id)))
-
-
 def _history(session: Session, product_id: int) -> list[CustodyStep]:
     events = session.scalars(
         select(CustodyEvent).where(CustodyEvent.product_id == product_id).order_by(CustodyEvent.id)
@@ -451,7 +443,7 @@ def _history(session: Session, product_id: int) -> list[CustodyStep]:
 
 
 def product_states(session: Session, patient_id: str) -> list[ProductState]:
-    return [product_state(_history(session, p.id)) for p in _products(session, patient_id)]
+    return [product_state(_history(session, p.id)) for p in state.current_products(session, patient_id)]
 
 
 # -- custody ------------------------------------------------------------------------------------
@@ -474,7 +466,7 @@ def record_custody(
     product = session.get(ProductRow, product_id)
     if product is None:
         raise NotFound(f"no product {product_id}")
-    patient = _active(session, product.patient_id)
+    patient = state.get_patient(session, product.patient_id)  # a withdrawn patient's product is still tracked
     today = settings.planning_day()
     if kind == CustodyKind.infused:
         raise InputError("", "kind", "an infusion is recorded at its step, with the bag's scanned identifiers")
@@ -484,9 +476,9 @@ def record_custody(
         raise InputError("", field.removeprefix("details."), why)
     event = _add_custody(session, product, kind, day, details, today, actor)
     replan = None
-    if kind == CustodyKind.expected_back:
+    if kind == CustodyKind.expected_back and patient.status != "withdrawn":
         replan = _expected_back(work, patient, day, settings, actor)
-    elif kind == CustodyKind.released:
+    elif kind == CustodyKind.released and patient.status != "withdrawn":
         replan = _released(work, patient, day, settings, actor)
     if kind in (
         CustodyKind.expected_back,
@@ -562,6 +554,10 @@ def _expected_back(work: UnitOfWork, patient: PatientRow, day: date, settings: S
     manufacture = rows.get(steps[0])
     if manufacture is None or manufacture.last_day + timedelta(days=1) == day:
         return None
+    if day <= manufacture.first_day:
+        raise InputError(
+            "", "day", f"the manufacture started on {say_day(manufacture.first_day)}: it cannot be back by then"
+        )
     planned = manufacture.last_day + timedelta(days=1)
     late = (day - planned).days
     words = f"{late} day{'s' if abs(late) != 1 else ''} {'later' if late > 0 else 'earlier'}"
@@ -639,7 +635,7 @@ def poor_mobilisation(work: UnitOfWork, patient_id: str, reason: str, settings: 
         EventRow(patient_id=patient_id, kind="poor_mobilisation", details={"reason": reason}, created_by=actor.name)
     )
     record(session, actor, "patient.poor_mobilisation", "patient", patient_id, None, {"reason": reason})
-    extra = _second_harvest_day(session, patient, harvest, booking, settings)
+    extra = _second_harvest_day(session, patient, harvest, booking, settings, actor)
     if extra is not None:
         cause = f"poor mobilisation ({reason}): a second harvest day on {say_day(extra)}"
         row = _rebook(work, booking, booking.first_day, extra, cause, settings, actor)
@@ -649,12 +645,12 @@ def poor_mobilisation(work: UnitOfWork, patient_id: str, reason: str, settings: 
     services.release_bookings(
         work, patient_id, "remobilisation", {"reason": reason}, settings, actor, from_step=mobilisation.name
     )
-    patient.earliest_start = today
+    _edit(session, patient, "earliest_start", today, actor)
     return Recorded(booking.id, cause)
 
 
 def _second_harvest_day(
-    session: Session, patient: PatientRow, harvest, booking: BookingRow, settings: Settings
+    session: Session, patient: PatientRow, harvest, booking: BookingRow, settings: Settings, actor: Actor
 ) -> date | None:
     """The day after the booked harvest, if the pathway allows one more day, it is open for
     collections and not past, and every resource the harvest uses has room that day; else None."""
@@ -676,5 +672,44 @@ def _second_harvest_day(
     for resource, amount, _ in step.resources:
         if load.booked(resource.id, resource.cell(extra)) + amount > problem.site.capacity_on(resource, extra):
             return None
-    patient.durations = dict(patient.durations or {}) | {harvest.name: days + 1}  # the referral's harvest
+    _edit(session, patient, "durations", dict(patient.durations or {}) | {harvest.name: days + 1}, actor)
     return extra
+
+
+def _edit(session: Session, patient: PatientRow, field: str, value: Any, actor: Actor) -> None:
+    """Change one field of the referral that a record makes out of date, audited as an edit."""
+    before = getattr(patient, field)
+    setattr(patient, field, value)
+    as_json = lambda v: v.isoformat() if isinstance(v, date) else v  # noqa: E731
+    record(session, actor, "patient.edit", "patient", patient.id, {field: as_json(before)}, {field: as_json(value)})
+
+
+# -- when the re-plan cannot follow at once -----------------------------------------------------
+def unplan_broken(work: UnitOfWork, patient_id: str, cause: str, settings: Settings, actor: Actor) -> list[str]:
+    """The patient's re-plan could not run (the solver busy, the plan changing): take out of the plan
+    every booking of theirs, not under way, that a rule now refuses, with the steps tied to it, so
+    that no booking stays where the facts no longer allow it (a conditioning before a late product's
+    return). The nightly run, or a proposal, books them again. Returns the steps taken out."""
+    session = work.planning()
+    patient = _active(session, patient_id)
+    today = settings.planning_day()
+    template = state.catalogue(session).template(patient.pathway)
+    rows = state.current_rows(session, patient_id, planned=True)
+    problem = state.build_problem(session, today, settings.horizon_days, include={patient_id})
+    plan = Plan(cohort="site", method="current", bookings=tuple(state.as_booking(b) for b in rows))
+    broken = {v.step for v in check_plan(problem, plan) if v.rule != "CAPACITY" and v.step}
+    for step in list(broken):
+        broken |= _dependents(template, step)
+    records = state.latest_records(session, {patient_id})
+    taken = [b for b in rows if b.step in broken and not state.under_way(b, today, records)]
+    if not taken:
+        return []
+    version = services._new_version(session, work.head, "record", f"{patient_id}: to be planned again", actor, today)
+    for b in taken:
+        b.to_version = version.id
+    _edit(session, patient, "status", "referred", actor)  # partly booked: to be planned again
+    steps = sorted(b.step for b in taken)
+    details = {"cause": cause, "steps": steps, "plan_version": version.id}
+    session.add(EventRow(patient_id=patient_id, kind="to_be_planned", details=details, created_by=actor.name))
+    record(session, actor, "plan.unplanned", "patient", patient_id, None, details)
+    return steps

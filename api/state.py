@@ -16,16 +16,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from api.db import (
     BookingRow,
     CapacityChangeRow,
     CatalogueVersion,
+    EventRow,
     PatientRow,
     PlanHead,
     PlanVersion,
+    ProductRow,
     StepRecord,
     as_utc,
 )
@@ -240,6 +242,19 @@ def latest_records(session: Session, patient_ids: set[str] | None = None) -> dic
     if patient_ids is not None:
         query = query.where(StepRecord.patient_id.in_(sorted(patient_ids)))
     return {r.booking_id: r for r in session.scalars(query)}
+
+
+def current_products(session: Session, patient_id: str) -> list[ProductRow]:
+    """The patient's products since the pathway last restarted: an out-of-specification restart
+    (re-manufacture, re-apheresis) leaves the failed product out of every gate, whatever its custody
+    was recorded as."""
+    restart = session.scalar(
+        select(func.max(EventRow.created_at)).where(EventRow.patient_id == patient_id, EventRow.kind == "oos")
+    )
+    query = select(ProductRow).where(ProductRow.patient_id == patient_id)
+    if restart is not None:
+        query = query.where(ProductRow.created_at > restart)
+    return list(session.scalars(query.order_by(ProductRow.id)))
 
 
 def under_way(booking: BookingRow, today: date, records: dict[int, StepRecord]) -> bool:

@@ -636,10 +636,8 @@ def worklist(session: Session, settings: Settings, role: str) -> dict[str, Any]:
     bookings = [b for b in booked if b.first_day <= risk_until]
     records = state.latest_records(session, set(active))
     products: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    states: dict[str, list[custody.ProductState]] = defaultdict(list)
     for row in session.scalars(select(ProductRow).where(ProductRow.patient_id.in_(sorted(active)))):
         products[row.patient_id].append(_product_view(session, row))
-        states[row.patient_id].append(product_state(_custody(session, row.id)))
     mine = (lambda k: k in LAB_KINDS) if role == "lab_manager" else (lambda k: k not in LAB_KINDS)
     due, overdue, at_risk = [], [], []
     for b in bookings:
@@ -648,7 +646,8 @@ def worklist(session: Session, settings: Settings, role: str) -> dict[str, Any]:
             continue
         awaited = any(p["state"]["awaited"] for p in products[b.patient_id])
         if kind == StepKind.conditioning:
-            gate = custody.conditioning_gate(cat.template(active[b.patient_id].pathway), states[b.patient_id])
+            states = [product_state(_custody(session, p.id)) for p in state.current_products(session, b.patient_id)]
+            gate = custody.conditioning_gate(cat.template(active[b.patient_id].pathway), states)
             if gate:
                 at_risk.append(_at_risk(b, gate, products[b.patient_id]))
         if not mine(kind) or b.first_day > until or (kind in PRODUCT_STEP_KINDS and awaited):

@@ -17,7 +17,7 @@ from api.replanning import Publication
 from api.runtime import Runtime
 from api.schemas import CapacityChangeIn, CustodyIn, ProductIn, ReferralEdit, ReferralIn, StepRecordIn
 from api.solving import SolverBusy
-from api.state import NotFound
+from api.state import Conflict, NotFound
 from pathway.custody import CustodyKind
 
 
@@ -206,8 +206,10 @@ def _after_record(runtime: Runtime, patient_id: str, recorded: records.Recorded,
     if recorded.replan:
         try:
             out["replan"] = replan(runtime, {patient_id}, recorded.replan, who)
-        except SolverBusy as exc:  # the record stands; the nightly run (or a re-plan) plans the rest
-            out["replan_error"] = str(exc)
+        except (SolverBusy, Conflict) as exc:  # the record stands; what it makes wrong leaves the plan
+            with runtime.database.plan_write() as work:
+                steps = records.unplan_broken(work, patient_id, recorded.replan, runtime.settings, who)
+            out["replan_error"] = f"{exc}" + (f"; to be planned again: {', '.join(steps)}" if steps else "")
     with runtime.database.read() as work:
         out["timeline"] = views.timeline(work.session, patient_id, runtime.settings)
     return out

@@ -146,7 +146,9 @@ def _prerequisites(kind: CustodyKind, recorded: Sequence[CustodyKind]) -> tuple[
     """The kinds one of which must be recorded before ``kind``. A product that was shipped is
     released once it is back at the centre; one never shipped (made or processed at the local
     lab) once the lab has received it. Out of specification stands in place of released."""
-    if kind in (CustodyKind.released, CustodyKind.out_of_specification):
+    if kind == CustodyKind.out_of_specification:  # found by the manufacturer, the lab or the centre
+        return (CustodyKind.received, CustodyKind.received_at_centre)
+    if kind == CustodyKind.released:
         return (CustodyKind.received_at_centre,) if CustodyKind.shipped in recorded else (CustodyKind.received,)
     if kind == CustodyKind.issued and CustodyKind.out_of_specification in recorded:
         return (CustodyKind.exceptional_release,)  # a release the product has since failed does not count
@@ -319,10 +321,15 @@ def graft_age_limit_days(template: Template) -> int | None:
     return None
 
 
-def _release_problem(products: Sequence[ProductState]) -> str | None:
-    """None if some product is released at the centre and still there; else what is missing."""
-    if any(product.available for product in products):
+def _release_problem(products: Sequence[ProductState], day: date | None = None) -> str | None:
+    """None if some product is released at the centre and still there (by ``day``, if given); else
+    what is missing."""
+    available = [product for product in products if product.available]
+    if any(day is None or product.released_on <= day for product in available):
         return None
+    if available:
+        released = min(product.released_on for product in available)
+        return f"the product was released on {say_day(released)}, after {say_day(day)}"
     if not products:
         return "no product is recorded, so none is released at the centre"
     in_play = [product for product in products if not product.lost and not product.infused] or list(products)
@@ -330,13 +337,14 @@ def _release_problem(products: Sequence[ProductState]) -> str | None:
     return f"the product is not released at the centre: it was last recorded as {latest.describe()}"
 
 
-def conditioning_gate(template: Template, products: Sequence[ProductState]) -> str | None:
-    """Why conditioning cannot be recorded as started, or None. When the cells are collected before
-    conditioning, a product must be released at the centre (released, or released by exception)
-    and be neither lost nor infused. A fresh graft, collected after conditioning, has no such gate."""
+def conditioning_gate(template: Template, products: Sequence[ProductState], day: date | None = None) -> str | None:
+    """Why conditioning cannot be recorded as started (on ``day``: released by then), or None. When the
+    cells are collected before conditioning, a product must be released at the centre (released, or
+    released by exception) and be neither lost nor infused. A fresh graft, collected after
+    conditioning, has no such gate."""
     if not collected_before_conditioning(template):
         return None
-    return _release_problem(products)
+    return _release_problem(products, day)
 
 
 def _graft_problem(template: Template, products: Sequence[ProductState], day: date) -> str | None:
@@ -362,4 +370,4 @@ def infusion_gate(template: Template, products: Sequence[ProductState], day: dat
     within its age limit on ``day``; any other product must be released at the centre."""
     if fresh_graft(template):
         return _graft_problem(template, products, day)
-    return _release_problem(products)
+    return _release_problem(products, day)

@@ -476,3 +476,16 @@ def test_a_donors_graft_is_received_at_the_centre_straight_from_the_courier():
         "kind",
         "received at the centre cannot be recorded before shipped",
     )
+
+
+def test_conditioning_may_not_be_recorded_on_a_day_before_its_product_was_released():
+    axi = CATALOGUE.template("axi-cel")
+    released = product_state(SHIPPED_AWAY[:8])  # released on 1 Feb 2027
+    assert conditioning_gate(axi, [released], D("2027-02-01")) is None
+    refused = conditioning_gate(axi, [released], D("2027-01-31"))
+    assert refused == "the product was released on Mon 01 Feb 2027, after Sun 31 Jan 2027"
+
+
+def test_the_manufacturer_may_find_a_product_out_of_specification_before_shipping_it_back():
+    at_manufacturer = SHIPPED_AWAY[:4]
+    assert next_problem(at_manufacturer, K.out_of_specification, D("2027-01-20"), REASON, TODAY) is None

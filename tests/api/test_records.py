@@ -15,7 +15,7 @@ from sqlalchemy import select
 from api.app import create_app
 from api.db import AuditEntry, make_engine, make_sessionmaker
 from pathway.isbt import check_character
-from tests.builders import assert_plan_valid, auth, confirm, propose, refer
+from tests.builders import assert_plan_valid, auth, confirm, propose, refer, run_nightly
 
 DIN = "W000027000001"
 OTHER_DIN = "W000027000002"
@@ -376,3 +376,73 @@ def test_a_patient_moved_by_a_late_product_is_on_the_worklist_until_the_dates_ar
     assert told.status_code in (200, 201), told.text
     moved = clinic.get("/worklist", headers=auth(clinic, "coordinator")).json()["moved"]
     assert "N-AXI-1" not in {m["patient"] for m in moved}
+
+
+# -- the review's cases: a back-dated start, a failed product, a re-plan that cannot follow -------
+def test_conditioning_cannot_be_recorded_as_started_before_the_day_its_product_was_released(client, at):
+    steps = scheduled(client, "N-AXI-1")
+    product = collected_and_shipped(at(day_of(steps["apheresis"])), "N-AXI-1", steps)
+    ward = at(day_of(steps["conditioning"]))
+    back_and_released(ward, product, day_of(steps["release"]))
+    before = (day_of(steps["release"]) - timedelta(days=1)).isoformat()
+    refused = record(ward, "N-AXI-1", "conditioning", outcome="started", first_day=before)
+    assert refused.status_code == 409 and refused.json()["field"] == "outcome"
+    assert "released on" in refused.json()["detail"]
+    assert statuses(ward, "N-AXI-1")["conditioning"] == "due"
+
+
+def test_after_a_restart_the_failed_product_no_longer_opens_the_gate(client, at):
+    """Re-manufacture reported without the failed product's custody saying so: the old product,
+    released, must not let the new conditioning start nor be infused."""
+    ward, steps, product = _conditioning_started(client, at)
+    response = ward.post(
+        "/patients/N-AXI-1/out-of-specification",
+        json={"redo": "re-manufacture", "reason": "viability below the limit"},
+        headers=auth(ward, "coordinator"),
+    )
+    assert response.status_code == 200, response.text
+    assert confirm(ward, response.json()["proposal"]["id"]).status_code == 200
+    new = booked(ward, "N-AXI-1")
+    gate = record(at(day_of(new["conditioning"])), "N-AXI-1", "conditioning", outcome="started")
+    assert gate.status_code == 409 and "no product is recorded" in gate.json()["detail"]
+
+
+def test_an_expected_back_day_before_the_manufacture_started_names_the_day(client, at):
+    steps = scheduled(client, "N-AXI-1")
+    clinic = at(day_of(steps["apheresis"]))
+    product = collected_and_shipped(clinic, "N-AXI-1", steps)
+    response = custody(clinic, product, "expected_back", day_of(steps["manufacture"]))
+    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "day"
+
+
+def test_when_the_re_plan_cannot_follow_a_late_product_what_it_breaks_leaves_the_plan(client, at, small_site):
+    """The record is stored first; if the patient's re-plan then fails (the solver busy, the plan
+    changing), release, conditioning and infusion must not stay before the product's return."""
+    from api import records
+    from api.audit import Actor
+    from api.unit_of_work import Database
+
+    steps = scheduled(client, "N-AXI-1")
+    today = day_of(steps["apheresis"])
+    product = collected_and_shipped(at(today), "N-AXI-1", steps)
+    settings = small_site.model_copy(update={"today": today})
+    lab = Actor("test-lab_manager", "lab_manager")
+    engine = make_engine(settings.database_url)
+    try:
+        database = Database.on(engine)
+        late = day_of(steps["release"]) + timedelta(days=9)
+        with database.plan_write() as work:  # the record alone, as the workflow stores it before re-planning
+            recorded = records.record_custody(work, product, records.CustodyKind.expected_back, late, {}, settings, lab)
+        assert recorded.replan and "expected back" in recorded.replan
+        with database.plan_write() as work:
+            taken = records.unplan_broken(work, "N-AXI-1", recorded.replan, settings, lab)
+    finally:
+        engine.dispose()
+    assert {"release", "conditioning", "infusion"} <= set(taken)
+    after = booked(at(today), "N-AXI-1")
+    assert all(after[s]["status"] == "not booked" for s in ("release", "conditioning", "infusion"))
+    # that night the nightly run books them again, after the product's return
+    run_nightly(settings.model_copy(update={"today": today + timedelta(days=1)}))
+    after = booked(at(today + timedelta(days=1)), "N-AXI-1")
+    assert day_of(after["release"]) >= late and day_of(after["conditioning"]) > day_of(after["release"])
+    assert_plan_valid(settings.model_copy(update={"today": today + timedelta(days=1)}))
