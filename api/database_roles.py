@@ -29,7 +29,7 @@ from api import migrate
 from api.db import make_engine, normalise_url
 from pathway.errors import InputError
 
-APPEND_ONLY = "audit_log"
+APPEND_ONLY = ("audit_log", "step_records", "custody_events")  # what happened, and who did what
 SCHEMA_VERSION = "alembic_version"
 
 
@@ -168,7 +168,7 @@ def _grant(owner: psycopg.Connection, database: str, owner_role: str, service_ro
         ("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {service}", {}),  # from a clean slate, each time
         ("GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {service}", {}),
         ("REVOKE INSERT, UPDATE ON {table} FROM {service}", {"table": sql.Identifier(SCHEMA_VERSION)}),
-        ("REVOKE UPDATE ON {table} FROM {service}", {"table": sql.Identifier(APPEND_ONLY)}),
+        *(("REVOKE UPDATE ON {table} FROM {service}", {"table": sql.Identifier(table)}) for table in APPEND_ONLY),
         ("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {service}", {}),
         (
             "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "

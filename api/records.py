@@ -43,8 +43,6 @@ from pathway.plan import Plan
 from pathway.rules import check_plan
 from pathway.usage import resource_load
 
-COLLECTION_KINDS = (StepKind.apheresis, StepKind.donor_collection)
-
 
 class Refused(Conflict):
     """A rule refuses the record (the release gate, the chain of identity): HTTP 409 naming the field."""
@@ -396,7 +394,7 @@ def register_product(
     session = work.session
     patient = _active(session, patient_id)
     template = state.catalogue(session).template(patient.pathway)
-    collections = [s.name for s in template.steps if s.kind in COLLECTION_KINDS]
+    collections = [s.name for s in template.steps if s.kind in state.COLLECTION_KINDS]
     if entry.collection_step not in collections:
         raise InputError(
             "", "collection_step", f"pathway {template.id}'s collection step is {' or '.join(collections)}"

@@ -240,8 +240,8 @@ def _event_view(event: EventRow) -> dict[str, Any]:
     return {"at": event.created_at.isoformat(), "kind": event.kind, "details": event.details, "by": event.created_by}
 
 
-PRODUCT_STEP_KINDS = (StepKind.processing, StepKind.manufacture, StepKind.release)
-"""Steps the product goes through: followed through its chain of custody, not recorded at the bedside."""
+PRODUCT_STEP_KINDS = state.PRODUCT_KINDS
+"""Steps the product goes through, followed through its chain of custody: a lab manager's worklist."""
 
 
 def step_status(
@@ -616,8 +616,6 @@ def audit(session: Session, limit: int, offset: int, entity: str | None, entity_
 
 
 # -- the worklist -------------------------------------------------------------------------------
-LAB_KINDS = (*PRODUCT_STEP_KINDS,)
-"""The steps on a lab manager's worklist (everything else is the coordinators')."""
 NOT_RECORDED = (StepKind.monitoring,)
 """Steps nobody records (the high-risk window follows the infusion)."""
 
@@ -638,7 +636,7 @@ def worklist(session: Session, settings: Settings, role: str) -> dict[str, Any]:
     products: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in session.scalars(select(ProductRow).where(ProductRow.patient_id.in_(sorted(active)))):
         products[row.patient_id].append(_product_view(session, row))
-    mine = (lambda k: k in LAB_KINDS) if role == "lab_manager" else (lambda k: k not in LAB_KINDS)
+    mine = (lambda k: k in PRODUCT_STEP_KINDS) if role == "lab_manager" else (lambda k: k not in PRODUCT_STEP_KINDS)
     due, overdue, at_risk = [], [], []
     for b in bookings:
         kind = _step_kinds(cat, active[b.patient_id].pathway).get(b.step)

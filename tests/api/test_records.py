@@ -446,3 +446,30 @@ def test_when_the_re_plan_cannot_follow_a_late_product_what_it_breaks_leaves_the
     after = booked(at(today + timedelta(days=1)), "N-AXI-1")
     assert day_of(after["release"]) >= late and day_of(after["conditioning"]) > day_of(after["release"])
     assert_plan_valid(settings.model_copy(update={"today": today + timedelta(days=1)}))
+
+
+def test_step_records_and_custody_events_are_append_only_in_the_database(client, at, small_site):
+    """Even with SQL straight on the database, what happened cannot be changed or removed."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    steps = scheduled(client, "N-AXI-1")
+    collected_and_shipped(at(day_of(steps["apheresis"])), "N-AXI-1", steps)
+    engine = make_engine(small_site.database_url)
+    statements = [
+        "UPDATE step_records SET outcome = 'missed'",
+        "DELETE FROM step_records",
+        "UPDATE custody_events SET day = day",
+        "DELETE FROM custody_events",
+    ]
+    if engine.dialect.name == "postgresql":
+        statements += ["TRUNCATE step_records", "TRUNCATE custody_events"]
+    try:
+        for statement in statements:
+            with pytest.raises(DBAPIError, match="append-only"), engine.begin() as connection:
+                connection.execute(text(statement))
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM step_records")).scalar() == 1
+            assert connection.execute(text("SELECT count(*) FROM custody_events")).scalar() == 4
+    finally:
+        engine.dispose()

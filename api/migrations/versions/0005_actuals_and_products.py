@@ -117,9 +117,50 @@ def upgrade() -> None:
         sqlite_where=sa.text(ACTIVE),
         postgresql_where=sa.text(ACTIVE),
     )
+    _append_only()
+
+
+FACTS = ("step_records", "custody_events")
+
+
+def _append_only() -> None:
+    """What happened is only ever added to: UPDATE and DELETE (and on PostgreSQL TRUNCATE) of a step
+    record or a custody event are refused, whoever asks (as the audit log's, revision 0001)."""
+    for table in FACTS:
+        if op.get_bind().dialect.name == "sqlite":
+            for action in ("UPDATE", "DELETE"):
+                op.execute(
+                    f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+                )
+            continue
+        op.execute(
+            f"CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN RAISE EXCEPTION '{table} is append-only'; END $$"
+        )
+        op.execute(
+            f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()"
+        )
+        op.execute(
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {table}_append_only()"
+        )
+
+
+def _drop_append_only() -> None:
+    for table in FACTS:
+        if op.get_bind().dialect.name == "sqlite":
+            op.execute(f"DROP TRIGGER {table}_no_update")
+            op.execute(f"DROP TRIGGER {table}_no_delete")
+        else:
+            op.execute(f"DROP TRIGGER {table}_no_change ON {table}")
+            op.execute(f"DROP TRIGGER {table}_no_truncate ON {table}")
+            op.execute(f"DROP FUNCTION {table}_append_only()")
 
 
 def downgrade() -> None:
+    _drop_append_only()
     # Fails (and changes nothing) if two patients share an NHS number, one of them withdrawn: that
     # history cannot be kept by the older schema.
     op.drop_index("uq_patients_active_nhs_number", table_name="patients")
