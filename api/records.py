@@ -391,7 +391,7 @@ class ProductEntry:
 def register_product(
     work: UnitOfWork, patient_id: str, entry: ProductEntry, settings: Settings, actor: Actor
 ) -> ProductRow:
-    session = work.session
+    session = work.planning()  # the plan lock queues registrations: the donation number check holds
     patient = _active(session, patient_id)
     template = state.catalogue(session).template(patient.pathway)
     collections = [s.name for s in template.steps if s.kind in state.COLLECTION_KINDS]

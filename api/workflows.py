@@ -178,7 +178,7 @@ def record_step(runtime: Runtime, patient_id: str, step: str, body: StepRecordIn
 
 def register_product(runtime: Runtime, patient_id: str, body: ProductIn, who: Actor) -> dict[str, Any]:
     entry = records.ProductEntry(**body.model_dump())
-    with runtime.database.write() as work:
+    with runtime.database.plan_write() as work:  # queued: two labs never both claim a donation number
         product_id = records.register_product(work, patient_id, entry, runtime.settings, who).id
     with runtime.database.read() as work:
         return views.product(work.session, product_id)
