@@ -362,7 +362,7 @@ class _Clerk:
 
     def _is_lab_step(self, patient: str, step: str) -> bool:
         _, template = self._template(patient)
-        return template.step(step).kind in (StepKind.processing, StepKind.manufacture, StepKind.release)
+        return template.step(step).kind in state.PRODUCT_KINDS
 
     def custody(self, patient: str, product_id: int, kind: str, day: date, **details) -> Any:
         body = CustodyIn(kind=kind, day=day, **details)
@@ -488,7 +488,7 @@ class _Clerk:
     def _after_done(self, patient: str, template: Template, booking: BookingRow, kind: StepKind) -> None:
         """What follows a step done: a collection's product and its labels; a cryopreserved
         product released into storage; a product shipped back by its manufacturer."""
-        if kind in records.COLLECTION_KINDS:
+        if kind in state.COLLECTION_KINDS:
             self._register(patient, template, booking)
             return
         product = self._current_product(patient)
