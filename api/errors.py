@@ -19,7 +19,7 @@ from api import outage
 from api.access_log import NO_ROUTE
 from api.answers import ErrorMessage, InputProblems
 from api.solving import SolverBusy
-from api.state import Conflict, NotFound
+from api.state import Conflict, NotFound, NotYours
 from pathway.errors import InputError, field_path, safe_locations
 
 log = logging.getLogger("vein2vein.api")
@@ -61,6 +61,10 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
     return _message(404, str(exc))
+
+
+async def _not_yours(request: Request, exc: NotYours) -> JSONResponse:
+    return _message(403, str(exc))
 
 
 async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
@@ -109,6 +113,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(NotYours, _not_yours)
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(IntegrityError, _integrity)
     app.add_exception_handler(DBAPIError, _database)

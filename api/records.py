@@ -24,7 +24,7 @@ from api import services, state
 from api.audit import Actor, record
 from api.db import BookingRow, CustodyEvent, EventRow, PatientRow, ProductRow, StepRecord
 from api.settings import Settings
-from api.state import Conflict, NotFound
+from api.state import Conflict, NotFound, NotYours
 from api.unit_of_work import UnitOfWork
 from pathway.catalogue import StepKind, Template
 from pathway.custody import (
@@ -90,6 +90,8 @@ def record_step(
     patient = _active(session, patient_id)
     template = state.catalogue(session).template(patient.pathway)
     kind = _step_kind(template, step)
+    if actor.role == "lab_manager" and kind not in state.PRODUCT_KINDS:
+        raise NotYours(f"a lab manager records the product's steps; {_say(step)} is recorded by a coordinator")
     booking = _current_booking(session, patient_id, step)
     today = settings.planning_day()
     previous = state.latest_records(session, {patient_id}).get(booking.id)

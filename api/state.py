@@ -48,6 +48,10 @@ class Conflict(Exception):
     """The request is valid but clashes with the current state (HTTP 409)."""
 
 
+class NotYours(Exception):
+    """The actor's role may not do this to this thing (HTTP 403), though it may do it to others."""
+
+
 _parsed: dict[tuple[str, str], Any] = {}  # (kind, hash of the stored body) -> parsed; keyed by content, so a
 # rolled-back row whose id is reused (SQLite) or another database in this process can never be served
 _seen: dict[tuple[str, str, int, Any], tuple[str, str]] = {}  # (database, kind, row id, created_at) -> content key:

@@ -473,3 +473,15 @@ def test_step_records_and_custody_events_are_append_only_in_the_database(client,
             assert connection.execute(text("SELECT count(*) FROM custody_events")).scalar() == 4
     finally:
         engine.dispose()
+
+
+def test_a_lab_manager_records_the_products_steps_and_a_coordinator_the_bedsides(client, at):
+    steps = scheduled(client, "N-AXI-1")
+    clinic = at(day_of(steps["apheresis"]))
+    refused = record(clinic, "N-AXI-1", "apheresis", role="lab_manager", outcome="done")
+    assert refused.status_code == 403 and "coordinator" in refused.json()["detail"]
+    assert statuses(clinic, "N-AXI-1")["apheresis"] == "due"
+    assert record(clinic, "N-AXI-1", "apheresis", outcome="done").status_code == 201
+    started = record(clinic, "N-AXI-1", "manufacture", role="lab_manager", outcome="started")
+    assert started.status_code == 201, started.text
+    assert statuses(clinic, "N-AXI-1")["manufacture"] == "in progress"

@@ -238,11 +238,9 @@ def recording_site(tmp_path_factory) -> Iterator[RecordingSite]:
     collection = date.fromisoformat(awaited["apheresis"]["first_day"])
     back = date.fromisoformat(awaited["manufacture"]["last_day"]) + timedelta(days=1)
     with client(collection) as api:
-        lab = auth(api, "lab_manager")
-        assert (
-            api.post("/patients/AWAIT-AXI-1/steps/apheresis/records", json={"outcome": "done"}, headers=lab).status_code
-            == 201
-        )
+        lab, bedside = auth(api, "lab_manager"), auth(api, "coordinator")
+        collected = api.post("/patients/AWAIT-AXI-1/steps/apheresis/records", json={"outcome": "done"}, headers=bedside)
+        assert collected.status_code == 201
         product = {
             "collection_step": "apheresis",
             "din": din_text("W000027000003"),

@@ -78,7 +78,7 @@ def test_recording_a_products_release_takes_the_conditioning_off_the_at_risk_lis
     at_risk = server.get("coordinator", "/worklist")["at_risk"]
     assert "REC-AXI-1" in {i["patient"] for i in at_risk}
 
-    page = open_page("lab_manager", "/ui/patients/REC-AXI-1", at=server)
+    page = open_page("coordinator", "/ui/patients/REC-AXI-1", at=server)  # the collection is a bedside step
     apheresis = page.locator("#steps tr[data-step=apheresis]")
     apheresis.wait_for()
     # the apheresis was never recorded: overdue, flagged; recorded done on its booked day
@@ -175,8 +175,12 @@ def test_recording_a_products_release_takes_the_conditioning_off_the_at_risk_lis
 def test_the_patient_page_with_its_recording_forms_fits_a_tablet(open_page, recording_site):
     page = open_page("lab_manager", "/ui/patients/AWAIT-AXI-1", viewport=TABLET, at=recording_site.server)
     page.locator("#custody-form-1, article.product").first.wait_for()
-    page.get_by_role("button", name="Record conditioning cancelled").click()
-    page.locator("#record-conditioning").wait_for()
+    # a lab manager records the product's steps; the bedside ones are left to the coordinators
+    conditioning = page.locator("#steps tr[data-step=conditioning]")
+    assert "recorded by a coordinator" in conditioning.inner_text()
+    assert conditioning.get_by_role("button").count() == 0
+    page.get_by_role("button", name="Record release cancelled").click()
+    page.locator("#record-release").wait_for()
     page.wait_for_load_state("networkidle")
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"the patient page is {overflow} px wider than a 768 px tablet"

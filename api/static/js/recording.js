@@ -11,6 +11,8 @@ import { api, busy, can, dayRange, el, hideMessage, longDay, shortDay, showError
 
 /** Steps nobody records at the bedside or in the lab: the high-risk window follows the infusion. */
 const NOT_RECORDED = new Set(["monitoring"]);
+// a lab manager records the product's steps; the bedside steps are the coordinators' (the API says the same)
+const LAB_STEPS = new Set(["processing", "manufacture", "release"]);
 const COLLECTION_KINDS = new Set(["apheresis", "donor_collection"]);
 const OUTCOMES = ["started", "done", "missed", "cancelled"];
 const FINISHED = new Set(["done", "missed", "cancelled", "not booked"]);
@@ -152,6 +154,10 @@ export function stepsTable(timeline, ctx) {
     if (!recording) continue;
     const cell = el("td", { class: "record-actions-cell" });
     row.append(cell);
+    if (ctx.who.role === "lab_manager" && !LAB_STEPS.has(s.kind)) {
+      cell.append(el("span", { class: "muted" }, "recorded by a coordinator"));
+      continue;
+    }
     const outcomes = outcomesFor(s, ctx.today);
     if (!outcomes.length) {
       cell.append(el("span", { class: "muted" }, NOT_RECORDED.has(s.kind) ? "follows the infusion" : ""));
