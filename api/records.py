@@ -96,6 +96,8 @@ def record_step(
     today = settings.planning_day()
     previous = state.latest_records(session, {patient_id}).get(booking.id)
     _check_sequence(step, entry.outcome, previous, booking, today)
+    if previous is not None and entry.outcome == "cancelled":
+        return _stopped(work, patient, booking, previous, entry, settings, actor)
     if entry.outcome in ("missed", "cancelled"):
         return _not_done(work, patient, booking, entry, settings, actor)
     first, last = _actual_days(entry, previous, booking, today)
@@ -170,13 +172,15 @@ def _check_sequence(step: str, outcome: str, previous: StepRecord | None, bookin
             )
         return
     done = f"{_say(step)} is recorded as {previous.outcome} {_span(previous.first_day, previous.last_day)}"
+    if previous.outcome == "started" and outcome == "cancelled":
+        return  # stopped part-way: what was given stays (``_stopped``)
     if previous.outcome == "done" or outcome != "done":
         raise Conflict(
             f"{done}: "
             + (
                 "nothing more can be recorded of it"
                 if previous.outcome == "done"
-                else "record it as done (a started step is not missed)"
+                else "record it as done, or as cancelled if it was stopped (a started step is not missed)"
             )
         )
 
@@ -268,6 +272,56 @@ def _release_dependents(
     for b in state.current_rows(session, patient_id, planned=True):
         if b.step in tied and b.id not in records and b.first_day < today:
             b.to_version = version
+
+
+def _stopped(
+    work: UnitOfWork,
+    patient: PatientRow,
+    booking: BookingRow,
+    started: StepRecord,
+    entry: StepEntry,
+    settings: Settings,
+    actor: Actor,
+) -> Recorded:
+    """A step stopped part-way (conditioning stopped for an infection): the days given stay in the
+    plan as history, up to ``last_day`` (default: yesterday, or the day it started), and the step is
+    planned again in full with the steps tied to it."""
+    if not entry.reason.strip():
+        raise InputError("", "reason", "say why the step was stopped")
+    session, today = work.session, settings.planning_day()
+    last = entry.last_day or max(started.first_day, today - timedelta(days=1))
+    if last > today or last < started.first_day or last > booking.last_day:
+        raise InputError(
+            "",
+            "last_day",
+            f"the last day given falls between {_span(started.first_day, booking.last_day)} and not after today",
+        )
+    version = services._new_version(
+        session, work.head, "stopped", f"{patient.id}: {_say(booking.step)} stopped", actor, today
+    )
+    booking.to_version = version.id
+    services._keep_as_history(session, booking, "stopped", today, version.id, last_day=last)
+    template = state.catalogue(session).template(patient.pathway)
+    _release_dependents(session, template, patient.id, booking.step, version.id, today)
+    row = StepRecord(
+        patient_id=patient.id,
+        step=booking.step,
+        booking_id=booking.id,
+        outcome="cancelled",
+        first_day=started.first_day,
+        last_day=last,
+        reason=entry.reason,
+        note=entry.note,
+        recorded_on=today,
+        recorded_by=actor.name,
+    )
+    session.add(row)
+    cause = f"{_say(booking.step)} stopped after {_span(started.first_day, last)}: {entry.reason}"
+    details = {"step": booking.step, "cause": cause}
+    session.add(EventRow(patient_id=patient.id, kind="step_stopped", details=details, created_by=actor.name))
+    session.flush()
+    record(session, actor, "step.stopped", "patient", patient.id, None, _record_json(row))
+    return Recorded(row.id, cause)
 
 
 def _rebook(

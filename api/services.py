@@ -578,6 +578,7 @@ RELEASE_WORDS = {
     "oos": "product out of specification",
     "withdrawal": "withdrawal",
     "reinstatement": "reinstatement",
+    "stopped": "step stopped",
 }
 
 
@@ -636,9 +637,12 @@ def release_bookings(
     return version
 
 
-def _keep_as_history(session: Session, row: BookingRow, kind: str, today: date, version_id: int) -> None:
-    """``row``'s days up to yesterday, again in the plan from ``version_id`` on, as history."""
-    last_day = max(row.first_day, min(row.last_day, today - timedelta(days=1)))  # (one recorded as started today)
+def _keep_as_history(
+    session: Session, row: BookingRow, kind: str, today: date, version_id: int, last_day: date | None = None
+) -> None:
+    """``row``'s days up to yesterday (or ``last_day``), again in the plan from ``version_id`` on, as history."""
+    if last_day is None:
+        last_day = max(row.first_day, min(row.last_day, today - timedelta(days=1)))  # (one started today)
     ended = f"ended {say_day(last_day)}" if last_day < row.last_day else "done"
     booking = Booking(patient=row.patient_id, step=row.step, first_day=row.first_day, last_day=last_day)
     why = f"{ended}; kept as history at the {RELEASE_WORDS.get(kind, kind)} on {say_day(today)}"

@@ -189,7 +189,7 @@ def refuse_withdrawn(row: PatientRow) -> PatientRow:
     return row
 
 
-HISTORY_KINDS = ("oos", "withdrawal", "reinstatement", "remobilisation")
+HISTORY_KINDS = ("oos", "withdrawal", "reinstatement", "remobilisation", "stopped")
 """Plan versions that book nothing new. What such a version adds to the plan is history: the bookings
 of an attempt it interrupted (a stay ended yesterday, a failed product's manufacture), carried over
 so that their days stay in the plan. History is shown (timeline, capacity) but never planned with:

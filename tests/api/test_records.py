@@ -485,3 +485,27 @@ def test_a_lab_manager_records_the_products_steps_and_a_coordinator_the_bedsides
     started = record(clinic, "N-AXI-1", "manufacture", role="lab_manager", outcome="started")
     assert started.status_code == 201, started.text
     assert statuses(clinic, "N-AXI-1")["manufacture"] == "in progress"
+
+
+def test_a_conditioning_stopped_part_way_keeps_the_days_given_and_is_planned_again_in_full(client, at, small_site):
+    ward, steps, product = _conditioning_started(client, at)
+    began = day_of(steps["conditioning"])
+    chairs_before = ward.get(
+        f"/capacity?from={began}&to={began}&resource=day_unit_chair", headers=auth(ward, "lab_manager")
+    ).json()["cells"]
+    no_reason = record(ward, "N-AXI-1", "conditioning", outcome="cancelled")
+    assert no_reason.status_code == 422 and no_reason.json()["detail"][0]["field"] == "reason"
+    stopped = record(ward, "N-AXI-1", "conditioning", outcome="cancelled", reason="febrile, line infection")
+    assert stopped.status_code == 201, stopped.text
+    timeline = ward.get("/patients/N-AXI-1/timeline", headers=auth(ward, "coordinator")).json()
+    given = [(r["outcome"], r["first_day"], r["last_day"]) for r in timeline["records"] if r["step"] == "conditioning"]
+    assert given == [("started", began.isoformat(), None), ("cancelled", began.isoformat(), began.isoformat())]
+    again = {s["step"]: s for s in timeline["steps"]}
+    assert day_of(again["conditioning"]) > began + timedelta(days=1)  # the whole course again, later
+    assert day_of(again["infusion"]) > day_of(again["conditioning"], "last_day")
+    assert any(e["kind"] == "step_stopped" and "line infection" in e["details"]["cause"] for e in timeline["events"])
+    chairs_after = ward.get(
+        f"/capacity?from={began}&to={began}&resource=day_unit_chair", headers=auth(ward, "lab_manager")
+    ).json()["cells"]
+    assert chairs_after == chairs_before  # the day given stays in the history of the capacity
+    assert_plan_valid(small_site.model_copy(update={"today": began + timedelta(days=1)}))

@@ -15,14 +15,15 @@ const NOT_RECORDED = new Set(["monitoring"]);
 const LAB_STEPS = new Set(["processing", "manufacture", "release"]);
 const COLLECTION_KINDS = new Set(["apheresis", "donor_collection"]);
 const OUTCOMES = ["started", "done", "missed", "cancelled"];
-const FINISHED = new Set(["done", "missed", "cancelled", "not booked"]);
+const FINISHED = new Set(["done", "missed", "cancelled", "ended", "not booked"]);
 
 // -- step records -----------------------------------------------------------------------------
 
 /** What a step can still be recorded as: nothing once done; only done once started; not missed before its day. */
 function outcomesFor(step, today) {
   if (NOT_RECORDED.has(step.kind) || !step.first_day || FINISHED.has(step.status)) return [];
-  if (step.recorded && step.recorded.outcome === "started") return ["done"];
+  // a step under way is done, or stopped part-way (cancelled: the days given stay, it is planned again)
+  if (step.recorded && step.recorded.outcome === "started") return ["done", "cancelled"];
   return step.first_day > today ? OUTCOMES.filter((o) => o !== "missed") : OUTCOMES;
 }
 
