@@ -243,7 +243,27 @@ def _not_done(
     )
     session.flush()
     record(session, actor, f"step.{entry.outcome}", "patient", patient.id, None, _record_json(row))
+    _last_dose_not_given(session, template, patient.id, booking.step, today, actor)
     return Recorded(row.id, cause)
+
+
+def _last_dose_not_given(session: Session, template: Template, patient_id: str, step: str, today: date, actor: Actor):
+    """A split dose whose last dose will not be given: the product was infused with the doses given
+    (its chain of custody ends there), if one was."""
+    doses = [s.name for s in template.steps if s.kind == StepKind.infusion]
+    if len(doses) < 2 or step != doses[-1]:
+        return
+    given = [r for r in state.latest_records(session, {patient_id}).values() if r.step in doses and r.outcome == "done"]
+    issued = [
+        p
+        for p in state.current_products(session, patient_id)
+        if product_state(_history(session, p.id)).last == CustodyKind.issued
+    ]
+    if given and issued:
+        last_given = max(r.last_day or r.first_day for r in given)
+        _add_custody(
+            session, issued[-1], CustodyKind.infused, last_given, {"note": f"{_say(step)} not given"}, today, actor
+        )
 
 
 def _dependents(template: Template, step: str) -> set[str]:

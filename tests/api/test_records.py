@@ -509,3 +509,22 @@ def test_a_conditioning_stopped_part_way_keeps_the_days_given_and_is_planned_aga
     ).json()["cells"]
     assert chairs_after == chairs_before  # the day given stays in the history of the capacity
     assert_plan_valid(small_site.model_copy(update={"today": began + timedelta(days=1)}))
+
+
+def test_a_split_doses_second_dose_not_given_ends_the_products_chain_at_the_first(client, at):
+    steps = scheduled(client, "N-OBE-1", pathway="obe-cel")
+    product = collected_and_shipped(at(day_of(steps["apheresis"])), "N-OBE-1", steps)
+    ward = at(day_of(steps["conditioning"]))
+    back_and_released(ward, product, day_of(steps["release"]))
+    assert record(ward, "N-OBE-1", "conditioning", outcome="started").status_code == 201
+    first_dose = day_of(steps["infusion_dose_1"])
+    bedside = at(first_dose)
+    assert record(bedside, "N-OBE-1", "conditioning", outcome="done").status_code == 201
+    assert custody(bedside, product, "issued", first_dose).status_code == 201
+    scanned = {"din": din_text(DIN), "chain_of_identity": COI}
+    assert record(bedside, "N-OBE-1", "infusion_dose_1", outcome="done", scanned=scanned).status_code == 201
+    assert bedside.get(f"/products/{product}", headers=auth(bedside, "coordinator")).json()["state"]["last"] == "issued"
+    cancelled = record(bedside, "N-OBE-1", "infusion_dose_2", outcome="cancelled", reason="grade 3 CRS after dose 1")
+    assert cancelled.status_code == 201, cancelled.text
+    chain = bedside.get(f"/products/{product}", headers=auth(bedside, "coordinator")).json()
+    assert chain["state"]["infused"] and chain["custody"][-1]["day"] == first_dose.isoformat()
