@@ -50,14 +50,18 @@ class Load:
 
 def step_cells(step: PatientStep, first_day: date, last_day: date | None = None):
     """(resource, day or Monday, amount) for every resource cell ``step`` uses if it starts on ``first_day``;
-    with ``last_day``, none after it (a booking ended early, e.g. a stay cut short, used only its own days)."""
+    with ``last_day``, on the booking's own days: a resource used throughout the step is used until
+    ``last_day`` (a stay cut short stops; a manufacture a late product lengthened goes on), one used for
+    its first days only never past ``last_day``."""
     length = None if last_day is None else (last_day - first_day).days + 1
     for resource, amount, days_used in step.resources:
         if resource.weekly:
             yield resource, resource.cell(first_day), amount
-        else:
-            for i in range(days_used if length is None else min(days_used, length)):
-                yield resource, first_day + timedelta(days=i), amount
+            continue
+        if length is not None:  # the booking's own days: cut short, or longer than planned (a late product)
+            days_used = length if days_used >= step.duration else min(days_used, length)
+        for i in range(days_used):
+            yield resource, first_day + timedelta(days=i), amount
 
 
 def resource_load(problem: Problem, bookings: Iterable[Booking]) -> Load:

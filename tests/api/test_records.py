@@ -528,3 +528,28 @@ def test_a_split_doses_second_dose_not_given_ends_the_products_chain_at_the_firs
     assert cancelled.status_code == 201, cancelled.text
     chain = bedside.get(f"/products/{product}", headers=auth(bedside, "coordinator")).json()
     assert chain["state"]["infused"] and chain["custody"][-1]["day"] == first_dose.isoformat()
+
+
+def test_a_late_in_house_product_keeps_its_device_busy_on_every_day_of_the_longer_run(client, at):
+    """The device is used for the manufacture's days as it now runs: today's view and, later, the
+    same past days read from the plan then in force, count the patient on the extra days."""
+    steps = scheduled(client, "N-INH-1", pathway="in-house-car-t")
+    collection = day_of(steps["apheresis"])
+    lab = at(collection)
+    assert record(lab, "N-INH-1", "apheresis", outcome="done").status_code == 201
+    product = new_product(lab, "N-INH-1")
+    for kind in ("collected", "received", "manufacture_started"):
+        assert custody(lab, product, kind, collection).status_code == 201
+    planned_end = day_of(steps["manufacture"], "last_day")
+    late = custody(lab, product, "expected_back", planned_end + timedelta(days=4))
+    assert late.status_code == 201, late.text
+    extra_day = planned_end + timedelta(days=2)
+
+    def device_users(client, day):
+        cells = client.get(
+            f"/capacity?from={day}&to={day}&resource=manufacturing_device", headers=auth(client, "lab_manager")
+        ).json()["cells"]
+        return {p["patient"] for c in cells for p in c["patients"]}
+
+    assert "N-INH-1" in device_users(lab, extra_day)
+    assert "N-INH-1" in device_users(at(extra_day + timedelta(days=7)), extra_day)  # as a past day
