@@ -213,7 +213,7 @@ def _not_done(
     if entry.first_day or entry.last_day:
         raise InputError("", "first_day", f"a step {entry.outcome} has no days of its own")
     session, today = work.session, settings.planning_day()
-    version = services._new_version(
+    version = services.new_version(
         session, work.head, "record", f"{patient.id}: {_say(booking.step)} {entry.outcome}", actor, today
     )
     booking.to_version = version.id
@@ -316,11 +316,11 @@ def _stopped(
             "last_day",
             f"the last day given falls between {_span(started.first_day, booking.last_day)} and not after today",
         )
-    version = services._new_version(
+    version = services.new_version(
         session, work.head, "stopped", f"{patient.id}: {_say(booking.step)} stopped", actor, today
     )
     booking.to_version = version.id
-    services._keep_as_history(session, booking, "stopped", today, version.id, last_day=last)
+    services.keep_as_history(session, booking, "stopped", today, version.id, last_day=last)
     template = state.catalogue(session).template(patient.pathway)
     _release_dependents(session, template, patient.id, booking.step, version.id, today)
     row = StepRecord(
@@ -349,7 +349,7 @@ def _rebook(
 ) -> BookingRow:
     """Put the booking on the days it really took (a new plan version; the old row stays in history)."""
     session = work.session
-    version = services._new_version(
+    version = services.new_version(
         session, work.head, "record", f"{booking.patient_id}: {what}", actor, settings.planning_day()
     )
     booking.to_version = version.id
@@ -653,7 +653,7 @@ def _released(work: UnitOfWork, patient: PatientRow, day: date, settings: Settin
     release = next((s for s in template.steps if s.kind == StepKind.release), None)
     causes = []
     for step in template.steps:
-        if step.kind not in (StepKind.processing, StepKind.manufacture, StepKind.release):
+        if step.kind not in state.PRODUCT_KINDS:
             continue
         booking = next((b for b in state.current_rows(session, patient.id, planned=True) if b.step == step.name), None)
         record_ = state.latest_records(session, {patient.id}).get(booking.id) if booking else None
@@ -668,11 +668,11 @@ def _released(work: UnitOfWork, patient: PatientRow, day: date, settings: Settin
         cause = record_step(work, patient.id, step.name, entry, settings, actor).replan
         if cause:
             causes.append(cause)
-    if release is not None and not any(c.startswith(_say(release.name)) for c in causes):
+    if release is not None:
         booking = next(
             (b for b in state.current_rows(session, patient.id, planned=True) if b.step == release.name), None
         )
-        if booking is not None and booking.first_day > day:  # released before its booked day
+        if booking is not None and booking.first_day > day:  # released before its booked day (the loop left it)
             entry = StepEntry(outcome="done", first_day=day, last_day=day, note="the product was released")
             causes.append(record_step(work, patient.id, release.name, entry, settings, actor).replan or "")
     return "; ".join(c for c in causes if c) or None
@@ -778,7 +778,7 @@ def unplan_broken(work: UnitOfWork, patient_id: str, cause: str, settings: Setti
     taken = [b for b in rows if b.step in broken and not state.under_way(b, today, records)]
     if not taken:
         return []
-    version = services._new_version(session, work.head, "record", f"{patient_id}: to be planned again", actor, today)
+    version = services.new_version(session, work.head, "record", f"{patient_id}: to be planned again", actor, today)
     for b in taken:
         b.to_version = version.id
     _edit(session, patient, "status", "referred", actor)  # partly booked: to be planned again

@@ -88,7 +88,7 @@ def load_catalogue_files(session: Session, settings: Settings, actor: Actor) -> 
 def start_empty_plan(work: UnitOfWork, actor: Actor, today: date) -> None:
     """A new installation's empty plan version, to propose against from the start (no-op when there is a plan)."""
     if work.head.version_id is None:
-        _new_version(work.session, work.head, "init", "empty plan of a new installation", actor, today)
+        new_version(work.session, work.head, "init", "empty plan of a new installation", actor, today)
 
 
 def replace_catalogue(
@@ -399,9 +399,7 @@ def confirm(work: UnitOfWork, proposal_id: str, rank: int, settings: Settings, a
     keep = [state.as_booking(b) for b in current if b not in released]
     _check_new_bookings(session, settings, keep, [n for n, _, _ in new])
 
-    version = _new_version(
-        session, head, "confirm", f"{patient.id}: proposal {proposal.id} option {rank}", actor, today
-    )
+    version = new_version(session, head, "confirm", f"{patient.id}: proposal {proposal.id} option {rank}", actor, today)
     for b in released:
         b.to_version = version.id
     for booking, status, fixed_by in new:
@@ -540,7 +538,7 @@ def _check_new_bookings(session: Session, settings: Settings, keep: list[Booking
         raise Conflict("the proposal no longer satisfies the rules: " + " ".join(v.message for v in broken[:3]))
 
 
-def _new_version(
+def new_version(
     session: Session, head, kind: str, reason: str, actor: Actor, planning_day: date, solver_run: int | None = None
 ) -> PlanVersion:
     """The plan's next version, made on ``planning_day`` (the view of a past day reads the version then in force)."""
@@ -619,11 +617,11 @@ def release_bookings(
     session.add(EventRow(patient_id=patient_id, kind=kind, details=details, created_by=actor.name))
     version = None
     if released or history:
-        version = _new_version(session, head, kind, f"{patient_id}: {RELEASE_WORDS.get(kind, kind)}", actor, today)
+        version = new_version(session, head, kind, f"{patient_id}: {RELEASE_WORDS.get(kind, kind)}", actor, today)
         for b in released + history:
             b.to_version = version.id
         for b in history:
-            _keep_as_history(session, b, kind, today, version.id)
+            keep_as_history(session, b, kind, today, version.id)
     session.flush()
     record(
         session,
@@ -637,7 +635,7 @@ def release_bookings(
     return version
 
 
-def _keep_as_history(
+def keep_as_history(
     session: Session, row: BookingRow, kind: str, today: date, version_id: int, last_day: date | None = None
 ) -> None:
     """``row``'s days up to yesterday (or ``last_day``), again in the plan from ``version_id`` on, as history."""
@@ -923,7 +921,7 @@ def publish_plan(
     )
     session.add(run)
     session.flush()
-    version = _new_version(session, head, kind, publication.reason, actor, today, solver_run=run.id)
+    version = new_version(session, head, kind, publication.reason, actor, today, solver_run=run.id)
     moves = _replace_bookings(session, plan, patients, publication, today, version.id)
     unschedulable = {u.patient: u.model_dump(mode="json") for u in plan.unschedulable if u.patient in patients}
     version.unschedulable = [u for u in version.unschedulable if u["patient"] not in patients] + list(
