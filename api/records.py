@@ -221,28 +221,8 @@ def _not_done(
     _release_dependents(session, template, patient.id, booking.step, version.id, settings.planning_day())
     if entry.outcome == "missed" and (patient.earliest_start is None or patient.earliest_start <= today):
         _edit(session, patient, "earliest_start", today + timedelta(days=1), actor)  # not booked again today
-    row = StepRecord(
-        patient_id=patient.id,
-        step=booking.step,
-        booking_id=booking.id,
-        outcome=entry.outcome,
-        reason=entry.reason,
-        note=entry.note,
-        recorded_on=today,
-        recorded_by=actor.name,
-    )
-    session.add(row)
     cause = f"{_say(booking.step)} {entry.outcome} ({_span(booking.first_day, booking.last_day)}): {entry.reason}"
-    session.add(
-        EventRow(
-            patient_id=patient.id,
-            kind=f"step_{entry.outcome}",
-            details={"step": booking.step, "cause": cause},
-            created_by=actor.name,
-        )
-    )
-    session.flush()
-    record(session, actor, f"step.{entry.outcome}", "patient", patient.id, None, _record_json(row))
+    row = _not_given(session, booking, entry, None, None, cause, f"step_{entry.outcome}", today, actor)
     _last_dose_not_given(session, template, patient.id, booking.step, today, actor)
     return Recorded(row.id, cause)
 
@@ -323,12 +303,30 @@ def _stopped(
     services.keep_as_history(session, booking, "stopped", today, version.id, last_day=last)
     template = state.catalogue(session).template(patient.pathway)
     _release_dependents(session, template, patient.id, booking.step, version.id, today)
+    cause = f"{_say(booking.step)} stopped after {_span(started.first_day, last)}: {entry.reason}"
+    row = _not_given(session, booking, entry, started.first_day, last, cause, "step_stopped", today, actor)
+    return Recorded(row.id, cause)
+
+
+def _not_given(
+    session: Session,
+    booking: BookingRow,
+    entry: StepEntry,
+    first: date | None,
+    last: date | None,
+    cause: str,
+    event: str,
+    today: date,
+    actor: Actor,
+) -> StepRecord:
+    """The record of a step missed, cancelled or stopped (``first``..``last``: the days it was given),
+    with the patient's event naming the cause, audited."""
     row = StepRecord(
-        patient_id=patient.id,
+        patient_id=booking.patient_id,
         step=booking.step,
         booking_id=booking.id,
-        outcome="cancelled",
-        first_day=started.first_day,
+        outcome=entry.outcome,
+        first_day=first,
         last_day=last,
         reason=entry.reason,
         note=entry.note,
@@ -336,12 +334,12 @@ def _stopped(
         recorded_by=actor.name,
     )
     session.add(row)
-    cause = f"{_say(booking.step)} stopped after {_span(started.first_day, last)}: {entry.reason}"
     details = {"step": booking.step, "cause": cause}
-    session.add(EventRow(patient_id=patient.id, kind="step_stopped", details=details, created_by=actor.name))
+    session.add(EventRow(patient_id=booking.patient_id, kind=event, details=details, created_by=actor.name))
     session.flush()
-    record(session, actor, "step.stopped", "patient", patient.id, None, _record_json(row))
-    return Recorded(row.id, cause)
+    action = "step.stopped" if event == "step_stopped" else f"step.{entry.outcome}"
+    record(session, actor, action, "patient", booking.patient_id, None, _record_json(row))
+    return row
 
 
 def _rebook(

@@ -241,10 +241,14 @@ def as_booking(row: BookingRow) -> Booking:
 
 
 def latest_records(session: Session, patient_ids: set[str] | None = None) -> dict[int, StepRecord]:
-    """Booking id -> the latest record of it (its state: started, done, missed or cancelled)."""
+    """Booking id -> the latest record of it (its state: started, done, missed or cancelled): of these
+    patients' bookings, current or not; with no patients named, of the current plan's bookings only
+    (a whole-site read never loads every record ever made)."""
     query = select(StepRecord).order_by(StepRecord.id)
     if patient_ids is not None:
         query = query.where(StepRecord.patient_id.in_(sorted(patient_ids)))
+    else:
+        query = query.join(BookingRow, BookingRow.id == StepRecord.booking_id).where(BookingRow.to_version.is_(None))
     return {r.booking_id: r for r in session.scalars(query)}
 
 

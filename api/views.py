@@ -240,10 +240,6 @@ def _event_view(event: EventRow) -> dict[str, Any]:
     return {"at": event.created_at.isoformat(), "kind": event.kind, "details": event.details, "by": event.created_by}
 
 
-PRODUCT_STEP_KINDS = state.PRODUCT_KINDS
-"""Steps the product goes through, followed through its chain of custody: a lab manager's worklist."""
-
-
 def step_status(
     kind: StepKind, booking: BookingRow | None, record: StepRecord | None, today: date, awaited: bool, infused: bool
 ) -> str:
@@ -261,7 +257,7 @@ def step_status(
         if not infused:
             return "overdue" if booking.first_day < today else "due"
         return "done" if booking.last_day < today else "in progress"
-    if kind in PRODUCT_STEP_KINDS and awaited:
+    if kind in state.PRODUCT_KINDS and awaited:
         return "in progress"
     return "overdue" if booking.first_day < today else "due"
 
@@ -315,8 +311,8 @@ def product_state(events: list[CustodyEvent]) -> custody.ProductState:
     return custody.product_state([custody.CustodyStep(custody.CustodyKind(e.kind), e.day, e.details) for e in events])
 
 
-def _product_view(session: Session, row: ProductRow) -> dict[str, Any]:
-    events = _custody(session, row.id)
+def _product_view(session: Session, row: ProductRow, events: list[CustodyEvent] | None = None) -> dict[str, Any]:
+    events = _custody(session, row.id) if events is None else events
     now = product_state(events)
     return {
         "id": row.id,
@@ -632,11 +628,13 @@ def worklist(session: Session, settings: Settings, role: str) -> dict[str, Any]:
     active = {r.id: r for r in session.scalars(select(PatientRow).where(PatientRow.status != "withdrawn"))}
     booked = [b for b in state.current_rows(session, planned=True) if b.patient_id in active]
     bookings = [b for b in booked if b.first_day <= risk_until]
-    records = state.latest_records(session, set(active))
+    records = state.latest_records(session)  # the current plan's bookings are all the worklist reads
     products: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    custody_of: dict[int, list[CustodyEvent]] = {}  # each product's chain, read once
     for row in session.scalars(select(ProductRow).where(ProductRow.patient_id.in_(sorted(active)))):
-        products[row.patient_id].append(_product_view(session, row))
-    mine = (lambda k: k in PRODUCT_STEP_KINDS) if role == "lab_manager" else (lambda k: k not in PRODUCT_STEP_KINDS)
+        custody_of[row.id] = _custody(session, row.id)
+        products[row.patient_id].append(_product_view(session, row, custody_of[row.id]))
+    mine = (lambda k: k in state.PRODUCT_KINDS) if role == "lab_manager" else (lambda k: k not in state.PRODUCT_KINDS)
     due, overdue, at_risk = [], [], []
     for b in bookings:
         kind = _step_kinds(cat, active[b.patient_id].pathway).get(b.step)
@@ -644,11 +642,11 @@ def worklist(session: Session, settings: Settings, role: str) -> dict[str, Any]:
             continue
         awaited = any(p["state"]["awaited"] for p in products[b.patient_id])
         if kind == StepKind.conditioning:
-            states = [product_state(_custody(session, p.id)) for p in state.current_products(session, b.patient_id)]
+            states = [product_state(custody_of[p.id]) for p in state.current_products(session, b.patient_id)]
             gate = custody.conditioning_gate(cat.template(active[b.patient_id].pathway), states)
             if gate:
                 at_risk.append(_at_risk(b, gate, products[b.patient_id]))
-        if not mine(kind) or b.first_day > until or (kind in PRODUCT_STEP_KINDS and awaited):
+        if not mine(kind) or b.first_day > until or (kind in state.PRODUCT_KINDS and awaited):
             continue
         (overdue if b.first_day < today else due).append(_work_item(b, kind))
     awaited = [

@@ -207,12 +207,18 @@ def test_a_missed_apheresis_is_booked_again_and_its_miss_stays_on_record(client,
 
 
 # -- chain of identity ----------------------------------------------------------------------------
-def _ready_to_infuse(client, at) -> tuple[TestClient, dict, int]:
+def _released_and_conditioning_started(client, at) -> tuple[dict, int]:
+    """N-AXI-1 collected, its product back and released, its conditioning started on its first day."""
     steps = scheduled(client, "N-AXI-1")
     product = collected_and_shipped(at(day_of(steps["apheresis"])), "N-AXI-1", steps)
     ward = at(day_of(steps["conditioning"]))
     back_and_released(ward, product, day_of(steps["release"]))
     assert record(ward, "N-AXI-1", "conditioning", outcome="started").status_code == 201
+    return steps, product
+
+
+def _ready_to_infuse(client, at) -> tuple[TestClient, dict, int]:
+    steps, product = _released_and_conditioning_started(client, at)
     infusion_day = day_of(steps["infusion"])
     ward = at(infusion_day)
     assert record(ward, "N-AXI-1", "conditioning", outcome="done").status_code == 201
@@ -312,11 +318,8 @@ def test_poor_mobilisation_with_no_room_the_next_day_starts_mobilisation_again(c
 
 # -- out of specification after conditioning has started -----------------------------------------
 def _conditioning_started(client, at) -> tuple[TestClient, dict, int]:
-    steps = scheduled(client, "N-AXI-1")
-    product = collected_and_shipped(at(day_of(steps["apheresis"])), "N-AXI-1", steps)
-    ward = at(day_of(steps["conditioning"]))
-    back_and_released(ward, product, day_of(steps["release"]))
-    assert record(ward, "N-AXI-1", "conditioning", outcome="started").status_code == 201
+    """As ``_released_and_conditioning_started``, served the next day (day 2 of the conditioning)."""
+    steps, product = _released_and_conditioning_started(client, at)
     return at(day_of(steps["conditioning"]) + timedelta(days=1)), steps, product
 
 
